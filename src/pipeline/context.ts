@@ -43,6 +43,14 @@ export interface RequestContext {
   readonly credentials: string[];
   /** The request body, once read (bounded by limits.max_body_bytes). */
   body: Buffer | undefined;
+  /** Number of `entries` in the JSON body, once parsed. */
+  entries: number | undefined;
+  /** The Standard Webhooks `webhook-id` (the nonce), once parsed. */
+  webhookId: string | undefined;
+  /** The JWT `jti`, once verified. */
+  jti: string | undefined;
+  /** A short hash identifying the bearer secret or JWT used (never the credential itself). */
+  tokenFingerprint: string | undefined;
   /** Response body bytes relayed from the upstream. */
   responseBytes: number;
   /** Set when the outcome was decided outside the pipeline (e.g. a timeout). */

@@ -30,8 +30,16 @@ export const REASONS = {
   AUTH_CERT_PIN_MISMATCH: { status: 403, alert: true, description: "the certificate's SHA-256 is not among the peer's cert_sha256 pins" },
   AUTH_CERT_EXPIRED: { status: 401, alert: true, description: 'the client certificate expired while its connection was open' },
 
+  // Bearer secrets and JWTs (auth/bearer.ts, auth/jwt.ts), identity agreement.
+
+  // Rate limits and bans (limits/).
+
+
   BODY_TOO_LARGE: { status: 413, alert: false, description: 'the declared or streamed body exceeds limits.max_body_bytes' },
   BODY_INCOMPLETE: { status: 400, alert: false, description: 'the client closed the connection before sending the whole body' },
+
+  // Signatures, freshness, replay, body contract (replay/).
+
 
   UPSTREAM_UNAVAILABLE: { status: 502, alert: false, description: 'the upstream refused or dropped the connection' },
   UPSTREAM_TIMEOUT: { status: 504, alert: false, description: 'the upstream did not answer within upstream.timeout' },

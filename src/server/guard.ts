@@ -12,20 +12,16 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { connectionEvent, requestEvent } from '../audit/event.ts';
-import { createMtlsStage } from '../auth/mtls.ts';
 import type { Config } from '../config/schema.ts';
-import { createBodyStage } from '../limits/body.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
-import { compose, type Pipeline } from '../pipeline/stage.ts';
-import { createForwardStage } from '../proxy/forward.ts';
-import { createRouteStage } from '../route/route-stage.ts';
 import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
 import { loadTlsMaterial } from '../tls/material.ts';
 import { startAdminServer } from './admin.ts';
 import { listenOrExplain } from './listen.ts';
+import { buildPipeline } from './pipeline.ts';
 
 const CONNECTION = Symbol('replguard.connection');
 type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
@@ -51,14 +47,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const material = loadTlsMaterial(config.tls, now());
   const mtlsRequired = config.auth.methods.includes('mtls');
 
-  const forward = createForwardStage(config);
-  // The order of PRODUCT.md's pipeline; later stages plug in between these.
-  const pipeline: Pipeline = compose([
-    createRouteStage(config),
-    createMtlsStage(config, now),
-    createBodyStage(config),
-    forward,
-  ]);
+  const pipeline = buildPipeline(config, { now });
 
   let draining = false;
   let listening = false;
@@ -163,6 +152,10 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       pop: undefined,
       credentials: [],
       body: undefined,
+      entries: undefined,
+      webhookId: undefined,
+      jti: undefined,
+      tokenFingerprint: undefined,
       responseBytes: 0,
       interruptedBy: undefined,
     };
@@ -177,7 +170,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     });
     if (draining) res.setHeader('connection', 'close');
 
-    pipeline(ctx).then(
+    pipeline.run(ctx).then(
       () => {
         outcome = { reason: 'FORWARDED', detail: undefined };
         responseBytes = ctx.responseBytes;
@@ -236,7 +229,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
           server.closeAllConnections?.();
         }
         listening = false;
-        forward.close();
+        pipeline.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         audit.flush();
         log.info('guard stopped');

@@ -1,0 +1,58 @@
+/** An HTTPS client for the tests: optional client certificate, raw results, never throws on status. */
+import { readFileSync } from 'node:fs';
+import { request, Agent } from 'node:https';
+import type { CertFiles } from './pki.ts';
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export interface CallOptions {
+  method?: string;
+  path?: string;
+  body?: string | Buffer;
+  headers?: Record<string, string | number>;
+  cert?: CertFiles;
+  agent?: Agent;
+  timeoutMs?: number;
+}
+
+export function call(port: number, caFile: string, options: CallOptions = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const body = options.body ?? JSON.stringify({ source_pop: 'calgary-01', entries: [{ id: 1 }], timestamp: Math.floor(Date.now() / 1000) });
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      method: options.method ?? 'POST',
+      path: options.path ?? '/api/replication/apply',
+      ca: readFileSync(caFile),
+      ...(options.cert ? { cert: readFileSync(options.cert.cert), key: readFileSync(options.cert.key) } : {}),
+      headers: { 'content-type': 'application/json', ...(options.method === 'GET' ? {} : { 'content-length': Buffer.byteLength(body) }), ...options.headers },
+      agent: options.agent ?? false,
+      timeout: options.timeoutMs ?? 10_000,
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('client timeout')));
+    req.on('error', reject);
+    if (options.method !== 'GET') req.end(body);
+    else req.end();
+  });
+}
+
+/** True when the TLS connection or the request failed without an HTTP answer. */
+export async function refusedAtConnection(port: number, caFile: string, options: CallOptions = {}): Promise<boolean> {
+  try {
+    await call(port, caFile, options);
+    return false;
+  } catch {
+    return true;
+  }
+}

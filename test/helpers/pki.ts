@@ -1,0 +1,80 @@
+/**
+ * Certificates generated per test run: a CA, a server certificate for loopback, client
+ * certificates per POP, and the bad ones (another CA, expired, revoked via a CRL).
+ * The CRL is made with the openssl CLI (node-forge cannot write CRLs).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DevCa, type CertOptions } from '../../src/tls/dev-ca.ts';
+
+export interface CertFiles {
+  cert: string;
+  key: string;
+}
+
+export interface TestPki {
+  dir: string;
+  ca: DevCa;
+  caFile: string;
+  server: CertFiles;
+  client(pop: string, extra?: Partial<CertOptions>): CertFiles;
+  /** A client certificate from an unrelated CA (same CN). */
+  foreignClient(pop: string): CertFiles;
+  /** Writes a CRL revoking the given certificate files; returns the CRL path. */
+  crl(revoked: CertFiles[]): string;
+}
+
+let counter = 0;
+
+export function makePki(pops: string[] = ['calgary-01']): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), 'replguard-pki-'));
+  const ca = DevCa.create('replguard test CA');
+  const write = (name: string, content: string, mode: number) => {
+    const file = join(dir, name);
+    writeFileSync(file, content, { mode });
+    chmodSync(file, mode);
+    return file;
+  };
+  const caFile = write('ca.crt', ca.certPem, 0o644);
+  const caKey = write('ca.key', ca.keyPem, 0o600);
+  const issued = ca.issueServer(['localhost']);
+  const server = { cert: write('server.crt', issued.certPem, 0o644), key: write('server.key', issued.keyPem, 0o600) };
+  const client = (pop: string, extra: Partial<CertOptions> = {}) => {
+    const c = ca.issueClient(pop, extra);
+    const n = `${pop}-${counter++}`;
+    return { cert: write(`${n}.crt`, c.certPem, 0o644), key: write(`${n}.key`, c.keyPem, 0o600) };
+  };
+  for (const pop of pops) client(pop);
+  let foreignCa: DevCa | undefined;
+  return {
+    dir,
+    ca,
+    caFile,
+    server,
+    client,
+    foreignClient(pop) {
+      foreignCa ??= DevCa.create('some other CA');
+      const c = foreignCa.issueClient(pop);
+      const n = `foreign-${pop}-${counter++}`;
+      return { cert: write(`${n}.crt`, c.certPem, 0o644), key: write(`${n}.key`, c.keyPem, 0o600) };
+    },
+    crl(revoked) {
+      const db = join(dir, `crl-db-${counter++}`);
+      execFileSync('mkdir', ['-p', db]);
+      writeFileSync(join(db, 'index.txt'), '');
+      writeFileSync(join(db, 'crlnumber'), '01\n');
+      const conf = join(db, 'ca.cnf');
+      writeFileSync(conf, [
+        '[ ca ]', 'default_ca = test', '[ test ]', `dir = ${db}`, 'database = $dir/index.txt',
+        'crlnumber = $dir/crlnumber', 'default_md = sha256', 'default_crl_days = 30',
+        `certificate = ${caFile}`, `private_key = ${caKey}`, '',
+      ].join('\n'));
+      for (const r of revoked) execFileSync('openssl', ['ca', '-config', conf, '-revoke', r.cert], { stdio: 'ignore' });
+      const out = join(dir, `revoked-${counter++}.crl`);
+      execFileSync('openssl', ['ca', '-config', conf, '-gencrl', '-out', out], { stdio: 'ignore' });
+      return out;
+    },
+  };
+}
