@@ -21,7 +21,18 @@ RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
-# ---- runtime: dist/, production node_modules, package.json (ESM "type") and the license
+# ---- demo-backup (`--target demo-backup`): the project's demo of the legacy backup, for
+# compose.yaml and the chart's defaults. Plain HTTP on loopback; never part of the runtime image.
+FROM ${NODE_IMAGE} AS demo-backup
+LABEL org.opencontainers.image.title="replguard-demo-backup" \
+      org.opencontainers.image.description="Demo stand-in for a legacy backup's replication endpoint (not for production)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY demo/backup.mjs /demo/backup.mjs
+USER 10001:10001
+ENTRYPOINT ["node", "/demo/backup.mjs"]
+CMD ["--host", "127.0.0.1", "--port", "8080"]
+
+# ---- runtime (the default target): dist/, production node_modules, package.json (ESM "type") and the license
 FROM ${NODE_IMAGE} AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
