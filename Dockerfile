@@ -11,6 +11,7 @@ ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
 # ---- build: full dependency tree, TypeScript compile, then drop dev dependencies
 FROM ${NODE_IMAGE} AS build
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency install script runs in the build; tsc needs none.
