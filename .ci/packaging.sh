@@ -153,7 +153,6 @@ peers:
 admin: { host: 127.0.0.1, port: 9090 }
 limits: { max_body_bytes: 1MiB }
 shutdown_timeout: 5s
-store: { type: memory }
 YAML
   chmod 0644 "$etc/replguard.yaml"
   check "check-config in the image" podman run --rm --read-only --cap-drop=ALL -v "$etc:/etc/replguard:ro" \

@@ -119,14 +119,12 @@ admin:
 limits:
   max_body_bytes: 10MiB
 shutdown_timeout: 25s
+{{- /* no store key = replguard's default, the in-memory store */}}
 {{- if .Values.redis.url }}
 store:
   type: redis
   url: {{ .Values.redis.url | quote }}
   key_prefix: {{ .Values.redis.keyPrefix | quote }}
-{{- else }}
-store:
-  type: memory
 {{- end }}
 {{- if .Values.audit.fileVolume.enabled }}
 audit:
@@ -156,7 +154,7 @@ audit:
 {{/* Cross-field rules the schema cannot express; fail at render time, not in the pod. */}}
 {{- define "replguard.validate" -}}
 {{- $cfg := include "replguard.config" . | fromYaml }}
-{{- if and (gt (int .Values.replicaCount) 1) (ne (toString $cfg.store.type) "redis") }}
+{{- if and (gt (int .Values.replicaCount) 1) (ne (toString (dig "store" "type" "memory" $cfg)) "redis") }}
 {{- fail "replicaCount > 1 needs redis.url (or config.store.type: redis): a nonce seen by one replica must be refused by the others" }}
 {{- end }}
 {{- $drain := include "replguard.durationSeconds" (default "25s" $cfg.shutdown_timeout) | int }}
