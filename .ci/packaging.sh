@@ -4,6 +4,7 @@
 # Tools install into /tmp (../shared/tools/*). Network: package registries only; every
 # request of the image test goes to 127.0.0.1. Last line: "packaging: N passed, N failed, N skipped";
 # exit 1 if anything failed. No podman on the machine = a loud SKIP, not a failure.
+# PACKAGING_VERBOSE=1 also shows the tail of each passing check's output.
 set -uo pipefail
 
 root="$PWD"
@@ -27,7 +28,7 @@ skip() { skipped=$((skipped + 1)); echo "SKIP  $1"; }
 check() {
   local name="$1"; shift
   local log="$work/log.$((passed + failed + skipped))"
-  if "$@" >"$log" 2>&1; then pass "$name"; else fail "$name"; sed 's/^/      /' "$log" | tail -40; return 1; fi
+  if "$@" >"$log" 2>&1; then pass "$name"; [ -z "${PACKAGING_VERBOSE:-}" ] || sed 's/^/      /' "$log" | tail -8; else fail "$name"; sed 's/^/      /' "$log" | tail -40; return 1; fi
 }
 # refuses NAME PATTERN CMD...: CMD must fail and say PATTERN (a guard rail of the chart)
 refuses() {
@@ -122,7 +123,8 @@ image_test() {
   check "image: numeric non-root user, exec-form entrypoint, HEALTHCHECK, OCI labels" bash -c '
     u=$(podman image inspect --format "{{.Config.User}}" "$0"); [ "$u" = "10001:10001" ] || { echo "user=$u"; exit 1; }
     e=$(podman image inspect --format "{{json .Config.Entrypoint}}" "$0"); [ "$e" = "[\"node\",\"/app/dist/main.js\"]" ] || { echo "entrypoint=$e"; exit 1; }
-    h=$(podman image inspect --format "{{json .Config.Healthcheck}}" "$0"); grep -q healthz <<<"$h" || { echo "healthcheck=$h"; exit 1; }
+    h=$(podman image inspect --format "{{json .Config.Healthcheck}}" "$0"); grep -q "\"CMD\",\"node\"" <<<"$h" || { echo "healthcheck=$h"; exit 1; }
+    podman image inspect --format "{{json .Config.Env}}" "$0" | grep -q "REPLGUARD_HEALTHCHECK_URL=http://127.0.0.1:9090/healthz" || { echo "no healthcheck URL"; exit 1; }
     l=$(podman image inspect --format "{{index .Config.Labels \"org.opencontainers.image.licenses\"}}" "$0"); [ "$l" = Apache-2.0 ] || { echo "license label=$l"; exit 1; }
     podman run --rm --entrypoint /bin/sh "$0" -c "test -f /app/LICENSE && test -d /app/dist && ! test -e /app/src && ! test -e /app/node_modules/typescript"
   ' "$img"
@@ -181,7 +183,12 @@ YAML
       --cert "$2/calgary-01.crt" --key "$2/calgary-01.key" -H "content-type: application/json" \
       --data "$3" "https://localhost:$0/api/replication/apply") || exit 1
     echo "status $code: $(cat "$1/resp")"; [ "$code" = 200 ]' "$port" "$work" "$etc/tls" "$body"
-  check "the backup recorded the forwarded batch" grep -q '"k1"' "$rec/received.ndjson"
+  check "the backup received the batch byte for byte" node -e '
+    const [file, sent] = process.argv.slice(1);
+    const lines = require("fs").readFileSync(file, "utf8").split("\n").filter(Boolean);
+    const got = Buffer.from(JSON.parse(lines[0]).body, "base64").toString("utf8");
+    console.log(lines.length + " request(s); headers: " + Object.keys(JSON.parse(lines[0]).headers).join(" "));
+    if (lines.length !== 1 || got !== sent) { console.log("received: " + got); process.exit(1); }' "$rec/received.ndjson" "$body"
   check "no client certificate: refused, nothing forwarded" bash -c '
     code=$(curl -sS --max-time 10 -o /dev/null -w "%{http_code}" --cacert "$1/ca.crt" \
       -H "content-type: application/json" --data "{}" "https://localhost:$0/api/replication/apply" 2>/dev/null)
