@@ -90,8 +90,26 @@ else
   fail "helm: could not install ($tools/helm/get-helm.sh)"; tail -20 "$work/get-helm.log"
 fi
 
-# ---------------------------------------------------------------- Dockerfile
+# ---------------------------------------------------------------- Dockerfile, compose.yaml
 check "dockerfile-check --strict Dockerfile" "$tools/dockerfile-check/run.sh" --strict "$root/Dockerfile"
+# No compose engine here: parse it (with the yaml package k8s-validate installed) and check the
+# shape that matters: the backup shares replguard's network and publishes nothing.
+[ -d "${K8S_VALIDATE_HOME:-/tmp/k8s-validate}/node_modules/yaml" ] || "$tools/k8s-validate/run.sh" - </dev/null >/dev/null 2>&1
+check "compose.yaml: backup only on replguard's loopback, hardened services" node -e '
+  const { createRequire } = require("module");
+  const { parse } = createRequire(process.env.K8S_VALIDATE_HOME ?? "/tmp/k8s-validate/")("yaml");
+  const c = parse(require("fs").readFileSync(process.argv[1], "utf8"), { uniqueKeys: true });
+  const { replguard: r, backup: b } = c.services;
+  const problems = [];
+  if (b.network_mode !== "service:replguard") problems.push("backup.network_mode");
+  if (b.ports) problems.push("backup publishes ports");
+  for (const [n, s] of Object.entries({ replguard: r, backup: b })) {
+    if (s.read_only !== true) problems.push(n + ".read_only");
+    if (!(s.cap_drop ?? []).includes("ALL")) problems.push(n + ".cap_drop");
+  }
+  if (r.build.target !== "runtime" || b.build.target !== "demo-backup") problems.push("build targets");
+  if (problems.length) { console.log(problems.join(", ")); process.exit(1); }
+  console.log("ok");' "$root/compose.yaml"
 
 # ---------------------------------------------------------------- image: build and run with podman
 
