@@ -301,11 +301,7 @@ export function checkJwsPolicy(token: string): JwsParts {
   const segments = token.split('.');
   if (segments.length !== 3) throw new Rejection('AUTH_JWT_MALFORMED', `${segments.length} segments, not 3`);
   const [h, p, s] = segments as [string, string, string];
-  const headerBytes = decodeSegment(h, 'the header');
-  const payload = decodeSegment(p, 'the payload');
-  const signature = decodeSegment(s, 'the signature');
-  if (signature.length === 0) throw new Rejection('AUTH_JWT_MALFORMED', 'no signature');
-  const parsed = parseJsonObject(headerBytes);
+  const parsed = parseJsonObject(decodeSegment(h, 'the header'));
   if (!parsed.ok) throw new Rejection('AUTH_JWT_MALFORMED', `the header: ${parsed.problem}`);
   const header = parsed.value;
   const alg = header.alg;
@@ -318,6 +314,9 @@ export function checkJwsPolicy(token: string): JwsParts {
   }
   const kid = header.kid;
   if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)) throw new Rejection('AUTH_JWT_MALFORMED', 'kid is not a string of 1 to 256 characters');
+  // The header is judged first, so that alg "none" is named as such, not as a missing signature.
+  const payload = decodeSegment(p, 'the payload');
+  if (decodeSegment(s, 'the signature').length === 0) throw new Rejection('AUTH_JWT_MALFORMED', 'no signature');
   return { header, alg: alg as JwtAlgorithm, kid: kid as string | undefined, payload };
 }
 
