@@ -4,12 +4,12 @@
  * guard never reads half a secret). Prints the secret's fingerprint, never the secret.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { credentialFingerprint } from '../auth/secret-compare.ts';
 import { secretWeakness } from '../auth/secret-strength.ts';
 import { ConfigError } from '../config/errors.ts';
 import { parseCommandArgs, required } from './args.ts';
+import { writeSecretFile } from './secret-file.ts';
 
 export const usage = 'gen-token --out FILE [--force]                write a new bearer secret (32 random bytes, base64url, mode 0600)';
 
@@ -28,10 +28,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new ConfigError([{ path: 'replguard gen-token --out', message: `${out} exists; pass --force to replace it (the old secret stops working at the guard's next reload)` }]);
   }
   const token = generateToken();
-  const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
-  writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  chmodSync(tmp, 0o600); // whatever the umask
-  renameSync(tmp, out);
+  writeSecretFile(out, `${token}\n`);
   process.stdout.write(`${out}: new bearer secret, fingerprint ${credentialFingerprint(token)}\n`);
   return 0;
 }

@@ -11,8 +11,7 @@
  * the public key, which is also what the guard uses for a PEM key.
  */
 import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { buildClaimSet, parseRouteSpec } from '../auth/jwt-claims.ts';
 import { checkVerificationJwk, jwkThumbprint } from '../auth/jwt.ts';
@@ -20,6 +19,7 @@ import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { JWT_ALGORITHMS, type JwtAlgorithm } from '../config/schema.ts';
 import { parseDuration } from '../config/units.ts';
 import { parseCommandArgs } from './args.ts';
+import { writeSecretFile } from './secret-file.ts';
 
 export const usage = 'make-jwt -k KEY --pop ID --audience ID --route METHOD:PATH [--ttl 10m] [--bind-cert CERT] [-o FILE] [--claim]   sign a JWT (or print its claims)';
 
@@ -120,10 +120,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.out === undefined) {
     process.stdout.write(`${token}\n`);
   } else {
-    const tmp = join(dirname(values.out), `.${basename(values.out)}.${process.pid}.tmp`);
-    writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: 'wx' });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, values.out);
+    writeSecretFile(values.out, `${token}\n`);
     process.stdout.write(`${values.out}: token for ${values.pop}, jti ${String(claims.jti)}, expires ${new Date((claims.exp as number) * 1000).toISOString()}\n`);
   }
   return 0;
