@@ -5,6 +5,8 @@ import { ConfigError } from './config/errors.ts';
 import * as checkConfig from './cli/check-config.ts';
 import * as demo from './cli/demo.ts';
 import * as devPki from './cli/dev-pki.ts';
+import * as genToken from './cli/gen-token.ts';
+import * as makeJwt from './cli/make-jwt.ts';
 import * as serve from './cli/serve.ts';
 import * as version from './cli/version.ts';
 
@@ -17,6 +19,8 @@ const COMMANDS: Record<string, Command> = {
   serve,
   'check-config': checkConfig,
   'dev-pki': devPki,
+  'gen-token': genToken,
+  'make-jwt': makeJwt,
   demo,
   version,
 };

@@ -34,6 +34,10 @@ export interface AuditEvent {
     request_id?: string;
     pop?: string;
     credentials?: string[];
+    /** First 12 hex digits of the SHA-256 of the bearer secret or JWT presented (never the credential). */
+    token_fingerprint?: string;
+    /** The verified JWT's jti. */
+    jti?: string;
     detail?: string;
   };
 }
@@ -71,14 +75,23 @@ export function requestEvent(
       request: { method: clip(ctx.req.method), body: { bytes: ctx.body?.length ?? 0 } },
       response: { status_code: status, body: { bytes: responseBytes } },
     },
-    url: { path: clip(ctx.path ?? ctx.req.url) },
+    // The query string is never logged: it may carry a credential (AUTH_TOKEN_IN_QUERY).
+    url: { path: clip(ctx.path ?? withoutQuery(ctx.req.url)) },
     replguard: {
       request_id: ctx.id,
       ...(ctx.pop !== undefined ? { pop: ctx.pop } : {}),
       credentials: ctx.credentials,
+      ...(ctx.tokenFingerprint !== undefined ? { token_fingerprint: ctx.tokenFingerprint } : {}),
+      ...(ctx.jti !== undefined ? { jti: clip(ctx.jti) } : {}),
       ...(detail !== undefined ? { detail: clip(detail) } : {}),
     },
   };
+}
+
+function withoutQuery(target: string | undefined): string | undefined {
+  if (target === undefined) return undefined;
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
 }
 
 /** A connection refused before any HTTP request (TLS layer). */

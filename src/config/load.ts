@@ -79,6 +79,19 @@ function resolvePaths(config: Config, base: string): Config {
       client_ca_file: at(config.tls.client_ca_file),
       ...(config.tls.crl_file !== undefined ? { crl_file: at(config.tls.crl_file) } : {}),
     },
+    peers: config.peers.map((peer) => ({ ...peer, token_files: peer.token_files.map(at) })),
+    auth: {
+      ...config.auth,
+      ...(config.auth.jwt !== undefined
+        ? {
+          jwt: {
+            ...config.auth.jwt,
+            public_keys: config.auth.jwt.public_keys.map((k) => ({ ...k, path: at(k.path) })),
+            ...(config.auth.jwt.revoked_ids_file !== undefined ? { revoked_ids_file: at(config.auth.jwt.revoked_ids_file) } : {}),
+          },
+        }
+        : {}),
+    },
   };
 }
 

@@ -62,6 +62,14 @@ const peer = z.strictObject({
   cert: certSelector,
   /** Optional SHA-256 pins of the peer's certificate, checked on top of chain validation. */
   cert_sha256: z.array(sha256Pin).default([]),
+  /**
+   * Files holding this peer's bearer secrets, one secret per file (a trailing newline is
+   * ignored). Every listed file is valid at once, so a secret rotates with overlap; an empty
+   * file is a retired slot. Secrets shorter than 32 bytes or of low entropy are refused at
+   * start-up and at reload (the old set stays in force). Files must not be readable by others.
+   * Default: none (the peer cannot authenticate with `bearer`).
+   */
+  token_files: z.array(filePath).default([]),
 });
 
 const route = z.strictObject({
@@ -70,6 +78,53 @@ const route = z.strictObject({
 });
 
 export const AUTH_METHODS = ['mtls', 'bearer', 'jwt', 'signature'] as const;
+
+/** The JWS algorithms a JWT may be signed with. HS* and none are never accepted. */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const popIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a POP id is 1 to 63 characters of letters, digits, ".", "_" or "-"');
+
+/** One JWT verification key source: a key file or a folder of them, bound to one POP or one issuer. */
+const jwtPublicKey = z
+  .strictObject({
+    /**
+     * A PEM file (one or more `PUBLIC KEY` blocks), a JWK or JWK Set file (`.json`), or a folder
+     * of such files (names starting with "." are skipped, as Kubernetes' `..data`).
+     */
+    path: filePath,
+    /** The one algorithm this key verifies; a key of another type is refused at load. */
+    alg: z.enum(JWT_ALGORITHMS),
+    /** The POP this key signs for: tokens verified with it must have `sub` equal to this id. */
+    pop: popIdSchema.optional(),
+    /** The issuer this key belongs to (an external provider): tokens verified with it must have this `iss`; any configured peer may be their `sub`. */
+    issuer: z.string().min(1).optional(),
+  })
+  .refine((k) => (k.pop === undefined) !== (k.issuer === undefined), { message: 'bind the key to exactly one of pop or issuer' });
+
+const jwtConfig = z.strictObject({
+  /** Verification keys, each bound to a POP or an issuer. At least one. */
+  public_keys: z.array(jwtPublicKey).min(1, 'list at least one key, e.g. { path: keys/calgary-01.pub, alg: ES256, pop: calgary-01 }'),
+  /** Accepted `iss` values (a string or a list). Default `replguard` (what `make-jwt` writes). */
+  issuer: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+    .default('replguard')
+    .transform((v) => (Array.isArray(v) ? v : [v])),
+  /** The `aud` a token must name. Default: this `pop_id`. */
+  audience: z.string().min(1).optional(),
+  /** Revoked token ids (`jti`), one per line; `#` starts a comment. Reloaded like the keys. Default: none. */
+  revoked_ids_file: filePath.optional(),
+  /** Oldest acceptable token, from its `iat`. Default 1h; an older token is refused (401). */
+  max_token_age: duration('1h').default(3_600_000),
+  /** Allowed clock skew for `exp`, `nbf` and `iat`. Default 30s. */
+  clock_tolerance: duration('30s').default(30_000),
+  /**
+   * Require the RFC 8705 `cnf: {"x5t#S256": ...}` claim, equal to the client certificate's
+   * SHA-256 thumbprint. Default false: the claim is checked when present. Needs mtls.
+   */
+  require_cert_binding: z.boolean().default(false),
+  /** Verified tokens kept (until they expire) so a busy POP does not pay a signature check per request. Default 10000; 0 turns the cache off. */
+  cache_max_entries: z.number().int().min(0).max(1_000_000).default(10_000),
+});
 
 export const configSchema = z.strictObject({
   /** This POP's id; the default JWT audience. */
@@ -106,8 +161,19 @@ export const configSchema = z.strictObject({
   routes: z.array(route).min(1, 'at least one route is needed, e.g. { method: POST, path: /api/replication/apply }'),
   auth: z
     .strictObject({
-      /** Credentials every request must carry. */
+      /**
+       * Credentials every request must carry. `bearer` and `jwt` share the one
+       * `Authorization: Bearer` header: listed together, a request carries either (a value
+       * with a "." is a JWT, anything else a shared secret; see docs/credentials.md).
+       */
       methods: z.array(z.enum(AUTH_METHODS)).min(1).default(['mtls']),
+      /**
+       * How often bearer token files, JWT keys and the revoked-id list are re-read as a fallback
+       * to SIGHUP and file-change events. Default 60s; 0 turns the timer off.
+       */
+      reload_interval: duration('60s').default(60_000),
+      /** JWT verification (when `jwt` is in methods). */
+      jwt: jwtConfig.optional(),
     })
     .prefault({}),
   /** The authorised source POPs. An empty list admits nobody: fails closed. */
@@ -153,3 +219,5 @@ export type Config = z.output<typeof configSchema>;
 export type PeerConfig = Config['peers'][number];
 export type RouteConfig = Config['routes'][number];
 export type AuthMethod = (typeof AUTH_METHODS)[number];
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+export type JwtConfig = NonNullable<Config['auth']['jwt']>;

@@ -3,8 +3,10 @@
  * `warnings` are legal settings that are probably not meant.
  */
 import { isIP } from 'node:net';
+import { loadTokenSet } from '../auth/bearer.ts';
+import { loadKeySet, loadRevokedIds } from '../auth/jwt.ts';
 import { normalisePath } from '../route/normalise.ts';
-import type { ConfigProblem } from './errors.ts';
+import { ConfigError, type ConfigProblem } from './errors.ts';
 import { checkReadableFile, checkSecretFile } from './files.ts';
 import type { Config } from './schema.ts';
 
@@ -13,7 +15,7 @@ export interface Validation {
   warnings: ConfigProblem[];
 }
 
-const IMPLEMENTED_METHODS = new Set(['mtls']);
+const IMPLEMENTED_METHODS = new Set(['mtls', 'bearer', 'jwt']);
 
 export function validateConfig(config: Config): Validation {
   const problems: ConfigProblem[] = [];
@@ -31,9 +33,10 @@ export function validateConfig(config: Config): Validation {
     seen.add(m);
     if (!IMPLEMENTED_METHODS.has(m)) problem(`auth.methods[${i}]`, `"${m}" is not available in this version; use: ${[...IMPLEMENTED_METHODS].join(', ')}`);
   });
-  if (!config.auth.methods.includes('mtls')) {
-    problem('auth.methods', 'mtls is required: the peer identity comes from the client certificate');
-  }
+  // Any combination of mtls, bearer and jwt names the POP; the TLS layer demands a client
+  // certificate exactly when mtls is listed (server/guard.ts), and every listed credential
+  // must name the same POP (auth/identity.ts).
+  credentialChecks(config, problems, warnings);
 
   // Peers: unique ids, unique certificate selectors (one certificate must never name two POPs).
   const ids = new Map<string, number>();
@@ -110,4 +113,48 @@ export function isLoopback(host: string): boolean {
   if (isIP(h) === 4) return h.startsWith('127.');
   if (isIP(h) === 6) return h === '::1';
   return false;
+}
+
+/**
+ * Bearer and JWT settings, and the credential files themselves: token strength, key types and
+ * sizes, the revoked-id list. The same loaders run at every reload.
+ */
+function credentialChecks(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
+  const methods = config.auth.methods;
+  const bearer = methods.includes('bearer');
+  const jwt = methods.includes('jwt');
+  const collect = (load: () => unknown) => {
+    try {
+      load();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+    }
+  };
+
+  if (bearer) {
+    if (!jwt) {
+      config.peers.forEach((peer, i) => {
+        if (peer.token_files.length === 0) problems.push({ path: `peers[${i}].token_files`, message: 'auth.methods lists bearer: list at least one token file (make one with `replguard gen-token --out FILE`)' });
+      });
+    }
+    collect(() => loadTokenSet(config.peers));
+  } else {
+    config.peers.forEach((peer, i) => {
+      if (peer.token_files.length > 0) warnings.push({ path: `peers[${i}].token_files`, message: 'unused: auth.methods does not list bearer' });
+    });
+  }
+
+  const settings = config.auth.jwt;
+  if (jwt && !settings) {
+    problems.push({ path: 'auth.jwt', message: 'auth.methods lists jwt: configure auth.jwt.public_keys (and issuer, if not "replguard")' });
+  }
+  if (!jwt && settings) warnings.push({ path: 'auth.jwt', message: 'unused: auth.methods does not list jwt' });
+  if (jwt && settings) {
+    if (settings.require_cert_binding && !methods.includes('mtls')) {
+      problems.push({ path: 'auth.jwt.require_cert_binding', message: 'binding a token to the client certificate needs one: add mtls to auth.methods' });
+    }
+    collect(() => loadKeySet(settings, new Set(config.peers.map((p) => p.id))));
+    collect(() => loadRevokedIds(settings.revoked_ids_file));
+  }
 }

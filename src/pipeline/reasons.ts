@@ -31,6 +31,24 @@ export const REASONS = {
   AUTH_CERT_EXPIRED: { status: 401, alert: true, description: 'the client certificate expired while its connection was open' },
 
   // Bearer secrets and JWTs (auth/bearer.ts, auth/jwt.ts), identity agreement.
+  AUTH_TOKEN_IN_QUERY: { status: 400, alert: true, description: 'the query string carries a credential-like parameter (access_token, token, ...) or a JWT; refused before anything else reads it, and never logged (rotate that credential)' },
+  AUTH_CREDENTIAL_MISSING: { status: 401, alert: true, description: 'bearer or jwt is configured and the request has no Authorization header' },
+  AUTH_CREDENTIAL_MALFORMED: { status: 400, alert: true, description: 'the Authorization header is not exactly one "Bearer <token>" (another scheme, repeated, or characters outside RFC 6750 b64token)' },
+  AUTH_BEARER_INVALID: { status: 401, alert: true, description: 'the bearer secret matches none of the configured token files' },
+  AUTH_JWT_MALFORMED: { status: 401, alert: true, description: 'the JWT is not three base64url segments of JSON objects (or is larger than 8 KiB, or repeats a member name)' },
+  AUTH_JWT_HEADER_REFUSED: { status: 401, alert: true, description: 'the JWT header is refused by policy: alg outside the asymmetric allow-list (none, HS*), crit, b64, cty (nested JWT), typ other than JWT, or embedded jwk/jku/x5u/x5c' },
+  AUTH_JWT_KEY_UNKNOWN: { status: 401, alert: true, description: 'no configured key has the token\'s kid and algorithm' },
+  AUTH_JWT_KEY_NOT_BOUND: { status: 401, alert: true, description: 'the token names a key that belongs to another POP or issuer than its sub / iss' },
+  AUTH_JWT_SIGNATURE_INVALID: { status: 401, alert: true, description: 'the signature does not verify with the POP\'s key(s)' },
+  AUTH_JWT_EXPIRED: { status: 401, alert: true, description: 'exp has passed (beyond auth.jwt.clock_tolerance)' },
+  AUTH_JWT_NOT_YET_VALID: { status: 401, alert: true, description: 'nbf or iat lies in the future (beyond auth.jwt.clock_tolerance)' },
+  AUTH_JWT_TOO_OLD: { status: 401, alert: true, description: 'iat is older than auth.jwt.max_token_age' },
+  AUTH_JWT_CLAIM_INVALID: { status: 401, alert: true, description: 'a required claim (iss, aud, sub, exp, iat, jti, the replguard routes claim) is missing or ill-typed, or iss / aud is not the configured one' },
+  AUTH_JWT_REVOKED: { status: 401, alert: true, description: 'the token\'s jti is listed in auth.jwt.revoked_ids_file' },
+  AUTH_JWT_PEER_UNKNOWN: { status: 403, alert: true, description: 'the token\'s sub names no configured peer' },
+  AUTH_JWT_CERT_BINDING_MISMATCH: { status: 401, alert: true, description: 'the cnf x5t#S256 claim does not equal the client certificate\'s thumbprint, or is missing while auth.jwt.require_cert_binding is on' },
+  AUTH_ROUTE_NOT_ALLOWED: { status: 403, alert: true, description: 'the token\'s routes claim does not list this method and path' },
+  AUTH_IDENTITY_MISMATCH: { status: 403, alert: true, description: 'the credentials name different POPs (e.g. the certificate and the token\'s sub)' },
 
   // Rate limits and bans (limits/).
 

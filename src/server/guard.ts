@@ -22,6 +22,7 @@ import { loadTlsMaterial } from '../tls/material.ts';
 import { startAdminServer } from './admin.ts';
 import { listenOrExplain } from './listen.ts';
 import { buildPipeline } from './pipeline.ts';
+import type { ReloadTrigger } from '../reload/source.ts';
 
 const CONNECTION = Symbol('replguard.connection');
 type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
@@ -37,6 +38,8 @@ export interface Guard {
   readonly port: number;
   readonly adminPort: number;
   ready(): boolean;
+  /** Re-reads reloadable credential material (bearer tokens, JWT keys, revoked ids); never throws. */
+  reload(trigger: ReloadTrigger): void;
   /** Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes. */
   shutdown(): Promise<void>;
 }
@@ -47,7 +50,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const material = loadTlsMaterial(config.tls, now());
   const mtlsRequired = config.auth.methods.includes('mtls');
 
-  const pipeline = buildPipeline(config, { now });
+  const pipeline = buildPipeline(config, { now, log });
 
   let draining = false;
   let listening = false;
@@ -212,6 +215,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     port,
     adminPort,
     ready: () => listening && !draining,
+    reload: (trigger) => {
+      pipeline.reload(trigger);
+    },
     shutdown() {
       shutdownPromise ??= (async () => {
         draining = true;

@@ -2,33 +2,59 @@
  * The guard's request pipeline, in the order of PRODUCT.md. Each stage is built once from the
  * config; this file only lists them. Stages never import each other.
  */
+import { createBearerStage } from '../auth/bearer.ts';
+import type { CredentialStage } from '../auth/credential-stage.ts';
+import { createJwtStage } from '../auth/jwt.ts';
 import { createMtlsStage } from '../auth/mtls.ts';
+import { createQueryTokenStage } from '../auth/query-token.ts';
 import type { Config } from '../config/schema.ts';
 import { createBodyStage } from '../limits/body.ts';
+import type { OperationalLog } from '../log/operational.ts';
 import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
+import type { ReloadResult, ReloadTrigger } from '../reload/source.ts';
 import { createRouteStage } from '../route/route-stage.ts';
 
 export interface PipelineDeps {
   readonly now: () => number;
+  /** Operational log, for reloads of file-backed material. */
+  readonly log: OperationalLog;
 }
 
 export interface GuardPipeline {
   readonly run: Pipeline;
   readonly stages: readonly Stage[];
-  /** Releases what the stages hold (upstream connections, timers). */
+  /** Re-reads the stages' file-backed material (SIGHUP); invalid material keeps the old. */
+  reload(trigger: ReloadTrigger): ReloadResult[];
+  /** Releases what the stages hold (upstream connections, timers, file watchers). */
   close(): void;
 }
 
+/** Request headers consumed as credentials by the stages: never forwarded upstream. */
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization']);
+
 export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): GuardPipeline {
-  const forward = createForwardStage(config);
+  const methods = config.auth.methods;
+  const credentials: CredentialStage[] = [];
+  try {
+    if (methods.includes('bearer')) credentials.push(createBearerStage(config, deps));
+    if (methods.includes('jwt')) credentials.push(createJwtStage(config, deps));
+  } catch (err) {
+    for (const c of credentials) c.close();
+    throw err;
+  }
+  const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS });
   const stages: Stage[] = [
     // 1. TLS: verified at the handshake (server/guard.ts).
     // 2. Ban check.
-    // 3. Route.
+    // 3. Route. A credential in the query string is named first (AUTH_TOKEN_IN_QUERY); any
+    //    other query is the route stage's ROUTE_QUERY_NOT_ALLOWED.
+    createQueryTokenStage(),
     createRouteStage(config),
-    // 4. Authentication: every configured credential names a POP; they must agree.
-    createMtlsStage(config, deps.now),
+    // 4. Authentication: every configured credential names a POP; they must agree
+    //    (mtls sets the POP, bearer and jwt compare with it: auth/identity.ts).
+    ...(methods.includes('mtls') ? [createMtlsStage(config, deps.now)] : []),
+    ...credentials,
     // 5. Rate limit.
     // 6. Body.
     createBodyStage(config),
@@ -36,5 +62,13 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     // 8. Proxy.
     forward,
   ];
-  return { run: compose(stages), stages, close: () => forward.close() };
+  return {
+    run: compose(stages),
+    stages,
+    reload: (trigger) => credentials.flatMap((c) => c.reload(trigger)),
+    close: () => {
+      forward.close();
+      for (const c of credentials) c.close();
+    },
+  };
 }

@@ -1,0 +1,34 @@
+/**
+ * `replguard gen-token --out FILE [--force]`: a new bearer secret, 32 random bytes as base64url,
+ * written to FILE with mode 0600 (atomically: a temporary file renamed over FILE, so a watching
+ * guard never reads half a secret). Prints the secret's fingerprint, never the secret.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { credentialFingerprint } from '../auth/secret-compare.ts';
+import { secretWeakness } from '../auth/secret-strength.ts';
+import { ConfigError } from '../config/errors.ts';
+import { parseCommandArgs, required } from './args.ts';
+import { writeSecretFile } from './secret-file.ts';
+
+export const usage = 'gen-token --out FILE [--force]                write a new bearer secret (32 random bytes, base64url, mode 0600)';
+
+export function generateToken(): string {
+  // Redraw in the (astronomically unlikely) case the strength checks would refuse the draw.
+  for (;;) {
+    const token = randomBytes(32).toString('base64url');
+    if (secretWeakness(Buffer.from(token)) === undefined) return token;
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs('gen-token', argv, { out: { type: 'string', short: 'o' }, force: { type: 'boolean', default: false } });
+  const out = required('gen-token', 'out', values.out);
+  if (existsSync(out) && !values.force) {
+    throw new ConfigError([{ path: 'replguard gen-token --out', message: `${out} exists; pass --force to replace it (the old secret stops working at the guard's next reload)` }]);
+  }
+  const token = generateToken();
+  writeSecretFile(out, `${token}\n`);
+  process.stdout.write(`${out}: new bearer secret, fingerprint ${credentialFingerprint(token)}\n`);
+  return 0;
+}

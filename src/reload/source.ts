@@ -1,0 +1,147 @@
+/**
+ * A reloadable, file-backed source of material (bearer tokens, JWT keys, revoked ids; later
+ * certificates and signing keys): load + validate as one step, swap atomically, and reload on
+ * demand (SIGHUP), on file change and on a timer.
+ *
+ * - All or nothing: `load` reads and checks everything; if it throws, the material in force
+ *   stays in force and the problem goes to the operational log. A reload never fails open and
+ *   never crashes the process.
+ * - Watching: the DIRECTORY of each path is watched, not the file. Kubernetes updates a mounted
+ *   Secret by swapping a `..data` symlink, so the file itself is never written, and a watch on
+ *   the old inode would go quiet for good after the first update.
+ * - The timer is the fallback for file systems without change events (and for missed ones);
+ *   an unchanged result (same fingerprint) is not swapped and not logged.
+ */
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
+import { ConfigError } from '../config/errors.ts';
+import type { OperationalLog } from '../log/operational.ts';
+
+export interface Loaded<T> {
+  readonly value: T;
+  /** Identifies the content (e.g. a hash over the files): equal fingerprints mean nothing changed. */
+  readonly fingerprint: string;
+}
+
+export interface ReloadableSourceOptions<T> {
+  /** For the operational log, e.g. "bearer tokens". */
+  readonly name: string;
+  /** Reads and validates the material; throws (preferably a ConfigError) when it is not usable. */
+  readonly load: () => Loaded<T>;
+  /** Files or directories the material comes from; their directories are watched. */
+  readonly paths: readonly string[];
+  /** Called after a new value is in force (e.g. to clear a cache derived from it). */
+  readonly onSwap?: (next: T, previous: T) => void;
+  readonly log: OperationalLog;
+  /** Periodic reload, in ms; 0 turns the timer off. */
+  readonly intervalMs: number;
+  /** Quiet time after a change event before reloading (events come in bursts), in ms. Default 100. */
+  readonly debounceMs?: number;
+  /** Whether to watch the directories (default true). */
+  readonly watch?: boolean;
+}
+
+export type ReloadTrigger = 'SIGHUP' | 'file change' | 'interval' | 'request';
+
+export interface ReloadResult {
+  readonly changed: boolean;
+  /** The problems when the new material was refused (the old one stays in force). */
+  readonly error?: string;
+}
+
+export interface ReloadableSource<T> {
+  /** The material in force. */
+  current(): T;
+  /** Loads now; keeps the old material when the new one is refused. Never throws. */
+  reload(trigger: ReloadTrigger): ReloadResult;
+  /** How many times new material was swapped in (starts at 0). */
+  generation(): number;
+  /** Stops watching and the timer. */
+  close(): void;
+}
+
+/**
+ * Loads once (throwing when the initial material is unusable: the caller fails start-up with
+ * it) and then keeps the material current.
+ */
+export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): ReloadableSource<T> {
+  const { name, log } = options;
+  let loaded = options.load();
+  let swaps = 0;
+  let closed = false;
+  const watchers: FSWatcher[] = [];
+  let debounce: NodeJS.Timeout | undefined;
+
+  const reload = (trigger: ReloadTrigger): ReloadResult => {
+    if (closed) return { changed: false };
+    let next: Loaded<T>;
+    try {
+      next = options.load();
+    } catch (err) {
+      const error = err instanceof ConfigError
+        ? err.problems.map((p) => `${p.path}: ${p.message}`).join('; ')
+        : String((err as Error)?.message ?? err);
+      log.error({ source: name, trigger, problems: error }, `reload of ${name} refused: the material in force stays in force`);
+      return { changed: false, error };
+    }
+    if (next.fingerprint === loaded.fingerprint) {
+      if (trigger === 'SIGHUP' || trigger === 'request') log.info({ source: name, trigger, changed: false }, `${name} reloaded: unchanged`);
+      return { changed: false };
+    }
+    const previous = loaded.value;
+    loaded = next; // the one atomic step: requests read current() and see the old or the new set, never a mix
+    swaps += 1;
+    try {
+      options.onSwap?.(next.value, previous);
+    } catch (err) {
+      log.error({ source: name, err }, `after reloading ${name}: a dependent cache could not be updated`);
+    }
+    log.info({ source: name, trigger, changed: true, generation: swaps }, `${name} reloaded`);
+    return { changed: true };
+  };
+
+  if (options.watch ?? true) {
+    // A path that is itself a directory (a key folder) is watched as it is.
+    const dirs = new Set(options.paths.map((p) => (isDirectory(p) ? p : dirname(p))));
+    for (const dir of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, () => {
+          clearTimeout(debounce);
+          debounce = setTimeout(() => reload('file change'), options.debounceMs ?? 100);
+          debounce.unref();
+        });
+        w.on('error', (err) => {
+          log.warn({ source: name, dir, err: String(err) }, `watching ${dir} failed; the periodic reload continues`);
+          w.close();
+        });
+        watchers.push(w);
+      } catch {
+        // Not a directory, or gone: the periodic reload covers it. (A file path's own directory
+        // always exists at start-up, since the initial load read the file.)
+      }
+    }
+  }
+
+  const timer = options.intervalMs > 0 ? setInterval(() => reload('interval'), options.intervalMs) : undefined;
+  timer?.unref();
+
+  return {
+    current: () => loaded.value,
+    reload,
+    generation: () => swaps,
+    close() {
+      closed = true;
+      clearTimeout(debounce);
+      if (timer) clearInterval(timer);
+      for (const w of watchers) w.close();
+    },
+  };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
