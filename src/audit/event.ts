@@ -34,6 +34,10 @@ export interface AuditEvent {
     request_id?: string;
     pop?: string;
     credentials?: string[];
+    /** Number of entries in the body, once the body contract parsed it. */
+    entries?: number;
+    /** webhook-id, once well-formed (verified when the outcome is a success). */
+    nonce?: string;
     detail?: string;
   };
 }
@@ -76,6 +80,8 @@ export function requestEvent(
       request_id: ctx.id,
       ...(ctx.pop !== undefined ? { pop: ctx.pop } : {}),
       credentials: ctx.credentials,
+      ...(ctx.entries !== undefined ? { entries: ctx.entries } : {}),
+      ...(ctx.webhookId !== undefined ? { nonce: ctx.webhookId } : {}),
       ...(detail !== undefined ? { detail: clip(detail) } : {}),
     },
   };

@@ -3,6 +3,7 @@
  * `warnings` are legal settings that are probably not meant.
  */
 import { isIP } from 'node:net';
+import { readPeerSigningKeys } from '../replay/keys.ts';
 import { normalisePath } from '../route/normalise.ts';
 import type { ConfigProblem } from './errors.ts';
 import { checkReadableFile, checkSecretFile } from './files.ts';
@@ -13,7 +14,7 @@ export interface Validation {
   warnings: ConfigProblem[];
 }
 
-const IMPLEMENTED_METHODS = new Set(['mtls']);
+const IMPLEMENTED_METHODS = new Set(['mtls', 'signature']);
 
 export function validateConfig(config: Config): Validation {
   const problems: ConfigProblem[] = [];
@@ -51,6 +52,21 @@ export function validateConfig(config: Config): Validation {
   if (config.peers.length === 0) {
     warnings.push({ path: 'peers', message: 'no peers are configured: every request will be refused' });
   }
+
+  // Signatures and replay: keys per peer exactly when signatures are checked; replay needs them.
+  const signed = config.auth.methods.includes('signature');
+  config.peers.forEach((peer, i) => {
+    if (signed && peer.signing_keys.length === 0) {
+      problem(`peers[${i}].signing_keys`, 'auth.methods lists signature: give this peer at least one key file (whsec_, whpk_ or PEM), or it can never be admitted');
+    }
+    if (!signed && peer.signing_keys.length > 0) {
+      problem(`peers[${i}].signing_keys`, 'keys are listed but auth.methods does not list signature, so they would not be checked; add signature to auth.methods or remove them');
+    }
+  });
+  if (config.replay !== undefined && !signed) {
+    problem('replay', 'replay protection needs signatures (an unsigned timestamp or nonce can be forged); add signature to auth.methods or remove replay');
+  }
+  if (signed) problems.push(...readPeerSigningKeys(config.peers).problems);
 
   // Routes: normal form, no query, no duplicates.
   const routes = new Set<string>();

@@ -22,6 +22,7 @@ import { loadTlsMaterial } from '../tls/material.ts';
 import { startAdminServer } from './admin.ts';
 import { listenOrExplain } from './listen.ts';
 import { buildPipeline } from './pipeline.ts';
+import { createNonceStore } from '../store/create.ts';
 
 const CONNECTION = Symbol('replguard.connection');
 type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
@@ -47,7 +48,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const material = loadTlsMaterial(config.tls, now());
   const mtlsRequired = config.auth.methods.includes('mtls');
 
-  const pipeline = buildPipeline(config, { now });
+  const nonceStore = createNonceStore(config, now);
+  const pipeline = buildPipeline(config, { now, nonceStore });
 
   let draining = false;
   let listening = false;
@@ -154,6 +156,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       body: undefined,
       entries: undefined,
       webhookId: undefined,
+      webhookTimestamp: undefined,
       jti: undefined,
       tokenFingerprint: undefined,
       responseBytes: 0,
@@ -230,6 +233,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         }
         listening = false;
         pipeline.close();
+        await nonceStore.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         audit.flush();
         log.info('guard stopped');

@@ -8,9 +8,15 @@ import { createBodyStage } from '../limits/body.ts';
 import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
 import { createRouteStage } from '../route/route-stage.ts';
+import { createBodyContractStage } from '../replay/body-contract.ts';
+import { SIGNATURE_HEADERS } from '../replay/signature.ts';
+import { createSignatureStage } from '../replay/signature-stage.ts';
+import type { NonceStore } from '../store/store.ts';
 
 export interface PipelineDeps {
   readonly now: () => number;
+  /** Nonces of signed requests; required when auth.methods lists signature. */
+  readonly nonceStore?: NonceStore;
 }
 
 export interface GuardPipeline {
@@ -21,7 +27,7 @@ export interface GuardPipeline {
 }
 
 export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): GuardPipeline {
-  const forward = createForwardStage(config);
+  const forward = createForwardStage(config, { strippedHeaders: new Set(SIGNATURE_HEADERS) });
   const stages: Stage[] = [
     // 1. TLS: verified at the handshake (server/guard.ts).
     // 2. Ban check.
@@ -33,8 +39,15 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     // 6. Body.
     createBodyStage(config),
     // 7. Freshness, replay, integrity.
+    ...(config.auth.methods.includes('signature') ? [createSignatureStage(config, { now: deps.now, nonceStore: requireStore(deps) })] : []),
+    createBodyContractStage(),
     // 8. Proxy.
     forward,
   ];
   return { run: compose(stages), stages, close: () => forward.close() };
+}
+
+function requireStore(deps: PipelineDeps): NonceStore {
+  if (!deps.nonceStore) throw new Error('auth.methods lists signature but no nonce store was given to buildPipeline');
+  return deps.nonceStore;
 }
