@@ -6,6 +6,7 @@ import * as checkConfig from './cli/check-config.ts';
 import * as demo from './cli/demo.ts';
 import * as devPki from './cli/dev-pki.ts';
 import * as serve from './cli/serve.ts';
+import * as sign from './cli/sign.ts';
 import * as version from './cli/version.ts';
 
 interface Command {
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   'check-config': checkConfig,
   'dev-pki': devPki,
   demo,
+  sign,
   version,
 };
 

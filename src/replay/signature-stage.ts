@@ -7,8 +7,8 @@
  *   does, the other POPs' keys are tried too, only to name the refusal: a request that one POP
  *   signed arriving over another POP's connection is a relayed or stolen request (403).
  * - The nonce (POP, webhook-id) is recorded only after the signature verifies, so nobody can
- *   burn a POP's future ids; it is kept for 2 x max_age, the whole time a timestamp can be
- *   inside the window. A full store or an unavailable one refuses (503), never waves through.
+ *   burn a POP's future ids; it is kept for 2 x max_age (+1 ms), the whole time its timestamp
+ *   can be inside the window. A full store or an unavailable one refuses (503), never waves through.
  */
 import { ConfigError } from '../config/errors.ts';
 import { REPLAY_DEFAULTS, type Config } from '../config/schema.ts';
@@ -36,7 +36,9 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay'>, d
   const othersOf = new Map<string, VerifyKey[]>();
   for (const pop of keys.keys()) othersOf.set(pop, [...ownerOf.keys()].filter((key) => ownerOf.get(key) !== pop));
   const maxAge = (config.replay ?? REPLAY_DEFAULTS).max_age;
-  const nonceTtl = 2 * maxAge;
+  // A timestamp is accepted from max_age before it to max_age after it, edges included; the
+  // store counts a nonce live while its expiry is still ahead, so the 2 x max_age span needs 1 ms more.
+  const nonceTtl = 2 * maxAge + 1;
   const { now, nonceStore } = deps;
 
   return {
