@@ -17,12 +17,12 @@ import type { OperationalLog } from '../log/operational.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
+import { createNonceStore } from '../store/create.ts';
 import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
 import { loadTlsMaterial } from '../tls/material.ts';
 import { startAdminServer } from './admin.ts';
 import { listenOrExplain } from './listen.ts';
 import { buildPipeline } from './pipeline.ts';
-import { createNonceStore } from '../store/create.ts';
 
 const CONNECTION = Symbol('replguard.connection');
 type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
