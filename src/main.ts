@@ -8,6 +8,7 @@ import * as devPki from './cli/dev-pki.ts';
 import * as genToken from './cli/gen-token.ts';
 import * as makeJwt from './cli/make-jwt.ts';
 import * as serve from './cli/serve.ts';
+import * as sign from './cli/sign.ts';
 import * as version from './cli/version.ts';
 
 interface Command {
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, Command> = {
   'gen-token': genToken,
   'make-jwt': makeJwt,
   demo,
+  sign,
   version,
 };
 

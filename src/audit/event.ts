@@ -38,6 +38,10 @@ export interface AuditEvent {
     token_fingerprint?: string;
     /** The verified JWT's jti. */
     jti?: string;
+    /** Number of entries in the body, once the body contract parsed it. */
+    entries?: number;
+    /** webhook-id (the nonce), once well-formed (verified when the outcome is a success). */
+    webhook_id?: string;
     detail?: string;
   };
 }
@@ -83,6 +87,8 @@ export function requestEvent(
       credentials: ctx.credentials,
       ...(ctx.tokenFingerprint !== undefined ? { token_fingerprint: ctx.tokenFingerprint } : {}),
       ...(ctx.jti !== undefined ? { jti: clip(ctx.jti) } : {}),
+      ...(ctx.entries !== undefined ? { entries: ctx.entries } : {}),
+      ...(ctx.webhookId !== undefined ? { webhook_id: ctx.webhookId } : {}),
       ...(detail !== undefined ? { detail: clip(detail) } : {}),
     },
   };

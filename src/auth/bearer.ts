@@ -21,7 +21,7 @@ import { createReloadableSource, type Loaded } from '../reload/source.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
 import type { CredentialStage } from './credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
-import { credentialFingerprint, digestSecret, findSecret } from './secret-compare.ts';
+import { credentialFingerprint, digestSecret, findSecret } from '../crypto/secret-compare.ts';
 import { secretWeakness } from './secret-strength.ts';
 
 export interface BearerToken {

@@ -37,7 +37,7 @@ import type { CredentialStage } from './credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
 import { readRoutesClaim, routeKey } from './jwt-claims.ts';
 import { hasRocaFingerprint } from './rsa-roca.ts';
-import { credentialHash } from './secret-compare.ts';
+import { credentialHash } from '../crypto/secret-compare.ts';
 import { parseJsonObject } from './strict-json.ts';
 
 /** Largest accepted token, in bytes (characters: a compact JWS is ASCII). */

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { credentialFingerprint } from '../auth/secret-compare.ts';
+import { credentialFingerprint } from '../crypto/secret-compare.ts';
 import { secretWeakness } from '../auth/secret-strength.ts';
 import { ConfigError } from '../config/errors.ts';
 import { parseCommandArgs, required } from './args.ts';

@@ -79,7 +79,7 @@ function resolvePaths(config: Config, base: string): Config {
       client_ca_file: at(config.tls.client_ca_file),
       ...(config.tls.crl_file !== undefined ? { crl_file: at(config.tls.crl_file) } : {}),
     },
-    peers: config.peers.map((peer) => ({ ...peer, token_files: peer.token_files.map(at) })),
+    peers: config.peers.map((peer) => ({ ...peer, token_files: peer.token_files.map(at), signing_keys: peer.signing_keys.map(at) })),
     auth: {
       ...config.auth,
       ...(config.auth.jwt !== undefined

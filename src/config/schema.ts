@@ -70,11 +70,34 @@ const peer = z.strictObject({
    * Default: none (the peer cannot authenticate with `bearer`).
    */
   token_files: z.array(filePath).default([]),
+  /**
+   * Files holding the keys that verify this peer's request signatures (Standard Webhooks), one
+   * key per file: an HMAC secret `whsec_<base64>` (at least 32 bytes of key material, file not
+   * readable by others) for `v1`, or an Ed25519 public key (`whpk_<base64>` or PEM) for `v1a`.
+   * Several at once during a rotation; one valid signature entry suffices. Read and checked at
+   * load time. Required (at least one) when `auth.methods` lists `signature`; an error otherwise.
+   */
+  signing_keys: z.array(filePath).default([]),
 });
 
 const route = z.strictObject({
   method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
   path: z.string().min(1),
+});
+
+/** `replay:` (see the `replay` key below). */
+const replaySchema = z.strictObject({
+  /**
+   * How far `webhook-timestamp` may be from the guard's clock, in both directions (default
+   * 300s, 1s to 24h). Older or newer is refused (401). Nonces are kept for twice this long.
+   */
+  max_age: duration('300s').default(300_000).refine((ms) => ms >= 1000 && ms <= 86_400_000, 'max_age must be between 1s and 24h'),
+  /**
+   * Most nonces (webhook-ids) the store holds at once, all POPs together (default 20000; the
+   * sizing is in docs/replay.md). When it is full of live nonces a new request is refused with
+   * 503 (REPLAY_STORE_FULL): a live nonce is never evicted.
+   */
+  max_nonces: z.number().int().min(1).max(10_000_000).default(20_000),
 });
 
 export const AUTH_METHODS = ['mtls', 'bearer', 'jwt', 'signature'] as const;
@@ -178,6 +201,12 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** The authorised source POPs. An empty list admits nobody: fails closed. */
   peers: z.array(peer).default([]),
+  /**
+   * Freshness and replay protection of signed requests; active exactly when `auth.methods`
+   * lists `signature` (an unsigned timestamp or nonce can be forged, so writing this section
+   * without signatures is a config error). Defaults: REPLAY_DEFAULTS.
+   */
+  replay: replaySchema.optional(),
   admin: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
@@ -221,3 +250,6 @@ export type RouteConfig = Config['routes'][number];
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 export type JwtConfig = NonNullable<Config['auth']['jwt']>;
+export type ReplayConfig = z.output<typeof replaySchema>;
+/** The `replay:` values used when the section is left out. */
+export const REPLAY_DEFAULTS: Readonly<ReplayConfig> = Object.freeze(replaySchema.parse({}));

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { loadTokenSet } from '../auth/bearer.ts';
 import { loadKeySet, loadRevokedIds } from '../auth/jwt.ts';
+import { readPeerSigningKeys } from '../replay/keys.ts';
 import { normalisePath } from '../route/normalise.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { checkReadableFile, checkSecretFile } from './files.ts';
@@ -15,7 +16,7 @@ export interface Validation {
   warnings: ConfigProblem[];
 }
 
-const IMPLEMENTED_METHODS = new Set(['mtls', 'bearer', 'jwt']);
+const IMPLEMENTED_METHODS = new Set(['mtls', 'bearer', 'jwt', 'signature']);
 
 export function validateConfig(config: Config): Validation {
   const problems: ConfigProblem[] = [];
@@ -54,6 +55,21 @@ export function validateConfig(config: Config): Validation {
   if (config.peers.length === 0) {
     warnings.push({ path: 'peers', message: 'no peers are configured: every request will be refused' });
   }
+
+  // Signatures and replay: keys per peer exactly when signatures are checked; replay needs them.
+  const signed = config.auth.methods.includes('signature');
+  config.peers.forEach((peer, i) => {
+    if (signed && peer.signing_keys.length === 0) {
+      problem(`peers[${i}].signing_keys`, 'auth.methods lists signature: give this peer at least one key file (whsec_, whpk_ or PEM), or it can never be admitted');
+    }
+    if (!signed && peer.signing_keys.length > 0) {
+      problem(`peers[${i}].signing_keys`, 'keys are listed but auth.methods does not list signature, so they would not be checked; add signature to auth.methods or remove them');
+    }
+  });
+  if (config.replay !== undefined && !signed) {
+    problem('replay', 'replay protection needs signatures (an unsigned timestamp or nonce can be forged); add signature to auth.methods or remove replay');
+  }
+  if (signed) problems.push(...readPeerSigningKeys(config.peers).problems);
 
   // Routes: normal form, no query, no duplicates.
   const routes = new Set<string>();

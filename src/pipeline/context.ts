@@ -45,8 +45,10 @@ export interface RequestContext {
   body: Buffer | undefined;
   /** Number of `entries` in the JSON body, once parsed. */
   entries: number | undefined;
-  /** The Standard Webhooks `webhook-id` (the nonce), once parsed. */
+  /** The Standard Webhooks `webhook-id` (the nonce), once well-formed (verified only once webhookTimestamp is set). */
   webhookId: string | undefined;
+  /** `webhook-timestamp` in Unix seconds, set only once the signature verified and the nonce was recorded. */
+  webhookTimestamp: number | undefined;
   /** The JWT `jti`, once verified. */
   jti: string | undefined;
   /** A short hash identifying the bearer secret or JWT used (never the credential itself). */

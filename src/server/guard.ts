@@ -17,6 +17,7 @@ import type { OperationalLog } from '../log/operational.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
+import { createNonceStore } from '../store/create.ts';
 import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
 import { loadTlsMaterial } from '../tls/material.ts';
 import { startAdminServer } from './admin.ts';
@@ -50,7 +51,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const material = loadTlsMaterial(config.tls, now());
   const mtlsRequired = config.auth.methods.includes('mtls');
 
-  const pipeline = buildPipeline(config, { now, log });
+  const nonceStore = createNonceStore(config, now);
+  const pipeline = buildPipeline(config, { now, log, nonceStore });
 
   let draining = false;
   let listening = false;
@@ -157,6 +159,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       body: undefined,
       entries: undefined,
       webhookId: undefined,
+      webhookTimestamp: undefined,
       jti: undefined,
       tokenFingerprint: undefined,
       responseBytes: 0,
@@ -236,6 +239,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         }
         listening = false;
         pipeline.close();
+        await nonceStore.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         audit.flush();
         log.info('guard stopped');

@@ -14,11 +14,17 @@ import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
 import type { ReloadResult, ReloadTrigger } from '../reload/source.ts';
 import { createRouteStage } from '../route/route-stage.ts';
+import { createBodyContractStage } from '../replay/body-contract.ts';
+import { SIGNATURE_HEADERS } from '../replay/signature.ts';
+import { createSignatureStage } from '../replay/signature-stage.ts';
+import type { NonceStore } from '../store/store.ts';
 
 export interface PipelineDeps {
   readonly now: () => number;
   /** Operational log, for reloads of file-backed material. */
   readonly log: OperationalLog;
+  /** Nonces of signed requests; required when auth.methods lists signature. */
+  readonly nonceStore?: NonceStore;
 }
 
 export interface GuardPipeline {
@@ -31,7 +37,7 @@ export interface GuardPipeline {
 }
 
 /** Request headers consumed as credentials by the stages: never forwarded upstream. */
-const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization']);
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', ...SIGNATURE_HEADERS]);
 
 export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): GuardPipeline {
   const methods = config.auth.methods;
@@ -59,6 +65,8 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     // 6. Body.
     createBodyStage(config),
     // 7. Freshness, replay, integrity.
+    ...(config.auth.methods.includes('signature') ? [createSignatureStage(config, { now: deps.now, nonceStore: requireStore(deps) })] : []),
+    createBodyContractStage(),
     // 8. Proxy.
     forward,
   ];
@@ -71,4 +79,9 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
       for (const c of credentials) c.close();
     },
   };
+}
+
+function requireStore(deps: PipelineDeps): NonceStore {
+  if (!deps.nonceStore) throw new Error('auth.methods lists signature but no nonce store was given to buildPipeline');
+  return deps.nonceStore;
 }

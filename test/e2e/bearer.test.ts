@@ -5,7 +5,7 @@ import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { credentialFingerprint } from '../../src/auth/secret-compare.ts';
+import { credentialFingerprint } from '../../src/crypto/secret-compare.ts';
 import { generateToken } from '../../src/cli/gen-token.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { CLAIM_NAMESPACE } from '../../src/auth/jwt-claims.ts';
-import { credentialFingerprint } from '../../src/auth/secret-compare.ts';
+import { credentialFingerprint } from '../../src/crypto/secret-compare.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, type GuardProcess } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
@@ -112,7 +112,8 @@ t.test('JWT with mTLS', async (t) => {
     t.equal(ok.status, 200, 'the bound token with its own certificate');
     const thumbprint = createHash('sha256').update(new X509Certificate(readFileSync(calgaryCert.cert)).raw).digest('base64url');
     t.equal(JSON.parse(Buffer.from(bound.split('.')[1]!, 'base64url').toString()).cnf['x5t#S256'], thumbprint, 'make-jwt wrote the RFC 8705 thumbprint');
-    t.equal((await call(guard.port, pki.caFile, { cert: denverCert, headers: bearer(denverToken) })).status, 200, 'denver with its own certificate');
+    const denverBody = JSON.stringify({ source_pop: 'denver-02', entries: [] });
+    t.equal((await call(guard.port, pki.caFile, { cert: denverCert, headers: bearer(denverToken), body: denverBody })).status, 200, 'denver with its own certificate');
   });
 
   await t.test('revocation and key rotation take effect on SIGHUP', async (t) => {

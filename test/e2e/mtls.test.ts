@@ -62,7 +62,9 @@ t.test('mTLS identity', async (t) => {
   await t.test('URI SAN (SPIFFE) and DNS SAN identities, and a matching pin', async (t) => {
     for (const [cert, pop] of [[spiffe, 'denver-02'], [dnsPeer, 'oslo-03'], [pinned, 'lima-04']] as const) {
       const before = backup.received().length;
-      const reply = await call(guard.port, pki.caFile, { cert });
+      // The body contract (step 7) wants the body's source_pop to name the authenticated POP.
+      const body = JSON.stringify({ source_pop: pop, entries: [], timestamp: Math.floor(Date.now() / 1000) });
+      const reply = await call(guard.port, pki.caFile, { cert, body });
       t.equal(reply.status, 200, pop);
       t.equal(backup.received()[before]?.headers['x-replguard-source-pop'], pop);
     }

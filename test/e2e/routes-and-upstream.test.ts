@@ -14,7 +14,8 @@ const pop = pki.client('calgary-01');
 function rawRequest(port: number, target: string, method = 'POST'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(pki.caFile), cert: readFileSync(pop.cert), key: readFileSync(pop.key) }, () => {
-      socket.write(`${method} ${target} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`);
+      const body = JSON.stringify({ source_pop: 'calgary-01', entries: [] });
+      socket.write(`${method} ${target} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
     });
     let data = '';
     socket.setEncoding('utf8');

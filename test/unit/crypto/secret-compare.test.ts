@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import t from 'tap';
-import { credentialFingerprint, digestSecret, findSecret, secretsEqual } from '../../../src/auth/secret-compare.ts';
+import { credentialFingerprint, digestSecret, findSecret, secretsEqual } from '../../../src/crypto/secret-compare.ts';
 
 const SRC = join(import.meta.dirname, '..', '..', '..', 'src');
 
@@ -28,8 +28,9 @@ t.test('equality whatever the lengths', async (t) => {
 t.test('secret-compare.ts is the only comparison path', async (t) => {
   const files = sources(SRC);
   const timingSafe = files.filter((f) => /timingSafeEqual/.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
-  t.same(timingSafe, ['auth/secret-compare.ts'], 'timingSafeEqual is used in one module only');
+  t.same(timingSafe, ['crypto/secret-compare.ts'], 'timingSafeEqual is used in one module only');
   // Modules that hold secrets compare them through the helper, never with ===, equals or compare.
+  t.match(readFileSync(join(SRC, 'replay/signature.ts'), 'utf8'), /macsEqual\(expected, mac\)/, 'replay/signature.ts compares HMACs with macsEqual');
   for (const file of ['auth/bearer.ts']) {
     const text = readFileSync(join(SRC, file), 'utf8');
     t.match(text, /findSecret\(credential, /, `${file} matches presented secrets with findSecret`);

@@ -1,5 +1,6 @@
 /**
- * The one place where a presented secret is compared with a configured one.
+ * The one place where a presented secret or MAC is compared with a configured or computed one
+ * (bearer secrets in auth/, Standard Webhooks HMACs in replay/).
  *
  * Both sides are reduced to SHA-256 digests first and the digests are compared with
  * `crypto.timingSafeEqual`: the comparison then takes the same time whatever the lengths or
@@ -17,6 +18,14 @@ export function digestSecret(secret: string | Uint8Array): Buffer {
 /** True when the two secrets are equal; constant time in their lengths and contents. */
 export function secretsEqual(presented: string | Uint8Array, expected: string | Uint8Array): boolean {
   return timingSafeEqual(digestSecret(presented), digestSecret(expected));
+}
+
+/**
+ * True when two MACs (or digests) of public, fixed length are equal, compared in constant time.
+ * Unequal lengths are false at once: the expected length is part of the public scheme.
+ */
+export function macsEqual(computed: Uint8Array, presented: Uint8Array): boolean {
+  return computed.length === presented.length && timingSafeEqual(computed, presented);
 }
 
 /**

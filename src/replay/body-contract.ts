@@ -1,0 +1,195 @@
+/**
+ * The body contract (step 7): the replication body is a strict JSON object that the backup
+ * cannot read differently from the guard, it names the authenticated POP as its source, and
+ * its `timestamp` and `nonce`, when present, are the signed headers' values.
+ *
+ * "Cannot read differently": the legacy backup's JSON parser is not ours. Duplicate keys are
+ * last-wins in some parsers and first-wins in others; Go's encoding/json also matches object
+ * keys to struct fields case-insensitively (with Unicode folding: "ſource_pop" is
+ * "source_pop" to it), and turns a lone surrogate escape into U+FFFD. So a key that repeats
+ * after unescaping and case folding is refused at any depth, a lone surrogate is refused
+ * anywhere, and the top-level fields are looked up case-insensitively.
+ */
+import type { RequestContext } from '../pipeline/context.ts';
+import { Rejection, type Reason } from '../pipeline/reasons.ts';
+import type { Stage } from '../pipeline/stage.ts';
+
+/** The parsed body's top-level fields that the contract reads, looked up case-insensitively. */
+export interface ReplicationBody {
+  readonly sourcePop: unknown;
+  readonly timestamp: unknown;
+  readonly nonce: unknown;
+  readonly entries: unknown;
+  readonly has: { readonly timestamp: boolean; readonly nonce: boolean; readonly entries: boolean; readonly sourcePop: boolean };
+}
+
+// fatal: invalid UTF-8 throws instead of becoming U+FFFD; ignoreBOM: a BOM stays in the text,
+// where JSON.parse refuses it (RFC 8259 section 8.1: senders MUST NOT add one).
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Checks the content type: `application/json`, optionally with `charset=utf-8`, nothing else. */
+export function checkContentType(value: string | undefined): void {
+  if (value === undefined) throw new Rejection('BODY_CONTENT_TYPE_INVALID', 'no content-type');
+  const [type, ...params] = value.split(';').map((p) => p.trim().toLowerCase());
+  if (type !== 'application/json') throw new Rejection('BODY_CONTENT_TYPE_INVALID', 'content-type is not application/json');
+  for (const param of params) {
+    if (param !== 'charset=utf-8' && param !== 'charset="utf-8"') {
+      throw new Rejection('BODY_CONTENT_TYPE_INVALID', 'content-type has a parameter other than charset=utf-8');
+    }
+  }
+}
+
+/** Decodes and parses the body; throws a Rejection unless it is a strict JSON object. */
+export function parseReplicationBody(body: Buffer): ReplicationBody {
+  let text: string;
+  try {
+    text = UTF8.decode(body);
+  } catch {
+    throw new Rejection('BODY_NOT_UTF8', 'the body is not valid UTF-8');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Rejection('BODY_NOT_JSON', 'the body is not JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new Rejection('BODY_NOT_OBJECT', `the JSON body is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`);
+  }
+  const problem = findKeyProblem(text);
+  if (problem) throw new Rejection(problem.reason, problem.detail);
+
+  // Top-level lookups by folded name: after the scan above, at most one key folds to each.
+  const folded = new Map<string, unknown>();
+  for (const [key, v] of Object.entries(value)) folded.set(foldKey(key), v);
+  return {
+    sourcePop: folded.get('source_pop'),
+    timestamp: folded.get('timestamp'),
+    nonce: folded.get('nonce'),
+    entries: folded.get('entries'),
+    has: { sourcePop: folded.has('source_pop'), timestamp: folded.has('timestamp'), nonce: folded.has('nonce'), entries: folded.has('entries') },
+  };
+}
+
+/** What the body says, checked against the request's verified facts. */
+export interface BodyFacts {
+  /** The authenticated POP. */
+  readonly pop: string;
+  /** webhook-timestamp in seconds, when the request was signed. */
+  readonly timestampSeconds: number | undefined;
+  /** webhook-id, when the request was signed. */
+  readonly webhookId: string | undefined;
+}
+
+/** Checks the fields against the facts; returns the number of entries (undefined when absent). */
+export function checkReplicationBody(body: ReplicationBody, facts: BodyFacts): number | undefined {
+  if (typeof body.sourcePop !== 'string') {
+    throw new Rejection('BODY_SOURCE_POP_MISSING', body.has.sourcePop ? 'source_pop is not a string' : 'no source_pop');
+  }
+  if (body.sourcePop !== facts.pop) {
+    throw new Rejection('BODY_SOURCE_POP_MISMATCH', `source_pop ${JSON.stringify(body.sourcePop.slice(0, 64))} is not the authenticated POP ${facts.pop}`);
+  }
+  if (body.has.timestamp && facts.timestampSeconds !== undefined && body.timestamp !== facts.timestampSeconds) {
+    throw new Rejection('BODY_TIMESTAMP_MISMATCH', 'the body timestamp is not the integer in webhook-timestamp');
+  }
+  if (body.has.nonce && facts.webhookId !== undefined && body.nonce !== facts.webhookId) {
+    throw new Rejection('BODY_NONCE_MISMATCH', 'the body nonce is not webhook-id');
+  }
+  if (!body.has.entries) return undefined;
+  if (!Array.isArray(body.entries)) throw new Rejection('BODY_ENTRIES_INVALID', 'entries is not an array');
+  return body.entries.length;
+}
+
+/**
+ * Step 7's body check. Runs after the signature stage when there is one (then the request's
+ * webhook-id and timestamp are verified facts on the context); without signatures the body's
+ * own timestamp and nonce are not compared with anything, since unsigned headers prove nothing.
+ */
+export function createBodyContractStage(): Stage {
+  return {
+    name: 'body-contract',
+    run(ctx: RequestContext) {
+      // The mTLS stage sets the POP first; without one nothing can be checked: fail closed.
+      if (ctx.pop === undefined) throw new Rejection('BODY_SOURCE_POP_MISMATCH', 'no authenticated POP before the body contract');
+      checkContentType(ctx.req.headers['content-type']);
+      const body = parseReplicationBody(ctx.body ?? Buffer.alloc(0));
+      ctx.entries = checkReplicationBody(body, {
+        pop: ctx.pop,
+        timestampSeconds: ctx.webhookTimestamp,
+        webhookId: ctx.webhookTimestamp !== undefined ? ctx.webhookId : undefined,
+      });
+    },
+  };
+}
+
+/**
+ * Go's strings.EqualFold-style comparison key. Upper then lower case maps the Unicode letters
+ * that fold onto ASCII (U+017F long s to "s", U+212A Kelvin sign to "k") onto their ASCII form.
+ * It also folds a few pairs EqualFold does not ("ß"/"ss"): that only refuses more.
+ */
+export function foldKey(key: string): string {
+  return key.toUpperCase().toLowerCase();
+}
+
+/**
+ * Finds a repeated key (after unescaping and folding) in any object, or a lone surrogate in
+ * any string. Hand-written because JSON.parse keeps only the last of repeated keys and offers
+ * no hook that sees the others (a reviver runs after they are merged), and no JSON library in
+ * the project's dependencies reports them. `text` has already been accepted by JSON.parse, so
+ * this scanner only tracks structure: it needs no error handling, and it is iterative (an
+ * explicit stack), so nesting depth cannot overflow the call stack.
+ */
+export function findKeyProblem(text: string): { reason: Reason; detail: string } | undefined {
+  // One entry per open container: the folded keys seen so far for an object, null for an array.
+  const stack: Array<Set<string> | null> = [];
+  let expectKey = false;
+  let depth = 0;
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const end = stringEnd(text, i);
+      let value = text.slice(i + 1, end);
+      if (value.includes('\\')) {
+        value = JSON.parse(text.slice(i, end + 1)) as string;
+        if (LONE_SURROGATE.test(value)) return { reason: 'BODY_NOT_UTF8', detail: 'a JSON string escapes a lone surrogate' };
+      }
+      const top = stack[depth - 1];
+      if (expectKey && top) {
+        const key = foldKey(value);
+        if (top.has(key)) return { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${depth}${key === value ? '' : ' (after case folding)'}` };
+        top.add(key);
+        expectKey = false;
+      }
+      i = end + 1;
+      continue;
+    }
+    if (c === 0x7b /* { */) {
+      stack[depth++] = new Set();
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      stack[depth++] = null;
+      expectKey = false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack[--depth] = null;
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = stack[depth - 1] != null;
+    }
+    i += 1;
+  }
+  return undefined;
+}
+
+/** Index of the quote closing the string that opens at `start` (skips escaped quotes). */
+function stringEnd(text: string, start: number): number {
+  let j = start;
+  for (;;) {
+    j = text.indexOf('"', j + 1);
+    let backslashes = 0;
+    while (text.charCodeAt(j - 1 - backslashes) === 0x5c) backslashes += 1;
+    if (backslashes % 2 === 0) return j;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Step 7 when `auth.methods` lists `signature`: the Standard Webhooks headers, the timestamp
+ * window, the signature by a key of the authenticated POP, and the nonce, in that order.
+ *
+ * - The timestamp must be within `replay.max_age` of the guard's clock, in both directions.
+ * - One entry verifying with a key of the authenticated POP suffices (rotation). When none
+ *   does, the other POPs' keys are tried too, only to name the refusal: a request that one POP
+ *   signed arriving over another POP's connection is a relayed or stolen request (403).
+ * - The nonce (POP, webhook-id) is recorded only after the signature verifies, so nobody can
+ *   burn a POP's future ids; it is kept for 2 x max_age (+1 ms), the whole time its timestamp
+ *   can be inside the window. A full store or an unavailable one refuses (503), never waves through.
+ */
+import { ConfigError } from '../config/errors.ts';
+import { REPLAY_DEFAULTS, type Config } from '../config/schema.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import { Rejection } from '../pipeline/reasons.ts';
+import type { Stage } from '../pipeline/stage.ts';
+import { StoreUnavailableError, type NonceStore } from '../store/store.ts';
+import { readPeerSigningKeys } from './keys.ts';
+import { findVerifyingKey, parseSignatureHeaders, signedPrefix, type VerifyKey } from './signature.ts';
+
+export interface SignatureStageDeps {
+  /** Wall clock, ms since the epoch; the same clock the nonce store expires by. */
+  readonly now: () => number;
+  readonly nonceStore: NonceStore;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Reads every peer's keys now (a ConfigError if any is unusable: fails at start-up). */
+export function createSignatureStage(config: Pick<Config, 'peers' | 'replay'>, deps: SignatureStageDeps): Stage {
+  const { keys, problems } = readPeerSigningKeys(config.peers);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const ownerOf = new Map<VerifyKey, string>();
+  for (const [pop, list] of keys) for (const key of list) ownerOf.set(key, pop);
+  const othersOf = new Map<string, VerifyKey[]>();
+  for (const pop of keys.keys()) othersOf.set(pop, [...ownerOf.keys()].filter((key) => ownerOf.get(key) !== pop));
+  const maxAge = (config.replay ?? REPLAY_DEFAULTS).max_age;
+  // A timestamp is accepted from max_age before it to max_age after it, edges included; the
+  // store counts a nonce live while its expiry is still ahead, so the 2 x max_age span needs 1 ms more.
+  const nonceTtl = 2 * maxAge + 1;
+  const { now, nonceStore } = deps;
+
+  return {
+    name: 'signature',
+    async run(ctx: RequestContext) {
+      ctx.credentials.push('signature');
+      const headers = parseSignatureHeaders(ctx.req.rawHeaders);
+      // Well-formed but not yet verified: logged as the claimed nonce.
+      ctx.webhookId = headers.id;
+
+      const ageMs = now() - headers.timestampSeconds * 1000;
+      if (ageMs > maxAge) throw new Rejection('REPLAY_TIMESTAMP_STALE', `timestamp is ${Math.round(ageMs / 1000)} s old, max_age ${maxAge / 1000} s`);
+      if (-ageMs > maxAge) throw new Rejection('REPLAY_TIMESTAMP_FUTURE', `timestamp is ${Math.round(-ageMs / 1000)} s ahead, max_age ${maxAge / 1000} s`);
+
+      const pop = ctx.pop;
+      // The mTLS stage names the POP first; without one there is no key to check: fail closed.
+      if (pop === undefined) throw new Rejection('SIGNATURE_MISMATCH', 'no authenticated POP before the signature stage');
+      const prefix = signedPrefix(headers.id, headers.timestamp);
+      const body = ctx.body ?? EMPTY;
+      if (!findVerifyingKey(headers.entries, prefix, body, keys.get(pop) ?? [])) {
+        const foreign = findVerifyingKey(headers.entries, prefix, body, othersOf.get(pop) ?? []);
+        if (foreign) throw new Rejection('SIGNATURE_OTHER_POP', `signed with key ${foreign.id} of ${ownerOf.get(foreign)}`);
+        throw new Rejection('SIGNATURE_MISMATCH', `none of ${headers.entries.length} entries verifies with the ${keys.get(pop)?.length ?? 0} keys of ${pop}`);
+      }
+
+      let result;
+      try {
+        result = await nonceStore.recordNonce(`${pop}:${headers.id}`, nonceTtl);
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) throw new Rejection('REPLAY_STORE_UNAVAILABLE', err.message);
+        throw err;
+      }
+      if (result === 'replayed') throw new Rejection('REPLAY_NONCE_REUSED', 'webhook-id already used by this POP within the window');
+      if (result === 'full') throw new Rejection('REPLAY_STORE_FULL', 'every nonce in the store is still live');
+      ctx.webhookTimestamp = headers.timestampSeconds;
+    },
+  };
+}

@@ -1,0 +1,160 @@
+// The signature stage with the body contract behind it, in process, with an injected clock:
+// window edges, nonce recorded only after verification, kept for the whole window, store full.
+import type { IncomingMessage } from 'node:http';
+import t from 'tap';
+import { ConfigError } from '../../../src/config/errors.ts';
+import type { RequestContext } from '../../../src/pipeline/context.ts';
+import { Rejection } from '../../../src/pipeline/reasons.ts';
+import { compose } from '../../../src/pipeline/stage.ts';
+import { createBodyContractStage } from '../../../src/replay/body-contract.ts';
+import { parseSignKey } from '../../../src/replay/keys.ts';
+import { signatureHeaders, type SignKey } from '../../../src/replay/signature.ts';
+import { createSignatureStage } from '../../../src/replay/signature-stage.ts';
+import { MemoryNonceStore } from '../../../src/store/memory.ts';
+import { makeEd25519Key, makeHmacKey, writeKeyFile } from '../../helpers/signing.ts';
+
+const MAX_AGE = 300_000;
+const TS = 1_763_800_000;
+const calgary = makeHmacKey();
+const calgaryEd = makeEd25519Key();
+const zurich = makeHmacKey();
+const stranger = makeHmacKey();
+const peers = [
+  { id: 'calgary-01', cert: { cn: 'calgary-01' }, cert_sha256: [], signing_keys: [writeKeyFile(calgary.text), writeKeyFile(calgaryEd.whpk)] },
+  { id: 'zurich-01', cert: { cn: 'zurich-01' }, cert_sha256: [], signing_keys: [writeKeyFile(zurich.text)] },
+];
+
+let counter = 0;
+function freshId(): string {
+  return `test-id-${String(counter++).padStart(12, '0')}`;
+}
+
+/** A request context as the earlier stages leave it: POP authenticated, body read. */
+function context(headers: Record<string, string>, body: Buffer, pop = 'calgary-01'): RequestContext {
+  const all = { 'content-type': 'application/json', ...headers };
+  const req = { method: 'POST', headers: all, rawHeaders: Object.entries(all).flat() } as unknown as IncomingMessage;
+  return {
+    id: 'r', req, res: undefined as never, conn: undefined as never, startedAt: 0, path: '/api/replication/apply',
+    pop, credentials: ['mtls'], body, entries: undefined, webhookId: undefined, webhookTimestamp: undefined,
+    jti: undefined, tokenFingerprint: undefined, responseBytes: 0, interruptedBy: undefined,
+  };
+}
+
+function signed(keys: SignKey[], options: { id?: string; ts?: number; body?: object; pop?: string } = {}): RequestContext {
+  const id = options.id ?? freshId();
+  const ts = options.ts ?? TS;
+  const body = Buffer.from(JSON.stringify(options.body ?? { source_pop: options.pop ?? 'calgary-01', entries: [{ id: 1 }], timestamp: ts, nonce: id }));
+  return context(signatureHeaders(keys, body, id, String(ts)), body, options.pop);
+}
+
+function setup(maxNonces = 100) {
+  const clock = { now: TS * 1000 };
+  const store = new MemoryNonceStore({ maxNonces, now: () => clock.now });
+  const run = compose([
+    createSignatureStage({ peers, replay: { max_age: MAX_AGE, max_nonces: maxNonces } }, { now: () => clock.now, nonceStore: store }),
+    createBodyContractStage(),
+  ]);
+  const outcome = async (ctx: RequestContext) => {
+    try {
+      await run(ctx);
+      return 'passed';
+    } catch (err) {
+      if (err instanceof Rejection) return err.reason;
+      throw err;
+    }
+  };
+  return { clock, store, outcome };
+}
+
+const hmacKey = parseSignKey(calgary.text);
+const edKey = parseSignKey(calgaryEd.privatePem);
+
+t.test('a signed request passes and leaves its facts on the context', async (t) => {
+  const { outcome, store } = setup();
+  const ctx = signed([hmacKey]);
+  t.equal(await outcome(ctx), 'passed');
+  t.same(ctx.credentials, ['mtls', 'signature']);
+  t.equal(ctx.webhookTimestamp, TS);
+  t.match(ctx.webhookId, /^test-id-/);
+  t.equal(ctx.entries, 1);
+  t.equal(await store.nonceCount(), 1);
+  t.equal(await outcome(signed([edKey])), 'passed', 'v1a with the Ed25519 key');
+});
+
+t.test('the window, both directions, edges included', async (t) => {
+  const { outcome, clock } = setup();
+  clock.now = (TS + 300) * 1000;
+  t.equal(await outcome(signed([hmacKey])), 'passed', 'exactly max_age old');
+  clock.now = (TS + 300) * 1000 + 1;
+  t.equal(await outcome(signed([hmacKey])), 'REPLAY_TIMESTAMP_STALE', 'one ms more');
+  clock.now = (TS - 300) * 1000;
+  t.equal(await outcome(signed([hmacKey])), 'passed', 'exactly max_age ahead');
+  clock.now = (TS - 300) * 1000 - 1;
+  t.equal(await outcome(signed([hmacKey])), 'REPLAY_TIMESTAMP_FUTURE', 'one ms more');
+});
+
+t.test('a nonce is kept for the whole window: first seen at the future edge, replayed at the stale edge', async (t) => {
+  const { outcome, clock } = setup();
+  const id = freshId();
+  clock.now = (TS - 300) * 1000;
+  t.equal(await outcome(signed([hmacKey], { id })), 'passed');
+  clock.now = (TS + 300) * 1000;
+  t.equal(await outcome(signed([hmacKey], { id })), 'REPLAY_NONCE_REUSED');
+  clock.now += 1;
+  t.equal(await outcome(signed([hmacKey], { id })), 'REPLAY_TIMESTAMP_STALE', 'after that the window refuses it');
+});
+
+t.test('a forged request does not burn the id it names', async (t) => {
+  const { outcome, store } = setup();
+  const id = freshId();
+  t.equal(await outcome(signed([parseSignKey(stranger.text)], { id })), 'SIGNATURE_MISMATCH');
+  t.equal(await store.nonceCount(), 0, 'nothing recorded');
+  t.equal(await outcome(signed([hmacKey], { id })), 'passed', 'the legitimate request with that id goes through');
+  t.equal(await outcome(signed([hmacKey], { id })), 'REPLAY_NONCE_REUSED');
+});
+
+t.test('keys of another POP', async (t) => {
+  const { outcome } = setup();
+  t.equal(await outcome(signed([parseSignKey(zurich.text)])), 'SIGNATURE_OTHER_POP', "zurich-01's key over calgary-01's connection");
+  t.equal(await outcome(signed([parseSignKey(zurich.text)], { pop: 'zurich-01' })), 'passed', 'over its own connection');
+  t.equal(await outcome(signed([hmacKey], { pop: 'zurich-01' })), 'SIGNATURE_OTHER_POP', 'and the other way round');
+  t.equal(await outcome(signed([parseSignKey(zurich.text), hmacKey])), 'passed', 'one valid entry of the own POP suffices');
+  const sameId = freshId();
+  t.equal(await outcome(signed([hmacKey], { id: sameId })), 'passed');
+  t.equal(await outcome(signed([parseSignKey(zurich.text)], { id: sameId, pop: 'zurich-01' })), 'passed', 'nonces are per POP');
+});
+
+t.test('rotation: the retired key beside the current one', async (t) => {
+  const { outcome } = setup();
+  const retired = parseSignKey(makeHmacKey().text);
+  t.equal(await outcome(signed([retired, hmacKey])), 'passed');
+  t.equal(await outcome(signed([retired])), 'SIGNATURE_MISMATCH');
+});
+
+t.test('the signed facts bind the body', async (t) => {
+  const { outcome } = setup();
+  const id = freshId();
+  t.equal(await outcome(signed([hmacKey], { id, body: { source_pop: 'calgary-01', nonce: 'another-nonce-value-123' } })), 'BODY_NONCE_MISMATCH');
+  t.equal(await outcome(signed([hmacKey], { body: { source_pop: 'calgary-01', timestamp: TS - 1 } })), 'BODY_TIMESTAMP_MISMATCH');
+  t.equal(await outcome(signed([hmacKey], { body: { source_pop: 'zurich-01' } })), 'BODY_SOURCE_POP_MISMATCH');
+  const ctx = signed([hmacKey]);
+  ctx.body = Buffer.from(ctx.body!.toString().replace('"id":1', '"id":2'));
+  t.equal(await outcome(ctx), 'SIGNATURE_MISMATCH', 'tampered body');
+});
+
+t.test('store full: 503 reason, nothing evicted; store unavailable: its own reason', async (t) => {
+  const { outcome, store } = setup(2);
+  const first = freshId();
+  t.equal(await outcome(signed([hmacKey], { id: first })), 'passed');
+  t.equal(await outcome(signed([hmacKey])), 'passed');
+  t.equal(await outcome(signed([hmacKey])), 'REPLAY_STORE_FULL');
+  t.equal(await outcome(signed([hmacKey], { id: first })), 'REPLAY_NONCE_REUSED', 'the oldest nonce was not evicted');
+  await store.close();
+  t.equal(await outcome(signed([hmacKey])), 'REPLAY_STORE_UNAVAILABLE');
+});
+
+t.test('unusable keys fail at construction', async (t) => {
+  const store = new MemoryNonceStore({ maxNonces: 1, now: Date.now });
+  const bad = [{ ...peers[0]!, signing_keys: [writeKeyFile(makeHmacKey(16).text)] }];
+  t.throws(() => createSignatureStage({ peers: bad, replay: undefined }, { now: Date.now, nonceStore: store }), ConfigError);
+});
