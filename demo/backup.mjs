@@ -53,6 +53,10 @@ const server = createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 120_000;
+server.on('error', (err) => {
+  process.stderr.write(`demo backup: cannot listen on ${values.host}:${values.port}: ${err.code ?? err.message}\n`);
+  process.exit(1);
+});
 server.listen(Number(values.port), values.host, () => {
   const { port } = server.address();
   process.stdout.write(`${JSON.stringify({ listening: { host: values.host, port } })}\n`);
