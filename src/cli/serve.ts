@@ -3,6 +3,7 @@ import process from 'node:process';
 import { createAuditLog } from '../audit/audit-log.ts';
 import { loadConfig } from '../config/load.ts';
 import { createOperationalLog } from '../log/operational.ts';
+import { createMetrics } from '../metrics/metrics.ts';
 import { startGuard } from '../server/guard.ts';
 import { parseCommandArgs, required } from './args.ts';
 
@@ -13,8 +14,20 @@ export async function run(argv: string[]): Promise<number> {
   const loaded = loadConfig(required('serve', 'config', values.config));
   const log = createOperationalLog(loaded.config.log.level);
   for (const w of loaded.warnings) log.warn({ key: w.path }, w.message);
-  const audit = createAuditLog();
-  const guard = await startGuard(loaded.config, { audit, log });
+  const metrics = createMetrics(loaded.config);
+  const audit = createAuditLog(loaded.config.audit, {
+    onError(err, destination) {
+      metrics.countAuditError(destination);
+      log.error({ err, destination }, 'writing the audit trail failed');
+    },
+  });
+  // logrotate renames the file, then signals: later events go to a new file of the old name.
+  process.on('SIGUSR2', () => {
+    audit.reopen();
+    if (loaded.config.audit.file !== undefined) log.info({ file: loaded.config.audit.file }, 'audit file reopened');
+  });
+  await audit.ready();
+  const guard = await startGuard(loaded.config, { audit, log, metrics });
   // The "ready" line (operational log, stderr) names the bound ports, which matter with port 0.
   log.info({ port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');
 

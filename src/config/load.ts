@@ -79,6 +79,7 @@ function resolvePaths(config: Config, base: string): Config {
       client_ca_file: at(config.tls.client_ca_file),
       ...(config.tls.crl_file !== undefined ? { crl_file: at(config.tls.crl_file) } : {}),
     },
+    audit: { ...config.audit, ...(config.audit.file !== undefined ? { file: at(config.audit.file) } : {}) },
   };
 }
 
