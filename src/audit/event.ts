@@ -96,6 +96,16 @@ function tlsFields(conn: ConnectionInfo): AuditEvent['tls'] {
   };
 }
 
+/**
+ * The request target up to the query. The query is never logged: a client may put a credential
+ * there (`?access_token=`), and the route stage refuses any query anyway.
+ */
+function withoutQuery(target: string | undefined): string | undefined {
+  if (target === undefined) return undefined;
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
+}
+
 function userAgent(value: string | string[] | undefined): AuditEvent['user_agent'] {
   const text = Array.isArray(value) ? value.join(', ') : value;
   return text === undefined ? undefined : { original: clip(text)! };
@@ -123,7 +133,7 @@ export function requestEvent(
       request: { method: clip(ctx.req.method), body: { bytes: ctx.body?.length ?? 0 } },
       response: { status_code: status, body: { bytes: responseBytes } },
     },
-    url: { path: clip(ctx.path ?? ctx.req.url) },
+    url: { path: clip(ctx.path ?? withoutQuery(ctx.req.url)) },
     ...(ua ? { user_agent: ua } : {}),
     replguard: {
       request_id: ctx.id,

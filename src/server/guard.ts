@@ -112,6 +112,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     record(connectionEvent(conn, 'TLS_HANDSHAKE_FAILED', err.code ?? err.message));
   });
 
+  /** What interrupted a request outside the pipeline (the HTTP parser's code), for its audit event. */
+  const interruptions = new WeakMap<RequestContext, string>();
+
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const conn = (socket as GuardSocket)[CONNECTION];
     if (!conn || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
@@ -124,8 +127,11 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     const ctx = conn.inflight;
     if (ctx) {
       // Mid-request (e.g. the body stalls): the request's own audit event carries the reason.
-      ctx.interruptedBy = reason;
-      sendRejection(ctx.res, ctx.id, new Rejection(reason, err.code), true);
+      // The head was complete, so an end of stream here is a client that left mid-body.
+      const interrupted: Reason = err.code === 'HPE_INVALID_EOF_STATE' ? 'BODY_INCOMPLETE' : reason;
+      ctx.interruptedBy = interrupted;
+      interruptions.set(ctx, err.code ?? 'client error');
+      sendRejection(ctx.res, ctx.id, new Rejection(interrupted, err.code), true);
       socket.destroySoon?.();
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
@@ -179,8 +185,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     res.once('close', () => {
       if (conn.inflight === ctx) conn.inflight = undefined;
       const reason = ctx.interruptedBy ?? outcome.reason;
+      const detail = ctx.interruptedBy !== undefined ? interruptions.get(ctx) ?? outcome.detail : outcome.detail;
       const status = res.headersSent ? res.statusCode : 0;
-      record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, outcome.detail));
+      record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
     });
     if (draining) res.setHeader('connection', 'close');
 

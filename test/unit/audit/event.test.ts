@@ -82,6 +82,14 @@ t.test('an authentication failure is an alert; unknown fields are left out, not 
   t.notOk('user_agent' in e);
 });
 
+t.test('the query string never reaches the log (it may carry a credential)', async (t) => {
+  const ctx = context({ path: undefined });
+  (ctx.req as { url: string }).url = '/api/replication/apply?access_token=s3cr3t';
+  const e = requestEvent(ctx, 'ROUTE_QUERY_NOT_ALLOWED', 400, 60, 1, undefined);
+  t.equal(e.url!.path, '/api/replication/apply');
+  t.notMatch(JSON.stringify(e), /s3cr3t/);
+});
+
 t.test('every client-supplied string is clipped', async (t) => {
   const ctx = context({ path: undefined, webhookId: HOSTILE, jti: HOSTILE, tokenFingerprint: HOSTILE }, { 'user-agent': HOSTILE });
   (ctx.req as { url: string }).url = HOSTILE;
