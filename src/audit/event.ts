@@ -12,19 +12,35 @@ import { REASONS, type Reason } from '../pipeline/reasons.ts';
 export const ECS_VERSION = '8.11.0';
 
 /**
- * Longest client-supplied string kept in an event, in UTF-16 code units (256); a longer one is
- * cut there and ends with "…". Applies to the method, path, User-Agent, certificate subject,
- * webhook id, JWT `jti` and the detail text.
+ * Longest client-supplied string kept in an event, in UTF-16 code units of the original value
+ * (256); a longer one is cut there and ends with "…". Applies to the method, path, User-Agent,
+ * certificate subject, webhook id, JWT `jti`, token fingerprint and the detail text.
  */
 export const MAX_CLIENT_STRING = 256;
 
+/**
+ * Characters that can change how a decoded value looks on a terminal or in a viewer: C0 and C1
+ * controls (ESC, CR, LF, the 8-bit CSI U+009B), DEL, line and paragraph separators, and the
+ * bidirectional overrides (Trojan Source). JSON encoding already keeps them from breaking the
+ * NDJSON line; this also keeps `jq -r` or a SIEM's display from obeying them.
+ */
+const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A client-supplied string as it goes into an event: cut to MAX_CLIENT_STRING, then every unsafe
+ * character written as the visible text `\uXXXX` (so the field is at most 6 x 256 + 1 characters).
+ */
 export function clip(value: string | undefined): string | undefined {
-  if (value === undefined || value.length <= MAX_CLIENT_STRING) return value;
-  let end = MAX_CLIENT_STRING;
-  // Do not split a surrogate pair: half a character would become an invalid code point.
-  const last = value.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${value.slice(0, end)}…`;
+  if (value === undefined) return undefined;
+  let out = value;
+  if (out.length > MAX_CLIENT_STRING) {
+    let end = MAX_CLIENT_STRING;
+    // Do not split a surrogate pair: half a character would become an invalid code point.
+    const last = out.charCodeAt(end - 1);
+    if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+    out = `${out.slice(0, end)}…`;
+  }
+  return out.replace(UNSAFE_CHARACTERS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export interface AuditEvent {

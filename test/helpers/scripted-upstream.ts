@@ -8,7 +8,8 @@ import { createServer, type Server } from 'node:http';
 
 export async function startScriptedUpstream(): Promise<{ url: string; hits(path: string): number; stop(): Promise<void> }> {
   const hits = new Map<string, number>();
-  const server: Server = createServer((req, res) => {
+  // Large heads are accepted: header limits are the guard's job, not this upstream's.
+  const server: Server = createServer({ maxHeaderSize: 1024 * 1024 }, (req, res) => {
     const path = req.url ?? '';
     hits.set(path, (hits.get(path) ?? 0) + 1);
     req.resume();

@@ -49,6 +49,14 @@ t.test('clip keeps short strings, cuts long ones at MAX_CLIENT_STRING without sp
   t.ok(cut.isWellFormed(), 'no lone surrogate');
 });
 
+t.test('clip writes controls, separators and bidi overrides as visible escapes', async (t) => {
+  t.equal(clip('a\nb\rc\u001b[31md\u009b31m\u007f\u2028\u202eevil\u2066'), 'a\\u000ab\\u000dc\\u001b[31md\\u009b31m\\u007f\\u2028\\u202eevil\\u2066');
+  t.equal(clip('tab\there'), 'tab\\u0009here');
+  t.equal(clip('plain ascii, ümlauts and 😀 stay'), 'plain ascii, ümlauts and 😀 stay');
+  const long = clip('\u001b'.repeat(1000))!;
+  t.equal(long, `${'\\u001b'.repeat(256)}…`, 'cut first, then escaped: bounded by 6 x 256 + 1');
+});
+
 t.test('a forwarded request carries every field of the issue, under its ECS name', async (t) => {
   const e = requestEvent(context({}, { 'user-agent': 'replicator/2.1' }), 'FORWARDED', 200, 17, 3.25, undefined);
   t.same(e, {
