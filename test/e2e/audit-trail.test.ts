@@ -72,9 +72,11 @@ t.test('one event per request for every reachable reason, metrics to match, no s
 
   /** What each attempt should produce: the reason, and the request id when the client got an answer. */
   const expected: Array<{ reason: string; requestId?: string; status?: number }> = [];
-  const answered = async (reason: string, reply: Promise<{ status: number; headers: Record<string, unknown> }>) => {
+  const replies: Array<{ reason: string; status: number; headers: Record<string, unknown>; body: string }> = [];
+  const answered = async (reason: string, reply: Promise<{ status: number; headers: Record<string, unknown>; body: string }>) => {
     const r = await reply;
     expected.push({ reason, requestId: String(r.headers['x-replguard-request-id']), status: r.status });
+    replies.push({ reason, ...r });
   };
   const post = (path: string, extra: Parameters<typeof call>[2] = {}) => call(guard.port, pki.caFile, { cert: good, path, ...extra });
 
@@ -147,6 +149,17 @@ t.test('one event per request for every reachable reason, metrics to match, no s
       t.equal(matching.length, 1, `${exp.reason}: one event for request ${exp.requestId}`);
       t.equal(matching[0]?.event.reason, exp.reason);
       t.equal(matching[0]?.http.response.status_code, exp.status, `${exp.reason}: the status the client saw`);
+    }
+  });
+
+  await t.test('refusals tell the client nothing beyond a generic error and the request id (finding 9)', async (t) => {
+    for (const r of replies) {
+      t.equal(r.headers['x-content-type-options'], 'nosniff', `${r.reason} nosniff`);
+      t.equal(r.headers['cache-control'], 'no-store', `${r.reason} no-store`);
+      if (r.reason === 'FORWARDED') continue;
+      t.same(Object.keys(JSON.parse(r.body)).sort(), ['error', 'request_id'], `${r.reason} body keys`);
+      t.match(JSON.parse(r.body).error, /^[a-z_]+$/, `${r.reason} error name`);
+      t.notMatch(r.body, /\/|tmp|Error|at /, `${r.reason}: no path, class name or stack`);
     }
   });
 
