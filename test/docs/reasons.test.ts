@@ -6,31 +6,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { RELOAD_REASONS } from '../../src/audit/event.ts';
 import { REASONS } from '../../src/pipeline/reasons.ts';
+import { tableUnder } from '../helpers/markdown.ts';
 
 const DOC = join(import.meta.dirname, '..', '..', 'docs', 'reasons.md');
-
-/** The markdown table under the `## heading`, as rows of cells keyed by the header names. */
-function tableUnder(markdown: string, heading: string): Array<Record<string, string>> {
-  const lines = markdown.split('\n');
-  const start = lines.indexOf(`## ${heading}`);
-  if (start === -1) throw new Error(`no "## ${heading}" section`);
-  const end = lines.findIndex((l, i) => i > start && l.startsWith('## '));
-  const section = lines.slice(start + 1, end === -1 ? undefined : end);
-  const tableLines = section.filter((l) => l.startsWith('|'));
-  if (tableLines.length < 2) throw new Error(`no table under "${heading}"`);
-  const cells = (line: string) => {
-    if (!line.endsWith('|')) throw new Error(`table row does not end with "|": ${line}`);
-    return line.slice(1, -1).split('|').map((c) => c.trim());
-  };
-  const [header, rule, ...rows] = tableLines;
-  const names = cells(header!);
-  if (!cells(rule!).every((c) => /^:?-{3,}:?$/.test(c))) throw new Error(`second row of "${heading}" is not a rule`);
-  return rows.map((line) => {
-    const values = cells(line);
-    if (values.length !== names.length) throw new Error(`row has ${values.length} cells, header ${names.length}: ${line}`);
-    return Object.fromEntries(names.map((n, i) => [n, values[i]!]));
-  });
-}
 
 function code(cell: string): string {
   const m = /^`([A-Z][A-Z0-9_]*)`$/.exec(cell);
