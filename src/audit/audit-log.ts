@@ -19,8 +19,11 @@ export interface AuditLog {
   write(event: AuditEvent): void;
   /** Writes out whatever is buffered; called before exit so no finished request's event is lost. */
   flush(): void;
-  /** Reopens `audit.file` by name (after logrotate renamed it); nothing to do without a file. */
-  reopen(): void;
+  /**
+   * Reopens `audit.file` by name (after logrotate renamed it); resolves once the new file is open.
+   * Until then events still go to the renamed file: none is lost. Nothing to do without a file.
+   */
+  reopen(): Promise<void>;
 }
 
 export interface AuditOptions {
@@ -39,6 +42,16 @@ type SonicBoom = ReturnType<typeof pino.destination>;
 const isOpen = (s: SonicBoom) => (s as unknown as { fd: number }).fd >= 0;
 
 export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: true }, options: AuditOptions = {}): AuditLog {
+  // pino's own first 'error' listener re-emits the error it does not handle (all but EPIPE), so
+  // the first error would reach us twice.
+  const reportOnce = (destination: 'stdout' | 'file') => {
+    let last: Error | undefined;
+    return (err: Error) => {
+      if (err === last) return;
+      last = err;
+      options.onError?.(err, destination);
+    };
+  };
   const sonics: SonicBoom[] = [];
   let file: SonicBoom | undefined;
   const streams: DestinationStream[] = [];
@@ -47,7 +60,7 @@ export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: t
   } else {
     if (settings.stdout) {
       const out = pino.destination({ dest: 1, sync: false, minLength: 0 });
-      out.on('error', (err) => options.onError?.(err, 'stdout'));
+      out.on('error', reportOnce('stdout'));
       sonics.push(out);
       streams.push(out);
     }
@@ -60,7 +73,7 @@ export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: t
         throw new ConfigError([{ path: 'audit.file', message: `${settings.file} cannot be opened for appending: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
       }
       file = pino.destination({ dest: settings.file, sync: false, minLength: 0, append: true, mkdir: false, mode: AUDIT_FILE_MODE });
-      file.on('error', (err) => options.onError?.(err, 'file'));
+      file.on('error', reportOnce('file'));
       sonics.push(file);
       streams.push(file);
     }
@@ -96,13 +109,22 @@ export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: t
         }
       }
     },
-    reopen() {
-      if (!file) return;
-      try {
-        file.reopen();
-      } catch (err) {
-        options.onError?.(err as Error, 'file');
-      }
+    async reopen() {
+      const target = file;
+      if (!target) return;
+      await new Promise<void>((resolve, reject) => {
+        const opened = () => {
+          target.off('error', failed);
+          resolve();
+        };
+        const failed = (err: Error) => {
+          target.off('ready', opened);
+          reject(err);
+        };
+        target.once('ready', opened);
+        target.once('error', failed);
+        target.reopen();
+      });
     },
   };
 }

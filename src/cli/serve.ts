@@ -23,8 +23,12 @@ export async function run(argv: string[]): Promise<number> {
   });
   // logrotate renames the file, then signals: later events go to a new file of the old name.
   process.on('SIGUSR2', () => {
-    audit.reopen();
-    if (loaded.config.audit.file !== undefined) log.info({ file: loaded.config.audit.file }, 'audit file reopened');
+    if (loaded.config.audit.file === undefined) return;
+    const file = loaded.config.audit.file;
+    audit.reopen().then(
+      () => log.info({ file }, 'audit file reopened'),
+      (err: unknown) => log.error({ err, file }, 'reopening the audit file failed; events still go to the previous file'),
+    );
   });
   await audit.ready();
   const guard = await startGuard(loaded.config, { audit, log, metrics });

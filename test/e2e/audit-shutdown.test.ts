@@ -6,25 +6,17 @@ import { existsSync, mkdtempSync, readFileSync, renameSync, statSync } from 'nod
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { call } from '../helpers/client.ts';
 import { baseConfig, startGuard, type GuardProcess } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { startBackup } from '../helpers/upstream.ts';
+import { until } from '../helpers/wait.ts';
 
 const pki = makePki(['calgary-01']);
 const good = pki.client('calgary-01');
 
 const readEvents = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (check()) return;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Waits for the process to exit and for its output to be fully read. */
 async function exited(guard: GuardProcess): Promise<number | null> {

@@ -89,7 +89,12 @@ t.test('one event per request for every reachable reason, metrics to match, no s
   await answered('AUTH_PEER_UNKNOWN', call(guard.port, pki.caFile, { cert: certs.unknownPop }));
   await answered('AUTH_PEER_AMBIGUOUS', call(guard.port, pki.caFile, { cert: certs.ambiguous }));
   await answered('AUTH_CERT_PIN_MISMATCH', call(guard.port, pki.caFile, { cert: pinnedOther }));
-  await answered('BODY_TOO_LARGE', post('/api/replication/apply', { body: 'x'.repeat(2048) }));
+  // Only the head: the guard refuses on the declared length and closes, and an unread body in its
+  // receive buffer would turn that close into a reset that can overtake the 413.
+  const tooLarge = await rawTls(guard.port, pki.caFile, { cert: good, send: ['POST /api/replication/apply HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2048\r\n\r\n'], ms: 5000 });
+  const tooLargeId = /x-replguard-request-id: ([0-9a-f-]{36})/.exec(tooLarge.text)?.[1];
+  t.match(tooLarge.text, /^HTTP\/1\.1 413 /, 'declared body over the limit: 413');
+  expected.push({ reason: 'BODY_TOO_LARGE', requestId: tooLargeId, status: 413 });
   await answered('UPSTREAM_UNAVAILABLE', post('/refuse'));
   await answered('UPSTREAM_TIMEOUT', post('/hang'));
   // The upstream breaks off after the head: the client sees a 200 and then a cut connection.
@@ -132,7 +137,8 @@ t.test('one event per request for every reachable reason, metrics to match, no s
   t.teardown(() => agent.destroy());
   await answered('FORWARDED', call(guard.port, pki.caFile, { cert: shortLived, agent }));
   while (Date.now() < soon + 1100) await sleep(100);
-  await answered('AUTH_CERT_EXPIRED', call(guard.port, pki.caFile, { cert: shortLived, agent }));
+  // An empty body, for the same reason as above: this refusal closes the connection.
+  await answered('AUTH_CERT_EXPIRED', call(guard.port, pki.caFile, { cert: shortLived, agent, body: '' }));
 
   const events = await guard.waitForAudit(expected.length, 10_000);
 

@@ -1,22 +1,13 @@
-import { existsSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { createAuditLog } from '../../../src/audit/audit-log.ts';
 import { reloadEvent } from '../../../src/audit/event.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
+import { until } from '../../helpers/wait.ts';
 
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
-
-/** Polls (bounded) until `check` holds: the file stream writes asynchronously. */
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (check()) return;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 t.test('file destination: created 0640, appended, reopened by name after a rename (logrotate)', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'replguard-audit-'));
@@ -31,8 +22,8 @@ t.test('file destination: created 0640, appended, reopened by name after a renam
   renameSync(file, `${file}.1`);
   log.write(reloadEvent('success', 'two', undefined)); // still the renamed file: not reopened yet
   log.flush();
-  log.reopen();
-  await until(() => existsSync(file), 'the new file');
+  await log.reopen();
+  t.ok(existsSync(file), 'the new file is open');
   log.write(reloadEvent('success', 'three', undefined));
   log.flush();
   await until(() => lines(file).length === 1, 'the event in the new file');
@@ -47,5 +38,21 @@ t.test('a file that cannot be opened is an operator error at start-up', async (t
 });
 
 t.test('reopen without a file does nothing', async (t) => {
-  t.doesNotThrow(() => createAuditLog({ stdout: true }).reopen());
+  await t.resolves(createAuditLog({ stdout: true }).reopen());
+});
+
+t.test('a reopen that fails is reported and the old file keeps the events', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'replguard-audit-'));
+  const file = join(dir, 'audit.ndjson');
+  const errors: string[] = [];
+  const log = createAuditLog({ stdout: false, file }, { onError: (_err, destination) => errors.push(destination) });
+  await log.ready();
+  renameSync(file, `${file}.1`);
+  mkdirSync(file); // logrotate's new name is taken by a folder: opening it fails
+  await t.rejects(log.reopen());
+  t.same(errors, ['file'], 'counted and logged through onError');
+  log.write(reloadEvent('success', 'after', undefined));
+  log.flush();
+  await until(() => lines(`${file}.1`).length === 1, 'the event in the old file');
+  t.same(lines(`${file}.1`).map((e) => e.replguard.detail), ['after']);
 });
