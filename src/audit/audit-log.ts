@@ -92,6 +92,7 @@ export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: t
     s.once('ready', () => resolve());
     s.once('error', reject);
   }))));
+  opened.catch(() => undefined); // reported by ready() to whoever waits; never an unhandled rejection
   return {
     async ready() {
       await opened;
@@ -113,15 +114,15 @@ export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: t
       const target = file;
       if (!target) return;
       await new Promise<void>((resolve, reject) => {
-        const opened = () => {
+        const reopened = () => {
           target.off('error', failed);
           resolve();
         };
         const failed = (err: Error) => {
-          target.off('ready', opened);
+          target.off('ready', reopened);
           reject(err);
         };
-        target.once('ready', opened);
+        target.once('ready', reopened);
         target.once('error', failed);
         target.reopen();
       });

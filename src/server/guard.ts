@@ -185,7 +185,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     res.once('close', () => {
       if (conn.inflight === ctx) conn.inflight = undefined;
       const reason = ctx.interruptedBy ?? outcome.reason;
-      const detail = ctx.interruptedBy !== undefined ? interruptions.get(ctx) ?? outcome.detail : outcome.detail;
+      const detail = interruptions.get(ctx) ?? outcome.detail;
       const status = res.headersSent ? res.statusCode : 0;
       record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
     });
