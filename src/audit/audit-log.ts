@@ -1,18 +1,84 @@
 /**
- * Where audit events go: NDJSON through pino, to stdout by default (for a node-level log
- * shipper). Alerts are written at level warn and carry event.kind "alert".
+ * Where audit events go: NDJSON through pino, to stdout (default, for a node-level log shipper)
+ * and/or appended to `audit.file`. Alerts are written at level warn and carry event.kind "alert";
+ * every line has `log.type: audit` (the operational log says `operational`).
+ *
+ * Writes are asynchronous (SonicBoom buffers and writes off the request's path); `flush()`
+ * writes out the buffer synchronously and is called before exit, and pino also flushes on
+ * process exit, so no finished request's event is lost.
  */
+import { closeSync, openSync } from 'node:fs';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { ConfigError } from '../config/errors.ts';
+import type { Config } from '../config/schema.ts';
 import type { AuditEvent } from './event.ts';
 
 export interface AuditLog {
+  /** Resolves once every destination is open; serve before it and a flush could find nothing to write to. */
+  ready(): Promise<void>;
   write(event: AuditEvent): void;
   /** Writes out whatever is buffered; called before exit so no finished request's event is lost. */
   flush(): void;
+  /**
+   * Reopens `audit.file` by name (after logrotate renamed it); resolves once the new file is open.
+   * Until then events still go to the renamed file: none is lost. Nothing to do without a file.
+   */
+  reopen(): Promise<void>;
 }
 
-export function createAuditLog(destination?: DestinationStream): AuditLog {
-  const dest = destination ?? pino.destination({ dest: 1, sync: false, minLength: 0 });
+export interface AuditOptions {
+  /** Instead of the configured destinations (in-process tests). */
+  readonly stream?: DestinationStream;
+  /** A destination failed to write or reopen (the event is still written to the others). */
+  readonly onError?: (err: Error, destination: 'stdout' | 'file') => void;
+}
+
+/** Mode of a newly created audit file: the owner writes, a log shipper in the group reads. */
+const AUDIT_FILE_MODE = 0o640;
+
+type SonicBoom = ReturnType<typeof pino.destination>;
+
+/** SonicBoom sets `fd` once the file is open (its type declarations leave it out). */
+const isOpen = (s: SonicBoom) => (s as unknown as { fd: number }).fd >= 0;
+
+export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: true }, options: AuditOptions = {}): AuditLog {
+  // pino's own first 'error' listener re-emits the error it does not handle (all but EPIPE), so
+  // the first error would reach us twice.
+  const reportOnce = (destination: 'stdout' | 'file') => {
+    let last: Error | undefined;
+    return (err: Error) => {
+      if (err === last) return;
+      last = err;
+      options.onError?.(err, destination);
+    };
+  };
+  const sonics: SonicBoom[] = [];
+  let file: SonicBoom | undefined;
+  const streams: DestinationStream[] = [];
+  if (options.stream) {
+    streams.push(options.stream);
+  } else {
+    if (settings.stdout) {
+      const out = pino.destination({ dest: 1, sync: false, minLength: 0 });
+      out.on('error', reportOnce('stdout'));
+      sonics.push(out);
+      streams.push(out);
+    }
+    if (settings.file !== undefined) {
+      // Opened once synchronously so that a file we cannot create fails at start-up (exit 2),
+      // not as a lost event later.
+      try {
+        closeSync(openSync(settings.file, 'a', AUDIT_FILE_MODE));
+      } catch (err) {
+        throw new ConfigError([{ path: 'audit.file', message: `${settings.file} cannot be opened for appending: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+      }
+      file = pino.destination({ dest: settings.file, sync: false, minLength: 0, append: true, mkdir: false, mode: AUDIT_FILE_MODE });
+      file.on('error', reportOnce('file'));
+      sonics.push(file);
+      streams.push(file);
+    }
+  }
+  const destination = streams.length === 1 ? streams[0]! : pino.multistream(streams.map((stream) => ({ stream, level: 'info' as const })));
   const logger: Logger = pino(
     {
       base: undefined,
@@ -20,20 +86,46 @@ export function createAuditLog(destination?: DestinationStream): AuditLog {
       timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
       formatters: { level: (label) => ({ log: { level: label, type: 'audit' } }) },
     },
-    dest,
+    destination,
   );
+  const opened = Promise.all(sonics.map((s) => (isOpen(s) ? undefined : new Promise<void>((resolve, reject) => {
+    s.once('ready', () => resolve());
+    s.once('error', reject);
+  }))));
+  opened.catch(() => undefined); // reported by ready() to whoever waits; never an unhandled rejection
   return {
+    async ready() {
+      await opened;
+    },
     write(event) {
       if (event.event.kind === 'alert') logger.warn(event);
       else logger.info(event);
     },
     flush() {
-      const d = dest as { flushSync?: () => void };
-      try {
-        d.flushSync?.();
-      } catch {
-        // Not ready yet (nothing written) or already closed: nothing to flush.
+      for (const s of sonics) {
+        try {
+          s.flushSync();
+        } catch {
+          // Not open yet (nothing written) or already closed: nothing to flush.
+        }
       }
+    },
+    async reopen() {
+      const target = file;
+      if (!target) return;
+      await new Promise<void>((resolve, reject) => {
+        const reopened = () => {
+          target.off('error', failed);
+          resolve();
+        };
+        const failed = (err: Error) => {
+          target.off('ready', reopened);
+          reject(err);
+        };
+        target.once('ready', reopened);
+        target.once('error', failed);
+        target.reopen();
+      });
     },
   };
 }

@@ -1,57 +1,130 @@
 /**
  * The audit event: one per request (and one per connection refused at the TLS layer), with
  * Elastic Common Schema field names so a SIEM ingests it without mapping. Every client-supplied
- * string is a structured field, truncated to a documented length; JSON encoding escapes
- * newlines, ANSI escapes and quotes, so no value can forge a line or a field.
+ * string is a structured field, clipped to MAX_CLIENT_STRING; JSON encoding escapes newlines,
+ * carriage returns, ANSI escapes and quotes, so no value can forge a line or a field.
+ * Credentials never appear: only which were checked, the JWT `jti` and a short fingerprint.
  */
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
 
-/** Longest client-supplied string kept in an event (characters); longer ones are cut. */
+/** ECS version the field names follow (https://www.elastic.co/guide/en/ecs/8.11). */
+export const ECS_VERSION = '8.11.0';
+
+/**
+ * Longest client-supplied string kept in an event, in UTF-16 code units of the original value
+ * (256); a longer one is cut there and ends with "…". Applies to the method, path, User-Agent,
+ * certificate subject, webhook id, JWT `jti`, token fingerprint and the detail text.
+ */
 export const MAX_CLIENT_STRING = 256;
 
+/**
+ * Characters that can change how a decoded value looks on a terminal or in a viewer: C0 and C1
+ * controls (ESC, CR, LF, the 8-bit CSI U+009B), DEL, line and paragraph separators, and the
+ * bidirectional overrides (Trojan Source). JSON encoding already keeps them from breaking the
+ * NDJSON line; this also keeps `jq -r` or a SIEM's display from obeying them.
+ */
+const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A client-supplied string as it goes into an event: cut to MAX_CLIENT_STRING, then every unsafe
+ * character written as the visible text `\uXXXX` (so the field is at most 6 x 256 + 1 characters).
+ */
 export function clip(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  return value.length > MAX_CLIENT_STRING ? `${value.slice(0, MAX_CLIENT_STRING)}…` : value;
+  let out = value;
+  if (out.length > MAX_CLIENT_STRING) {
+    let end = MAX_CLIENT_STRING;
+    // Do not split a surrogate pair: half a character would become an invalid code point.
+    const last = out.charCodeAt(end - 1);
+    if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+    out = `${out.slice(0, end)}…`;
+  }
+  return out.replace(UNSAFE_CHARACTERS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export interface AuditEvent {
+  ecs: { version: string };
   event: {
     kind: 'event' | 'alert';
     category: string[];
     type: string[];
     action: string;
     outcome: 'success' | 'failure';
-    reason: Reason;
+    /** The reason code (docs/reasons.md). */
+    reason: string;
+    module: 'replguard';
+    dataset: 'replguard.audit';
     /** Nanoseconds, per ECS. */
     duration?: number;
   };
-  source: { ip: string; port: number };
-  tls?: { version?: string; version_protocol?: string; client?: { subject?: string; hash?: { sha256?: string } } };
-  http?: { request: { method?: string; body: { bytes: number } }; response?: { status_code: number; body: { bytes: number } } };
+  source?: { ip: string; port: number };
+  tls?: {
+    version?: string;
+    version_protocol?: string;
+    client?: { subject?: string; hash?: { sha256?: string }; not_after?: string };
+  };
+  http?: {
+    request: { method?: string; body: { bytes: number } };
+    response?: { status_code: number; body: { bytes: number } };
+  };
   url?: { path?: string };
+  user_agent?: { original: string };
   replguard: {
     request_id?: string;
+    /** The authenticated POP (a configured peer id). */
     pop?: string;
+    /** Which credentials were checked, in order (mtls, bearer, jwt, signature). */
     credentials?: string[];
-    /** First 12 hex digits of the SHA-256 of the bearer secret or JWT presented (never the credential). */
-    token_fingerprint?: string;
-    /** The verified JWT's jti. */
-    jti?: string;
-    /** Number of entries in the body, once the body contract parsed it. */
+    /** Number of `entries` in the JSON body. */
     entries?: number;
-    /** webhook-id (the nonce), once well-formed (verified when the outcome is a success). */
+    /** The Standard Webhooks `webhook-id` (the nonce). */
     webhook_id?: string;
+    /** The JWT `jti`. */
+    jti?: string;
+    /** A short hash naming the bearer secret or JWT used; never the credential. */
+    token_fingerprint?: string;
+    /** Nanoseconds from forwarding to the upstream's response headers. */
+    upstream_duration?: number;
+    /** What went wrong beyond the reason code (never sent to the client). */
     detail?: string;
   };
 }
 
+function base(reason: string, alert: boolean, outcome: 'success' | 'failure', action: string, category: string[], type: string[]): AuditEvent['event'] {
+  return { kind: alert ? 'alert' : 'event', category, type, action, outcome, reason, module: 'replguard', dataset: 'replguard.audit' };
+}
+
 function tlsFields(conn: ConnectionInfo): AuditEvent['tls'] {
   const version = conn.tlsVersion?.startsWith('TLSv') ? conn.tlsVersion.slice(4) : conn.tlsVersion;
+  const peer = conn.peer;
   return {
     ...(version !== undefined ? { version, version_protocol: 'tls' } : {}),
-    ...(conn.peer ? { client: { subject: clip(conn.peer.subject), hash: { sha256: conn.peer.sha256 } } } : {}),
+    ...(peer
+      ? {
+          client: {
+            subject: clip(peer.subject),
+            hash: { sha256: peer.sha256 },
+            ...(Number.isFinite(peer.notAfterMs) ? { not_after: new Date(peer.notAfterMs).toISOString() } : {}),
+          },
+        }
+      : {}),
   };
+}
+
+/**
+ * The request target up to the query. The query is never logged: a client may put a credential
+ * there (`?access_token=`), and the route stage refuses any query anyway.
+ */
+function withoutQuery(target: string | undefined): string | undefined {
+  if (target === undefined) return undefined;
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
+}
+
+function userAgent(value: string | string[] | undefined): AuditEvent['user_agent'] {
+  const text = Array.isArray(value) ? value.join(', ') : value;
+  return text === undefined ? undefined : { original: clip(text)! };
 }
 
 export function requestEvent(
@@ -63,14 +136,11 @@ export function requestEvent(
   detail: string | undefined,
 ): AuditEvent {
   const failed = reason !== 'FORWARDED';
+  const ua = userAgent(ctx.req.headers['user-agent']);
   return {
+    ecs: { version: ECS_VERSION },
     event: {
-      kind: REASONS[reason].alert ? 'alert' : 'event',
-      category: ['network', 'web'],
-      type: failed ? ['denied'] : ['access', 'allowed'],
-      action: 'replication-request',
-      outcome: failed ? 'failure' : 'success',
-      reason,
+      ...base(reason, REASONS[reason].alert, failed ? 'failure' : 'success', 'replication-request', ['network', 'web'], failed ? ['denied'] : ['access', 'allowed']),
       duration: Math.round(durationMs * 1e6),
     },
     source: { ip: ctx.conn.remoteAddress, port: ctx.conn.remotePort },
@@ -79,40 +149,49 @@ export function requestEvent(
       request: { method: clip(ctx.req.method), body: { bytes: ctx.body?.length ?? 0 } },
       response: { status_code: status, body: { bytes: responseBytes } },
     },
-    // The query string is never logged: it may carry a credential (AUTH_TOKEN_IN_QUERY).
     url: { path: clip(ctx.path ?? withoutQuery(ctx.req.url)) },
+    ...(ua ? { user_agent: ua } : {}),
     replguard: {
       request_id: ctx.id,
       ...(ctx.pop !== undefined ? { pop: ctx.pop } : {}),
       credentials: ctx.credentials,
-      ...(ctx.tokenFingerprint !== undefined ? { token_fingerprint: ctx.tokenFingerprint } : {}),
-      ...(ctx.jti !== undefined ? { jti: clip(ctx.jti) } : {}),
       ...(ctx.entries !== undefined ? { entries: ctx.entries } : {}),
-      ...(ctx.webhookId !== undefined ? { webhook_id: ctx.webhookId } : {}),
+      ...(ctx.webhookId !== undefined ? { webhook_id: clip(ctx.webhookId) } : {}),
+      ...(ctx.jti !== undefined ? { jti: clip(ctx.jti) } : {}),
+      ...(ctx.tokenFingerprint !== undefined ? { token_fingerprint: clip(ctx.tokenFingerprint) } : {}),
+      ...(ctx.upstreamMs !== undefined ? { upstream_duration: Math.round(ctx.upstreamMs * 1e6) } : {}),
       ...(detail !== undefined ? { detail: clip(detail) } : {}),
     },
   };
 }
 
-function withoutQuery(target: string | undefined): string | undefined {
-  if (target === undefined) return undefined;
-  const q = target.indexOf('?');
-  return q === -1 ? target : target.slice(0, q);
-}
-
 /** A connection refused before any HTTP request (TLS layer). */
 export function connectionEvent(conn: ConnectionInfo, reason: Reason, detail: string | undefined): AuditEvent {
   return {
-    event: {
-      kind: REASONS[reason].alert ? 'alert' : 'event',
-      category: ['network', 'authentication'],
-      type: ['connection', 'denied'],
-      action: 'tls-connection',
-      outcome: 'failure',
-      reason,
-    },
+    ecs: { version: ECS_VERSION },
+    event: base(reason, REASONS[reason].alert, 'failure', 'tls-connection', ['network', 'authentication'], ['connection', 'denied']),
     source: { ip: conn.remoteAddress, port: conn.remotePort },
     tls: tlsFields(conn),
     replguard: { ...(detail !== undefined ? { detail: clip(detail) } : {}) },
+  };
+}
+
+/** Codes of the configuration-reload events (not requests, so not in the REASONS table). */
+export const RELOAD_REASONS = {
+  CONFIG_RELOADED: { alert: false, description: 'new credential material was loaded and is in force' },
+  CONFIG_RELOAD_FAILED: { alert: true, description: 'new material was refused; the previous material stays in force' },
+} as const;
+
+/**
+ * A reload of certificates, keys or tokens (SIGHUP, file change, interval). A failure is an
+ * alert: someone may be swapping credentials, or a rotation is about to cause an outage.
+ * `detail` is operator text (file and key path, never file content).
+ */
+export function reloadEvent(result: 'success' | 'failure', trigger: string, detail: string | undefined): AuditEvent {
+  const reason: keyof typeof RELOAD_REASONS = result === 'success' ? 'CONFIG_RELOADED' : 'CONFIG_RELOAD_FAILED';
+  return {
+    ecs: { version: ECS_VERSION },
+    event: base(reason, RELOAD_REASONS[reason].alert, result, 'config-reload', ['configuration'], ['change']),
+    replguard: { detail: clip(`${trigger}${detail !== undefined ? `: ${detail}` : ''}`) },
   };
 }

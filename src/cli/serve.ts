@@ -3,6 +3,7 @@ import process from 'node:process';
 import { createAuditLog } from '../audit/audit-log.ts';
 import { loadConfig } from '../config/load.ts';
 import { createOperationalLog } from '../log/operational.ts';
+import { createMetrics } from '../metrics/metrics.ts';
 import { startGuard } from '../server/guard.ts';
 import { parseCommandArgs, required } from './args.ts';
 
@@ -13,12 +14,28 @@ export async function run(argv: string[]): Promise<number> {
   const loaded = loadConfig(required('serve', 'config', values.config));
   const log = createOperationalLog(loaded.config.log.level);
   for (const w of loaded.warnings) log.warn({ key: w.path }, w.message);
-  const audit = createAuditLog();
   // SIGHUP re-reads the credential files (tokens, JWT keys, revoked ids) and never exits; it is
   // caught from here on so that an early one cannot end the process (Node's default).
   let reload: ((trigger: 'SIGHUP') => void) | undefined;
   process.on('SIGHUP', () => reload?.('SIGHUP'));
-  const guard = await startGuard(loaded.config, { audit, log });
+  const metrics = createMetrics(loaded.config);
+  const audit = createAuditLog(loaded.config.audit, {
+    onError(err, destination) {
+      metrics.countAuditError(destination);
+      log.error({ err, destination }, 'writing the audit trail failed');
+    },
+  });
+  // logrotate renames the file, then signals: later events go to a new file of the old name.
+  process.on('SIGUSR2', () => {
+    if (loaded.config.audit.file === undefined) return;
+    const file = loaded.config.audit.file;
+    audit.reopen().then(
+      () => log.info({ file }, 'audit file reopened'),
+      (err: unknown) => log.error({ err, file }, 'reopening the audit file failed; events still go to the previous file'),
+    );
+  });
+  await audit.ready();
+  const guard = await startGuard(loaded.config, { audit, log, metrics });
   reload = guard.reload;
   // The "ready" line (operational log, stderr) names the bound ports, which matter with port 0.
   log.info({ port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');

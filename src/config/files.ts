@@ -1,5 +1,6 @@
 /** File checks shared by config validation and credential reloads. Read-only: no side effects. */
 import { accessSync, constants, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import process from 'node:process';
 import type { ConfigProblem } from './errors.ts';
 
@@ -41,4 +42,33 @@ function ownGroups(): Set<number> {
   const gid = process.getgid?.();
   if (gid !== undefined) groups.add(gid);
   return groups;
+}
+
+/**
+ * A file this process appends to (the audit file): an existing regular file it may write, or a
+ * new one in an existing folder it may write. Nothing is created here (validation has no side
+ * effects).
+ */
+export function checkAppendableFile(file: string, keyPath: string): ConfigProblem | undefined {
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) return { path: keyPath, message: `${file} is not a regular file` };
+    accessSync(file, constants.W_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES') return { path: keyPath, message: `${file} is not writable by this user (uid ${process.getuid?.() ?? '?'}); fix its owner or mode` };
+    if (code !== 'ENOENT') return { path: keyPath, message: `${file} cannot be opened: ${code ?? String(err)}` };
+  }
+  const dir = dirname(file);
+  try {
+    if (!statSync(dir).isDirectory()) return { path: keyPath, message: `${dir} is not a folder` };
+    accessSync(dir, constants.W_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { path: keyPath, message: `the folder ${dir} does not exist; create it or fix the path` };
+    if (code === 'EACCES') return { path: keyPath, message: `the folder ${dir} is not writable by this user (uid ${process.getuid?.() ?? '?'}); fix its owner or mode` };
+    return { path: keyPath, message: `the folder ${dir} cannot be used: ${code ?? String(err)}` };
+  }
 }

@@ -92,6 +92,7 @@ function resolvePaths(config: Config, base: string): Config {
         }
         : {}),
     },
+    audit: { ...config.audit, ...(config.audit.file !== undefined ? { file: at(config.audit.file) } : {}) },
   };
 }
 

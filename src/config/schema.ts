@@ -239,6 +239,24 @@ export const configSchema = z.strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
     })
     .prefault({}),
+  /**
+   * Where the audit trail (one NDJSON event per request, docs/audit.md) goes. At least one
+   * destination is required: a config with neither is refused at start-up (exit 2).
+   */
+  audit: z
+    .strictObject({
+      /** Write audit events to stdout, for a log shipper. Default: true. */
+      stdout: z.boolean().default(true),
+      /**
+       * Also append them to this file (created mode 0640 if missing; its folder must exist and be
+       * writable, checked at start-up). Reopened on SIGUSR2, so logrotate can rename it and signal.
+       * Relative paths start at the config file's folder. Default: none. A write error after
+       * start-up is logged (operational log) and counted (replguard_audit_write_errors_total);
+       * stdout, when on, keeps every event.
+       */
+      file: filePath.optional(),
+    })
+    .prefault({}),
 });
 
 /** The config as written (before defaults and unit parsing). */

@@ -8,7 +8,7 @@ import { loadKeySet, loadRevokedIds } from '../auth/jwt.ts';
 import { readPeerSigningKeys } from '../replay/keys.ts';
 import { normalisePath } from '../route/normalise.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
-import { checkReadableFile, checkSecretFile } from './files.ts';
+import { checkAppendableFile, checkReadableFile, checkSecretFile } from './files.ts';
 import type { Config } from './schema.ts';
 
 export interface Validation {
@@ -117,6 +117,15 @@ export function validateConfig(config: Config): Validation {
   for (const [keyPath, file, secret] of files) {
     if (file === undefined) continue;
     const p = secret ? checkSecretFile(file, keyPath) : checkReadableFile(file, keyPath);
+    if (p) problems.push(p);
+  }
+
+  // Audit trail: somewhere to go.
+  if (!config.audit.stdout && config.audit.file === undefined) {
+    problem('audit', 'the audit trail has no destination; set audit.stdout: true or audit.file: /var/log/replguard/audit.ndjson');
+  }
+  if (config.audit.file !== undefined) {
+    const p = checkAppendableFile(config.audit.file, 'audit.file');
     if (p) problems.push(p);
   }
 

@@ -53,6 +53,8 @@ export interface RequestContext {
   jti: string | undefined;
   /** A short hash identifying the bearer secret or JWT used (never the credential itself). */
   tokenFingerprint: string | undefined;
+  /** Milliseconds from forwarding to the upstream's response headers (set by the proxy stage). */
+  upstreamMs: number | undefined;
   /** Response body bytes relayed from the upstream. */
   responseBytes: number;
   /** Set when the outcome was decided outside the pipeline (e.g. a timeout). */

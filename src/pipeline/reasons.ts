@@ -88,7 +88,6 @@ export const REASONS = {
   UPSTREAM_TIMEOUT: { status: 504, alert: false, description: 'the upstream did not answer within upstream.timeout' },
   UPSTREAM_ABORTED: { status: 502, alert: false, description: 'the upstream broke off its response after it had started' },
 
-  SHUTTING_DOWN: { status: 503, alert: false, description: 'the guard is draining and refuses new work' },
   INTERNAL: { status: 500, alert: true, description: 'an unexpected error; its stack is in the operational log' },
 } as const satisfies Record<string, { status: number; alert: boolean; connection?: boolean; description: string }>;
 

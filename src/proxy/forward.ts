@@ -8,6 +8,7 @@
  * measured a minimal http-proxy mTLS proxy at 5-9x nginx's CPU per request.
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
@@ -52,6 +53,7 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
           settled = true;
           reject(rejection);
         };
+        const sentAt = performance.now();
         const upstream = request({ agent, hostname, port, method: ctx.req.method, path: ctx.path, headers, timeout });
         upstream.on('timeout', () => {
           upstream.destroy();
@@ -66,6 +68,7 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
         });
         upstream.on('response', (upRes: IncomingMessage) => {
           settled = true;
+          ctx.upstreamMs = performance.now() - sentAt;
           const { res } = ctx;
           const responseHeaders = downstreamResponseHeaders(upRes.rawHeaders);
           setSecurityHeaders(res, ctx.id);

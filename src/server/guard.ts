@@ -11,9 +11,10 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { connectionEvent, requestEvent } from '../audit/event.ts';
+import { connectionEvent, requestEvent, type AuditEvent } from '../audit/event.ts';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
+import { createMetrics, type Metrics } from '../metrics/metrics.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
@@ -31,6 +32,8 @@ type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
 export interface GuardDeps {
   readonly audit: AuditLog;
   readonly log: OperationalLog;
+  /** Created from the config when not given. */
+  readonly metrics?: Metrics;
   readonly now?: () => number;
 }
 
@@ -50,6 +53,16 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const now = deps.now ?? Date.now;
   const material = loadTlsMaterial(config.tls, now());
   const mtlsRequired = config.auth.methods.includes('mtls');
+  const metrics = deps.metrics ?? createMetrics(config, now);
+  metrics.trackCertificates(() => [
+    { source: 'tls.cert_file', certificate: material.serverCertificate },
+    ...material.caCertificates.map((certificate) => ({ source: 'tls.client_ca_file', certificate })),
+  ]);
+  /** The one place events are written: the audit trail and the metrics derived from it. */
+  const record = (event: AuditEvent) => {
+    audit.write(event);
+    metrics.observe(event);
+  };
 
   const nonceStore = createNonceStore(config, now);
   const pipeline = buildPipeline(config, { now, log, nonceStore });
@@ -92,7 +105,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     if (mtlsRequired && (!authorized || !peer)) {
       const reason = classifyAuthorizationError(String(socket.authorizationError ?? ''), peer !== undefined);
       // The unverified certificate's names are logged for forensics, never used for a decision.
-      audit.write(connectionEvent({ ...conn, peer }, reason, String(socket.authorizationError ?? 'no certificate')));
+      record(connectionEvent({ ...conn, peer }, reason, String(socket.authorizationError ?? 'no certificate')));
       socket.destroy();
       return;
     }
@@ -101,8 +114,11 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     const conn = bareConnection(socket);
-    audit.write(connectionEvent(conn, 'TLS_HANDSHAKE_FAILED', err.code ?? err.message));
+    record(connectionEvent(conn, 'TLS_HANDSHAKE_FAILED', err.code ?? err.message));
   });
+
+  /** What interrupted a request outside the pipeline (the HTTP parser's code), for its audit event. */
+  const interruptions = new WeakMap<RequestContext, string>();
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const conn = (socket as GuardSocket)[CONNECTION];
@@ -116,8 +132,11 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     const ctx = conn.inflight;
     if (ctx) {
       // Mid-request (e.g. the body stalls): the request's own audit event carries the reason.
-      ctx.interruptedBy = reason;
-      sendRejection(ctx.res, ctx.id, new Rejection(reason, err.code), true);
+      // The head was complete, so an end of stream here is a client that left mid-body.
+      const interrupted: Reason = err.code === 'HPE_INVALID_EOF_STATE' ? 'BODY_INCOMPLETE' : reason;
+      ctx.interruptedBy = interrupted;
+      interruptions.set(ctx, err.code ?? 'client error');
+      sendRejection(ctx.res, ctx.id, new Rejection(interrupted, err.code), true);
       socket.destroySoon?.();
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
@@ -137,7 +156,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     event.event.action = 'replication-request';
     event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes: Buffer.byteLength(body) } } };
     event.replguard.request_id = id;
-    audit.write(event);
+    record(event);
   });
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -162,6 +181,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       webhookTimestamp: undefined,
       jti: undefined,
       tokenFingerprint: undefined,
+      upstreamMs: undefined,
       responseBytes: 0,
       interruptedBy: undefined,
     };
@@ -171,8 +191,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     res.once('close', () => {
       if (conn.inflight === ctx) conn.inflight = undefined;
       const reason = ctx.interruptedBy ?? outcome.reason;
+      const detail = interruptions.get(ctx) ?? outcome.detail;
       const status = res.headersSent ? res.statusCode : 0;
-      audit.write(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, outcome.detail));
+      record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
     });
     if (draining) res.setHeader('connection', 'close');
 
@@ -205,7 +226,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   let admin: HttpServer;
   try {
-    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining });
+    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining, metrics: () => metrics.render() }, log);
   } catch (err) {
     server.close();
     throw err;

@@ -1,0 +1,193 @@
+/**
+ * Prometheus metrics (prom-client, in a registry of our own, never the global one), served at
+ * `/metrics` on the admin listener. Request metrics are derived from the audit event itself
+ * (`observe`), called at the one place the event is written, so the two can never disagree.
+ *
+ * Label values are bounded: `pop` is a configured peer id or "unknown", `reason` a code of the
+ * REASONS table, `outcome` success|failure. No client-supplied text ever becomes a label.
+ */
+import type { X509Certificate } from 'node:crypto';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AuditEvent } from '../audit/event.ts';
+import type { Config } from '../config/schema.ts';
+import { StoreUnavailableError, type NonceStore } from '../store/store.ts';
+
+/** A certificate the guard is using now, and the config key it came from. */
+export interface CertificateInUse {
+  /** The config key, e.g. `tls.cert_file` or `tls.client_ca_file`. */
+  readonly source: string;
+  readonly certificate: X509Certificate;
+}
+
+export interface Metrics {
+  /** Counts one audit event: requests by outcome, reason and POP, durations, TLS refusals. */
+  observe(event: AuditEvent): void;
+  /** The certificates in force, read on every scrape (so a reload is reflected at once). */
+  trackCertificates(list: () => readonly CertificateInUse[]): void;
+  /** A reload of credential material (SIGHUP, file change, interval) and how it went. */
+  countReload(result: 'success' | 'failure'): void;
+  /** An audit destination failed to write or reopen. */
+  countAuditError(destination: 'stdout' | 'file'): void;
+  /**
+   * A gauge read on every scrape, for state another module owns (e.g. `replguard_bans_active`
+   * from the ban list). A collector that throws reports NaN rather than failing the scrape.
+   */
+  registerGaugeCollector(name: string, help: string, collect: () => number | Promise<number>): void;
+  /** Wraps the nonce store: counts its refusals by cause and reports its size on every scrape. */
+  instrumentNonceStore(store: NonceStore): NonceStore;
+  /** The Prometheus text exposition. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** Seconds; from 1 ms (a refusal) to the longest upstream timeout worth distinguishing. */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export function createMetrics(config: Pick<Config, 'peers'>, now: () => number = Date.now): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const peerIds = new Set(config.peers.map((p) => p.id));
+  const popLabel = (pop: string | undefined) => (pop !== undefined && peerIds.has(pop) ? pop : 'unknown');
+
+  const requests = new Counter({
+    name: 'replguard_requests_total',
+    help: 'HTTP requests by outcome, reason code (docs/reasons.md) and authenticated POP ("unknown" before authentication).',
+    labelNames: ['outcome', 'reason', 'pop'] as const,
+    registers,
+  });
+  const requestDuration = new Histogram({
+    name: 'replguard_request_duration_seconds',
+    help: 'Time from the request’s arrival to the end of its response, by outcome.',
+    labelNames: ['outcome'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const upstreamDuration = new Histogram({
+    name: 'replguard_upstream_duration_seconds',
+    help: 'Time from forwarding a request to the upstream’s response headers.',
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const tlsRefusals = new Counter({
+    name: 'replguard_tls_refusals_total',
+    help: 'Connections refused at the TLS layer, before any HTTP request, by reason code.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const reloads = new Counter({
+    name: 'replguard_reloads_total',
+    help: 'Reloads of credential material by result; on failure the previous material stays in force.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of ['success', 'failure'] as const) reloads.inc({ result }, 0);
+  const auditErrors = new Counter({
+    name: 'replguard_audit_write_errors_total',
+    help: 'Audit destinations that failed to write or reopen.',
+    labelNames: ['destination'] as const,
+    registers,
+  });
+  for (const destination of ['stdout', 'file'] as const) auditErrors.inc({ destination }, 0);
+
+  let certificates: () => readonly CertificateInUse[] = () => [];
+  new Gauge({
+    name: 'replguard_certificate_expiry_seconds',
+    help: 'Seconds until each certificate the guard uses expires (negative once expired), by config key, subject and SHA-256.',
+    labelNames: ['source', 'subject', 'sha256'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { source, certificate } of certificates()) {
+        this.set(
+          { source, subject: certificate.subject.replace(/\n/g, ', '), sha256: certificate.fingerprint256.replace(/:/g, '').toLowerCase() },
+          secondsUntil(Date.parse(certificate.validTo)),
+        );
+      }
+    },
+  });
+  const peerNotAfter = new Map<string, number>();
+  new Gauge({
+    name: 'replguard_peer_certificate_expiry_seconds',
+    help: 'Seconds until the client certificate each POP last authenticated with expires.',
+    labelNames: ['pop'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [pop, notAfter] of peerNotAfter) this.set({ pop }, secondsUntil(notAfter));
+    },
+  });
+
+  function secondsUntil(ms: number): number {
+    return Math.floor((ms - now()) / 1000);
+  }
+
+  function registerGaugeCollector(name: string, help: string, collect: () => number | Promise<number>): void {
+    new Gauge({
+      name,
+      help,
+      registers,
+      async collect() {
+        let value: number;
+        try {
+          value = await collect();
+        } catch {
+          value = Number.NaN;
+        }
+        this.set(value);
+      },
+    });
+  }
+
+  return {
+    observe(event) {
+      const { outcome, reason, action, duration } = event.event;
+      if (action === 'tls-connection') {
+        tlsRefusals.inc({ reason });
+        return;
+      }
+      if (action !== 'replication-request') return;
+      const pop = popLabel(event.replguard.pop);
+      requests.inc({ outcome, reason, pop });
+      if (duration !== undefined) requestDuration.observe({ outcome }, duration / 1e9);
+      if (event.replguard.upstream_duration !== undefined) upstreamDuration.observe(event.replguard.upstream_duration / 1e9);
+      const notAfter = event.tls?.client?.not_after;
+      if (pop !== 'unknown' && notAfter !== undefined) peerNotAfter.set(pop, Date.parse(notAfter));
+    },
+    trackCertificates(list) {
+      certificates = list;
+    },
+    countReload(result) {
+      reloads.inc({ result });
+    },
+    countAuditError(destination) {
+      auditErrors.inc({ destination });
+    },
+    registerGaugeCollector,
+    instrumentNonceStore(store) {
+      const refusals = new Counter({
+        name: 'replguard_nonce_refusals_total',
+        help: 'Nonces the store refused, by cause: replayed (seen within the window), full (bounded store, nothing evicted), unavailable (backend down).',
+        labelNames: ['cause'] as const,
+        registers,
+      });
+      for (const cause of ['replayed', 'full', 'unavailable'] as const) refusals.inc({ cause }, 0);
+      registerGaugeCollector('replguard_nonce_store_size', 'Live nonces held by the nonce store.', () => store.nonceCount());
+      return {
+        async recordNonce(key, ttlMs) {
+          try {
+            const result = await store.recordNonce(key, ttlMs);
+            if (result !== 'recorded') refusals.inc({ cause: result });
+            return result;
+          } catch (err) {
+            if (err instanceof StoreUnavailableError) refusals.inc({ cause: 'unavailable' });
+            throw err;
+          }
+        },
+        nonceCount: () => store.nonceCount(),
+        close: () => store.close(),
+      };
+    },
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { createAuditLog } from '../../../src/audit/audit-log.ts';
+import { clip, MAX_CLIENT_STRING, reloadEvent, requestEvent } from '../../../src/audit/event.ts';
+import type { ConnectionInfo, RequestContext } from '../../../src/pipeline/context.ts';
+
+const HOSTILE = `evil\n{"event":{"reason":"FORWARDED"}}\r\u001b[31mred\u001b[0m %s %n %j ${'x'.repeat(64 * 1024)}`;
+
+function context(over: Partial<RequestContext> = {}, headers: Record<string, string> = {}): RequestContext {
+  const conn: ConnectionInfo = {
+    remoteAddress: '192.0.2.7',
+    remotePort: 51234,
+    tlsVersion: 'TLSv1.3',
+    peer: { subject: 'CN=calgary-01', commonNames: ['calgary-01'], dnsSans: [], uriSans: [], sha256: 'ab'.repeat(32), notAfterMs: Date.parse('2031-02-03T04:05:06Z') },
+    memo: new Map(),
+    inflight: undefined,
+  };
+  // The request and response objects are only read for method, url and headers here.
+  return {
+    id: '00000000-0000-4000-8000-000000000001',
+    req: { method: 'POST', url: '/api/replication/apply', headers } as RequestContext['req'],
+    res: {} as RequestContext['res'],
+    conn,
+    startedAt: 0,
+    path: '/api/replication/apply',
+    pop: 'calgary-01',
+    credentials: ['mtls', 'bearer', 'signature'],
+    body: Buffer.from('{"entries":[1,2,3]}'),
+    entries: 3,
+    webhookId: 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+    jti: 'b9a4c7e0-jti',
+    tokenFingerprint: 'sha256:0123456789abcdef',
+    upstreamMs: 1.5,
+    responseBytes: 0,
+    interruptedBy: undefined,
+    ...over,
+  };
+}
+
+t.test('clip keeps short strings, cuts long ones at MAX_CLIENT_STRING without splitting a character', async (t) => {
+  t.equal(MAX_CLIENT_STRING, 256, 'the documented length (docs/audit.md)');
+  t.equal(clip(undefined), undefined);
+  t.equal(clip('abc'), 'abc');
+  t.equal(clip('a'.repeat(256)), 'a'.repeat(256));
+  t.equal(clip('a'.repeat(300)), `${'a'.repeat(256)}…`);
+  const emoji = `${'a'.repeat(255)}😀tail`; // the pair straddles the cut
+  const cut = clip(emoji)!;
+  t.equal(cut, `${'a'.repeat(255)}…`);
+  t.ok(cut.isWellFormed(), 'no lone surrogate');
+});
+
+t.test('clip writes controls, separators and bidi overrides as visible escapes', async (t) => {
+  t.equal(clip('a\nb\rc\u001b[31md\u009b31m\u007f\u2028\u202eevil\u2066'), 'a\\u000ab\\u000dc\\u001b[31md\\u009b31m\\u007f\\u2028\\u202eevil\\u2066');
+  t.equal(clip('tab\there'), 'tab\\u0009here');
+  t.equal(clip('plain ascii, ümlauts and 😀 stay'), 'plain ascii, ümlauts and 😀 stay');
+  const long = clip('\u001b'.repeat(1000))!;
+  t.equal(long, `${'\\u001b'.repeat(256)}…`, 'cut first, then escaped: bounded by 6 x 256 + 1');
+});
+
+t.test('a forwarded request carries every field of the issue, under its ECS name', async (t) => {
+  const e = requestEvent(context({}, { 'user-agent': 'replicator/2.1' }), 'FORWARDED', 200, 17, 3.25, undefined);
+  t.same(e, {
+    ecs: { version: '8.11.0' },
+    event: { kind: 'event', category: ['network', 'web'], type: ['access', 'allowed'], action: 'replication-request', outcome: 'success', reason: 'FORWARDED', module: 'replguard', dataset: 'replguard.audit', duration: 3_250_000 },
+    source: { ip: '192.0.2.7', port: 51234 },
+    tls: { version: '1.3', version_protocol: 'tls', client: { subject: 'CN=calgary-01', hash: { sha256: 'ab'.repeat(32) }, not_after: '2031-02-03T04:05:06.000Z' } },
+    http: { request: { method: 'POST', body: { bytes: 19 } }, response: { status_code: 200, body: { bytes: 17 } } },
+    url: { path: '/api/replication/apply' },
+    user_agent: { original: 'replicator/2.1' },
+    replguard: {
+      request_id: '00000000-0000-4000-8000-000000000001',
+      pop: 'calgary-01',
+      credentials: ['mtls', 'bearer', 'signature'],
+      entries: 3,
+      webhook_id: 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+      jti: 'b9a4c7e0-jti',
+      token_fingerprint: 'sha256:0123456789abcdef',
+      upstream_duration: 1_500_000,
+    },
+  });
+});
+
+t.test('an authentication failure is an alert; unknown fields are left out, not empty', async (t) => {
+  const e = requestEvent(context({ pop: undefined, entries: undefined, webhookId: undefined, jti: undefined, tokenFingerprint: undefined, upstreamMs: undefined, body: undefined, credentials: ['mtls'] }), 'AUTH_PEER_UNKNOWN', 403, 60, 1, 'certificate names no configured peer');
+  t.equal(e.event.kind, 'alert');
+  t.equal(e.event.outcome, 'failure');
+  t.same(e.event.type, ['denied']);
+  t.same(e.replguard, { request_id: '00000000-0000-4000-8000-000000000001', credentials: ['mtls'], detail: 'certificate names no configured peer' });
+  t.equal(e.http!.request.body.bytes, 0);
+  t.notOk('user_agent' in e);
+});
+
+t.test('the query string never reaches the log (it may carry a credential)', async (t) => {
+  const ctx = context({ path: undefined });
+  (ctx.req as { url: string }).url = '/api/replication/apply?access_token=s3cr3t';
+  const e = requestEvent(ctx, 'ROUTE_QUERY_NOT_ALLOWED', 400, 60, 1, undefined);
+  t.equal(e.url!.path, '/api/replication/apply');
+  t.notMatch(JSON.stringify(e), /s3cr3t/);
+});
+
+t.test('every client-supplied string is clipped', async (t) => {
+  const ctx = context({ path: undefined, webhookId: HOSTILE, jti: HOSTILE, tokenFingerprint: HOSTILE }, { 'user-agent': HOSTILE });
+  (ctx.req as { url: string }).url = HOSTILE;
+  (ctx.req as { method: string }).method = HOSTILE;
+  (ctx.conn as { peer: unknown }).peer = { ...ctx.conn.peer!, subject: HOSTILE };
+  const e = requestEvent(ctx, 'ROUTE_TARGET_INVALID', 400, 60, 1, HOSTILE);
+  const clipped = clip(HOSTILE);
+  for (const [name, value] of Object.entries({
+    method: e.http!.request.method,
+    path: e.url!.path,
+    user_agent: e.user_agent!.original,
+    subject: e.tls!.client!.subject,
+    webhook_id: e.replguard.webhook_id,
+    jti: e.replguard.jti,
+    token_fingerprint: e.replguard.token_fingerprint,
+    detail: e.replguard.detail,
+  })) {
+    t.equal(value, clipped, name);
+  }
+});
+
+t.test('written through the audit log, a hostile event is one NDJSON line that parses back to the same values', async (t) => {
+  const chunks: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, done) { chunks.push(String(chunk)); done(); } });
+  const log = createAuditLog(undefined, { stream: sink });
+  const ctx = context({ webhookId: HOSTILE }, { 'user-agent': HOSTILE });
+  log.write(requestEvent(ctx, 'FORWARDED', 200, 0, 1, undefined));
+  log.write(reloadEvent('failure', 'SIGHUP', HOSTILE));
+  const text = chunks.join('');
+  const lines = text.split('\n');
+  t.equal(lines.pop(), '', 'ends with a newline');
+  t.equal(lines.length, 2, 'one line per event');
+  t.notOk(/[\r\u001b]/.test(text), 'no raw CR or ESC byte in the output');
+  const [req, reload] = lines.map((l) => JSON.parse(l));
+  t.equal(req.user_agent.original, clip(HOSTILE));
+  t.equal(req.replguard.webhook_id, clip(HOSTILE));
+  t.equal(req.log.type, 'audit');
+  t.equal(req.log.level, 'info');
+  t.match(req['@timestamp'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  t.equal(reload.event.kind, 'alert');
+  t.equal(reload.event.reason, 'CONFIG_RELOAD_FAILED');
+  t.equal(reload.log.level, 'warn', 'alerts are written at warn');
+  t.equal(reload.replguard.detail, clip(`SIGHUP: ${HOSTILE}`));
+});
+
+t.test('a successful reload is an ordinary event', async (t) => {
+  const e = reloadEvent('success', 'file change', undefined);
+  t.equal(e.event.kind, 'event');
+  t.equal(e.event.reason, 'CONFIG_RELOADED');
+  t.equal(e.event.action, 'config-reload');
+  t.equal(e.replguard.detail, 'file change');
+});
