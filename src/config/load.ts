@@ -79,6 +79,11 @@ function resolvePaths(config: Config, base: string): Config {
       client_ca_file: at(config.tls.client_ca_file),
       ...(config.tls.crl_file !== undefined ? { crl_file: at(config.tls.crl_file) } : {}),
     },
+    store: {
+      ...config.store,
+      ...(config.store.password_file !== undefined ? { password_file: at(config.store.password_file) } : {}),
+      ...(config.store.ca_file !== undefined ? { ca_file: at(config.store.ca_file) } : {}),
+    },
   };
 }
 

@@ -12,12 +12,15 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { connectionEvent, requestEvent } from '../audit/event.ts';
+import { createPeerIndex } from '../auth/mtls.ts';
 import type { Config } from '../config/schema.ts';
+import { Bans } from '../limits/bans.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
 import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
+import { createSharedState } from '../store/create.ts';
 import { loadTlsMaterial } from '../tls/material.ts';
 import { startAdminServer } from './admin.ts';
 import { listenOrExplain } from './listen.ts';
@@ -47,7 +50,21 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const material = loadTlsMaterial(config.tls, now());
   const mtlsRequired = config.auth.methods.includes('mtls');
 
-  const pipeline = buildPipeline(config, { now });
+  // Nonces, rate counters and bans: in memory, or in Redis shared with other replicas.
+  const state = createSharedState(config, { now, log });
+  const peers = createPeerIndex(config.peers);
+  const bans = new Bans(config, state, {
+    now,
+    audit,
+    log,
+    popOfCertificate: (cert) => {
+      const match = peers.match(cert);
+      return 'pop' in match ? match.pop : undefined;
+    },
+  });
+  bans.start();
+
+  const pipeline = buildPipeline(config, { now, bans, limiters: state.limiters });
 
   let draining = false;
   let listening = false;
@@ -60,6 +77,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       // secureConnection) lets the audit event name the precise reason before the socket closes.
       rejectUnauthorized: false,
       sessionTimeout: 300,
+      // A client that never finishes its handshake is cut like one that never finishes its headers.
+      handshakeTimeout: config.limits.header_timeout,
       maxHeaderSize: config.limits.max_header_bytes,
       headersTimeout: config.limits.header_timeout,
       requestTimeout: config.limits.request_timeout,
@@ -88,6 +107,13 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       const reason = classifyAuthorizationError(String(socket.authorizationError ?? ''), peer !== undefined);
       // The unverified certificate's names are logged for forensics, never used for a decision.
       audit.write(connectionEvent({ ...conn, peer }, reason, String(socket.authorizationError ?? 'no certificate')));
+      bans.recordOutcome(reason, conn, undefined);
+      socket.destroy();
+      return;
+    }
+    const banned = bans.bannedAtHandshake(conn);
+    if (banned) {
+      audit.write(connectionEvent(conn, 'LIMIT_BANNED_CONNECTION', `${banned.key} is banned until ${new Date(banned.until).toISOString()}`));
       socket.destroy();
       return;
     }
@@ -101,7 +127,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const conn = (socket as GuardSocket)[CONNECTION];
-    if (!conn || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
+    // A socket already answered and closed (e.g. after a timeout) reports its EOF as a second error.
+    if (!conn || socket.destroyed || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
       socket.destroy();
       return;
     }
@@ -133,6 +160,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes: Buffer.byteLength(body) } } };
     event.replguard.request_id = id;
     audit.write(event);
+    bans.recordOutcome(reason, conn, undefined);
   });
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -167,6 +195,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       const reason = ctx.interruptedBy ?? outcome.reason;
       const status = res.headersSent ? res.statusCode : 0;
       audit.write(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, outcome.detail));
+      bans.recordOutcome(reason, conn, ctx.pop);
     });
     if (draining) res.setHeader('connection', 'close');
 
@@ -199,9 +228,15 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   let admin: HttpServer;
   try {
-    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining });
+    admin = await startAdminServer(config.admin.host, config.admin.port, {
+      ready: () => listening && !draining && state.ready(),
+      bans,
+      audit,
+    });
   } catch (err) {
     server.close();
+    bans.stop();
+    await state.close();
     throw err;
   }
   const adminPort = (admin.address() as { port: number }).port;
@@ -211,7 +246,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   return {
     port,
     adminPort,
-    ready: () => listening && !draining,
+    ready: () => listening && !draining && state.ready(),
     shutdown() {
       shutdownPromise ??= (async () => {
         draining = true;
@@ -230,6 +265,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         }
         listening = false;
         pipeline.close();
+        bans.stop();
+        await state.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         audit.flush();
         log.info('guard stopped');
