@@ -15,8 +15,10 @@
  *
  * A banned key is refused twice over: at the TLS layer (`bannedAtHandshake`, synchronous,
  * against the bans this process knows of) and at step 2 of the pipeline (`createBanStage`,
- * authoritative, against the store). The local view is refreshed every sweep, so a ban lifted
- * on another replica stops being enforced at the handshake within `SWEEP_INTERVAL_MS`.
+ * authoritative, against the store). The local view is re-read from the store every sweep
+ * (every configured POP, and every key it already holds): a POP banned or a ban lifted on
+ * another replica is enforced at the handshake within `SWEEP_INTERVAL_MS`; an address banned
+ * elsewhere, from its first request here (403) on.
  */
 import { LRUCache } from 'lru-cache';
 import type { RateLimiterRes } from 'rate-limiter-flexible';
@@ -91,12 +93,14 @@ export class Bans {
   /** Bans this process knows to be active: key -> until. Bounded; the store stays authoritative. */
   private readonly local: LRUCache<string, number>;
   private readonly connectionPops = new WeakMap<ConnectionInfo, string | null>();
+  /** Every configured POP's key, re-read each sweep (bounded by the peer list). */
+  private readonly peerKeys: readonly string[];
   private timer: NodeJS.Timeout | undefined;
   private sweeping = false;
   private lastStoreError: string | undefined;
 
   constructor(
-    config: Readonly<Pick<Config, 'limits'>>,
+    config: Readonly<Pick<Config, 'limits' | 'peers'>>,
     private readonly state: BanState,
     private readonly deps: BanDeps,
   ) {
@@ -104,6 +108,7 @@ export class Bans {
     this.durationMs = config.limits.ban_duration;
     this.now = deps.now;
     this.local = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
+    this.peerKeys = config.peers.map((p) => popKey(p.id));
   }
 
   /** Starts the sweep that reports ended bans and refreshes the local view. */
@@ -231,7 +236,7 @@ export class Bans {
     this.sweeping = true;
     try {
       for (const key of await this.state.bans.expired(this.now(), SWEEP_BATCH)) await this.end(key);
-      const known = [...this.local.keys()];
+      const known = [...new Set([...this.peerKeys, ...this.local.keys()])];
       if (known.length > 0) await this.check(known);
       this.lastStoreError = undefined;
     } catch (err) {
