@@ -3,7 +3,6 @@
 // TLS layer and refused with 403 on a connection it already had, the ban ends on the injected
 // clock (alert event) and the POP is served again; an address banned for failed handshakes,
 // listed and lifted on the admin listener.
-import { request as httpRequest } from 'node:http';
 import { Agent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
@@ -12,23 +11,13 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createOperationalLog } from '../../src/log/operational.ts';
 import { startGuard } from '../../src/server/guard.ts';
 import { baseConfig, writeConfig, type AuditRecord } from '../helpers/guard.ts';
+import { admin } from '../helpers/admin.ts';
 import { makePki } from '../helpers/pki.ts';
 import { post, rawRequest } from '../helpers/raw-tls.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
 const HOUR = 3_600_000;
 
-function admin(port: number, method: string, path: string): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 t.test('bans', async (t) => {
   const pki = makePki([]);

@@ -3,26 +3,15 @@
 // not ready; Redis back: served again without a restart.
 // (A replay sent to the second replica needs the signature stage of the replay issue; until it
 // is merged, the shared nonce store is tested at the store level in test/unit/store/redis.test.ts.)
-import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { baseConfig, startGuard, type GuardProcess } from '../helpers/guard.ts';
+import { admin } from '../helpers/admin.ts';
 import { makePki } from '../helpers/pki.ts';
 import { post } from '../helpers/raw-tls.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
-function admin(port: number, method: string, path: string): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
   const deadline = Date.now() + ms;
