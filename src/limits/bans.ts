@@ -44,8 +44,16 @@ const SWEEP_BATCH = 500;
  * covered by their family)...
  */
 const COUNTED_FAMILIES = ['TLS_CLIENT_CERT_', 'AUTH_', 'SIGNATURE_', 'REPLAY_'] as const;
-/** ...and malformed requests: unparseable, oversized headers, smuggling forms, path tricks. */
-const COUNTED_MALFORMED: ReadonlySet<string> = new Set(['HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_FRAMING_INVALID', 'ROUTE_TARGET_INVALID']);
+/**
+ * ...and malformed requests: unparseable, oversized headers, smuggling forms, path tricks, and
+ * a body that breaks the replication contract (the replay issue's BODY_* codes; not
+ * BODY_TOO_LARGE or BODY_INCOMPLETE, which an honest client meets on a bad network).
+ */
+const COUNTED_MALFORMED: ReadonlySet<string> = new Set([
+  'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_FRAMING_INVALID', 'ROUTE_TARGET_INVALID',
+  'BODY_CONTENT_TYPE_INVALID', 'BODY_NOT_JSON', 'BODY_NOT_OBJECT', 'BODY_DUPLICATE_KEY', 'BODY_ENTRIES_INVALID',
+  'BODY_SOURCE_POP_MISSING', 'BODY_SOURCE_POP_MISMATCH', 'BODY_TIMESTAMP_MISMATCH', 'BODY_NONCE_MISMATCH',
+]);
 
 /**
  * Whether a refusal counts toward a ban. Only client errors count (never a 5xx: an outage of
