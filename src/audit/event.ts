@@ -58,6 +58,7 @@ export interface AuditEvent {
     /** Nanoseconds, per ECS. */
     duration?: number;
   };
+  /** Absent only on events not tied to a client (e.g. a POP's ban ending). */
   source?: { ip: string; port: number };
   tls?: {
     version?: string;
@@ -88,6 +89,8 @@ export interface AuditEvent {
     upstream_duration?: number;
     /** What went wrong beyond the reason code (never sent to the client). */
     detail?: string;
+    /** On ban events: which key, since and until when (ISO 8601), and what started it. */
+    ban?: { key: string; since?: string; until: string; failures?: number; trigger?: string };
   };
 }
 
@@ -193,5 +196,67 @@ export function reloadEvent(result: 'success' | 'failure', trigger: string, deta
     ecs: { version: ECS_VERSION },
     event: base(reason, RELOAD_REASONS[reason].alert, result, 'config-reload', ['configuration'], ['change']),
     replguard: { detail: clip(`${trigger}${detail !== undefined ? `: ${detail}` : ''}`) },
+  };
+}
+
+/** What a ban event says about the ban (limits/bans.ts). */
+export interface BanFacts {
+  readonly key: string;
+  readonly since: number;
+  readonly until: number;
+  readonly failures: number;
+  readonly reason: string;
+}
+
+function banFields(ban: BanFacts): NonNullable<AuditEvent['replguard']['ban']> {
+  return {
+    key: clip(ban.key)!,
+    ...(ban.since > 0 ? { since: new Date(ban.since).toISOString() } : {}),
+    until: new Date(ban.until).toISOString(),
+    ...(ban.failures > 0 ? { failures: ban.failures } : {}),
+    ...(ban.reason !== 'unknown' ? { trigger: clip(ban.reason)! } : {}),
+  };
+}
+
+/** The subject of a ban key as ECS fields: a POP id, or a single client address. */
+function banSubject(key: string): Pick<AuditEvent, 'source'> & { pop?: string } {
+  if (key.startsWith('pop:')) return { pop: key.slice(4) };
+  const address = key.startsWith('addr:') ? key.slice(5) : '';
+  return address && !address.includes('/') ? { source: { ip: address, port: 0 } } : {};
+}
+
+/** A ban starting or ending: an alert not tied to a request (limits/bans.ts writes it). */
+export function banEvent(reason: 'LIMIT_BAN_STARTED' | 'LIMIT_BAN_ENDED', ban: BanFacts): AuditEvent {
+  const { pop, source } = banSubject(ban.key);
+  const started = reason === 'LIMIT_BAN_STARTED';
+  return {
+    ecs: { version: ECS_VERSION },
+    event: base(reason, true, 'success', started ? 'ban-start' : 'ban-end', ['intrusion_detection', 'network'], [started ? 'start' : 'end']),
+    ...(source ? { source } : {}),
+    replguard: { ...(pop !== undefined ? { pop } : {}), ban: banFields(ban) },
+  };
+}
+
+/** An operator's request on the admin listener that touches bans (server/admin.ts). */
+export function adminEvent(
+  reason: 'LIMIT_BANS_LISTED' | 'LIMIT_BAN_LIFTED',
+  request: { ip: string; port: number; method: string; path: string; status: number; responseBytes: number; requestId: string },
+  ban: BanFacts | undefined,
+  detail: string | undefined,
+): AuditEvent {
+  const ok = request.status < 400;
+  const lifted = reason === 'LIMIT_BAN_LIFTED';
+  return {
+    ecs: { version: ECS_VERSION },
+    event: base(reason, REASONS[reason].alert && ok, ok ? 'success' : 'failure', lifted ? 'ban-lift' : 'bans-list',
+      ['configuration', 'intrusion_detection'], lifted ? ['deletion', 'end'] : ['access']),
+    source: { ip: request.ip, port: request.port },
+    http: { request: { method: clip(request.method), body: { bytes: 0 } }, response: { status_code: request.status, body: { bytes: request.responseBytes } } },
+    url: { path: clip(request.path) },
+    replguard: {
+      request_id: request.requestId,
+      ...(ban ? { ban: banFields(ban) } : {}),
+      ...(detail !== undefined ? { detail: clip(detail) } : {}),
+    },
   };
 }

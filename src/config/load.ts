@@ -93,6 +93,11 @@ function resolvePaths(config: Config, base: string): Config {
         : {}),
     },
     audit: { ...config.audit, ...(config.audit.file !== undefined ? { file: at(config.audit.file) } : {}) },
+    store: {
+      ...config.store,
+      ...(config.store.password_file !== undefined ? { password_file: at(config.store.password_file) } : {}),
+      ...(config.store.ca_file !== undefined ? { ca_file: at(config.store.ca_file) } : {}),
+    },
   };
 }
 

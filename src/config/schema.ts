@@ -229,6 +229,57 @@ export const configSchema = z.strictObject({
       keep_alive_timeout: duration('75s').default(75_000),
       /** Most simultaneous client connections; more are refused at accept. */
       max_connections: z.number().int().min(1).default(1024),
+      /**
+       * Requests per authenticated POP per minute (fixed one-minute windows); over it, 429 with
+       * Retry-After. Default 60, the review's figure.
+       */
+      rate_per_minute: z.number().int().min(1).default(60),
+      /**
+       * Extra requests a POP may send beyond `rate_per_minute`, drawn from an allowance that refills
+       * every `rate_burst_window` (catch-up after an outage). Default 0: no burst.
+       */
+      rate_burst: z.number().int().min(0).default(0),
+      /** How often the burst allowance refills. Default 10m. */
+      rate_burst_window: duration('10m').default(600_000),
+      /**
+       * Requests per client address per minute, counted before authentication so that an
+       * unauthenticated flood stays cheap; over it, 429. IPv6 addresses count per /64. Default 600.
+       */
+      address_rate_per_minute: z.number().int().min(1).default(600),
+      /**
+       * Authentication, signature, replay or malformed-request failures within `failure_window`
+       * that ban the POP (when known) and the client address for `ban_duration`. Default 10.
+       */
+      ban_after_failures: z.number().int().min(1).default(10),
+      /** The window failures are counted in; it starts at the first failure. Default 10m. */
+      failure_window: duration('10m').default(600_000),
+      /** How long a ban lasts; a banned POP or address is refused at once (handshake or 403). Default 1h. */
+      ban_duration: duration('1h').default(3_600_000),
+      /**
+       * Most client addresses whose counters and bans the memory store keeps (least recently seen
+       * evicted first). Authenticated POPs are kept apart and never evicted. Default 50000.
+       */
+      max_tracked_addresses: z.number().int().min(100).default(50_000),
+    })
+    .prefault({}),
+  /**
+   * Where nonces, rate counters and bans live. `memory` (default) is per process; `redis` shares
+   * them between guard replicas in front of one backup. Redis unreachable: requests are refused
+   * with 503 and /readyz turns false until it is back (fails closed).
+   */
+  store: z
+    .strictObject({
+      type: z.enum(['memory', 'redis']).default('memory'),
+      /** `redis://host:port/db` or `rediss://` (TLS); no password in it (use password_file). */
+      url: z.string().min(1).optional(),
+      /** File holding the Redis password (AUTH), not readable by others. */
+      password_file: filePath.optional(),
+      /** CA bundle (PEM) that a `rediss://` server certificate must chain to; default: the system CAs. */
+      ca_file: filePath.optional(),
+      /** Prefix of every Redis key, so that several deployments can share one Redis. Default `replguard:`. */
+      key_prefix: z.string().regex(/^[A-Za-z0-9:._-]{1,64}$/, 'a key prefix is 1 to 64 letters, digits, ":", ".", "_" or "-"').default('replguard:'),
+      /** A Redis command slower than this counts as Redis unavailable (503). Default 1s. */
+      command_timeout: duration('1s').default(1_000),
     })
     .prefault({}),
   /** How long SIGTERM waits for in-flight requests before closing them. */

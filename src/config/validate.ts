@@ -107,12 +107,16 @@ export function validateConfig(config: Config): Validation {
     warnings.push({ path: 'admin.host', message: `${config.admin.host} is not loopback: /metrics and ban administration are reachable from the network` });
   }
 
+  validateLimitsAndStore(config, problem);
+
   // Files.
   const files: Array<[string, string | undefined, boolean]> = [
     ['tls.cert_file', config.tls.cert_file, false],
     ['tls.key_file', config.tls.key_file, true],
     ['tls.client_ca_file', config.tls.client_ca_file, false],
     ['tls.crl_file', config.tls.crl_file, false],
+    ['store.password_file', config.store.password_file, true],
+    ['store.ca_file', config.store.ca_file, false],
   ];
   for (const [keyPath, file, secret] of files) {
     if (file === undefined) continue;
@@ -130,6 +134,37 @@ export function validateConfig(config: Config): Validation {
   }
 
   return { problems, warnings };
+}
+
+/** Rate and ban windows (rate-limiter-flexible counts in whole seconds) and the store block. */
+function validateLimitsAndStore(config: Config, problem: (path: string, message: string) => void): void {
+  for (const key of ['rate_burst_window', 'failure_window', 'ban_duration'] as const) {
+    const ms = config.limits[key];
+    if (ms < 1000 || ms % 1000 !== 0) problem(`limits.${key}`, `${ms} ms is not a whole number of seconds (at least 1s); write e.g. 10m`);
+  }
+  const store = config.store;
+  if (store.type === 'memory') {
+    for (const key of ['url', 'password_file', 'ca_file'] as const) {
+      if (store[key] !== undefined) problem(`store.${key}`, 'only used with store.type: redis; remove it or set type: redis');
+    }
+    return;
+  }
+  if (store.url === undefined) {
+    problem('store.url', 'required with store.type: redis; write e.g. redis://127.0.0.1:6379/0');
+    return;
+  }
+  let url: URL;
+  try {
+    url = new URL(store.url);
+  } catch {
+    problem('store.url', 'not a URL; write e.g. redis://127.0.0.1:6379/0');
+    return;
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') problem('store.url', 'use redis:// or rediss:// (TLS)');
+  if (url.password) problem('store.url', 'a password in the URL ends up in logs and process lists; put it in a file named by store.password_file');
+  if (url.search || url.hash) problem('store.url', 'a query or fragment is not allowed');
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d{1,2}$/.test(url.pathname)) problem('store.url', 'the path is the database number, e.g. /0');
+  if (store.ca_file !== undefined && url.protocol !== 'rediss:') problem('store.ca_file', 'only used with a rediss:// (TLS) URL');
 }
 
 export function isLoopback(host: string): boolean {

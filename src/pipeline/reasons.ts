@@ -51,6 +51,17 @@ export const REASONS = {
   AUTH_IDENTITY_MISMATCH: { status: 403, alert: true, description: 'the credentials name different POPs (e.g. the certificate and the token\'s sub)' },
 
   // Rate limits and bans (limits/).
+  // Request framing that Node's parser lets through but a guard must refuse (limits/framing.ts).
+  HTTP_FRAMING_INVALID: { status: 400, alert: false, description: 'ambiguous or unsupported message framing (Transfer-Encoding other than "chunked", Transfer-Encoding with Content-Length or on HTTP/1.0, duplicate Host); the connection is closed' },
+  LIMIT_BANNED: { status: 403, alert: false, description: 'the client address or the POP is banned after repeated failures' },
+  LIMIT_BANNED_CONNECTION: { status: 403, alert: false, connection: true, description: 'a banned client address or POP (from its certificate) was refused at the TLS layer' },
+  LIMIT_ADDRESS_RATE_EXCEEDED: { status: 429, alert: false, description: 'the client address sent more than limits.address_rate_per_minute requests (counted before authentication)' },
+  LIMIT_RATE_EXCEEDED: { status: 429, alert: false, description: 'the POP sent more than limits.rate_per_minute requests (plus its burst allowance)' },
+  LIMIT_STORE_UNAVAILABLE: { status: 503, alert: true, description: 'the shared store (Redis) holding bans and rate counters cannot be reached; refused, never let through' },
+  LIMIT_BAN_STARTED: { status: 403, alert: true, description: 'not a request outcome: the alert written when a POP or address is banned (limits.ban_after_failures within limits.failure_window)' },
+  LIMIT_BAN_ENDED: { status: 403, alert: true, description: 'not a request outcome: the alert written when a ban expires' },
+  LIMIT_BAN_LIFTED: { status: 200, alert: true, description: 'not a request outcome: the alert written when an operator lifts a ban (DELETE /bans/{key} on the admin listener)' },
+  LIMIT_BANS_LISTED: { status: 200, alert: false, description: 'not a request outcome: an operator listed the active bans (GET /bans on the admin listener)' },
 
 
   BODY_TOO_LARGE: { status: 413, alert: false, description: 'the declared or streamed body exceeds limits.max_body_bytes' },

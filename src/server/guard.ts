@@ -12,14 +12,17 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { connectionEvent, requestEvent, type AuditEvent } from '../audit/event.ts';
+import { createPeerIndex } from '../auth/mtls.ts';
 import type { Config } from '../config/schema.ts';
+import { Bans } from '../limits/bans.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { createMetrics, type Metrics } from '../metrics/metrics.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
-import { createNonceStore } from '../store/create.ts';
+
 import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
+import { createSharedState } from '../store/create.ts';
 import { loadTlsMaterial } from '../tls/material.ts';
 import { startAdminServer } from './admin.ts';
 import { listenOrExplain } from './listen.ts';
@@ -64,8 +67,21 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     metrics.observe(event);
   };
 
-  const nonceStore = createNonceStore(config, now);
-  const pipeline = buildPipeline(config, { now, log, nonceStore });
+  // Nonces, rate counters and bans: in memory, or in Redis shared with other replicas.
+  const state = createSharedState(config, { now, log });
+  const peers = createPeerIndex(config.peers);
+  const bans = new Bans(config, state, {
+    now,
+    audit,
+    log,
+    popOfCertificate: (cert) => {
+      const match = peers.match(cert);
+      return 'pop' in match ? match.pop : undefined;
+    },
+  });
+  bans.start();
+
+  const pipeline = buildPipeline(config, { now, log, nonceStore: state.nonces, bans, limiters: state.limiters });
 
   let draining = false;
   let listening = false;
@@ -78,6 +94,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       // secureConnection) lets the audit event name the precise reason before the socket closes.
       rejectUnauthorized: false,
       sessionTimeout: 300,
+      // A client that never finishes its handshake is cut like one that never finishes its headers.
+      handshakeTimeout: config.limits.header_timeout,
       maxHeaderSize: config.limits.max_header_bytes,
       headersTimeout: config.limits.header_timeout,
       requestTimeout: config.limits.request_timeout,
@@ -106,6 +124,13 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       const reason = classifyAuthorizationError(String(socket.authorizationError ?? ''), peer !== undefined);
       // The unverified certificate's names are logged for forensics, never used for a decision.
       record(connectionEvent({ ...conn, peer }, reason, String(socket.authorizationError ?? 'no certificate')));
+      bans.recordOutcome(reason, conn, undefined);
+      socket.destroy();
+      return;
+    }
+    const banned = bans.bannedAtHandshake(conn);
+    if (banned) {
+      record(connectionEvent(conn, 'LIMIT_BANNED_CONNECTION', `${banned.key} is banned until ${new Date(banned.until).toISOString()}`));
       socket.destroy();
       return;
     }
@@ -122,7 +147,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const conn = (socket as GuardSocket)[CONNECTION];
-    if (!conn || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
+    // A socket already answered and closed (e.g. after a timeout) reports its EOF as a second error.
+    if (!conn || socket.destroyed || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
       socket.destroy();
       return;
     }
@@ -157,6 +183,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes: Buffer.byteLength(body) } } };
     event.replguard.request_id = id;
     record(event);
+    bans.recordOutcome(reason, conn, undefined);
   });
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -194,6 +221,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       const detail = interruptions.get(ctx) ?? outcome.detail;
       const status = res.headersSent ? res.statusCode : 0;
       record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
+      bans.recordOutcome(reason, conn, ctx.pop);
     });
     if (draining) res.setHeader('connection', 'close');
 
@@ -226,9 +254,16 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   let admin: HttpServer;
   try {
-    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining, metrics: () => metrics.render() }, log);
+    admin = await startAdminServer(config.admin.host, config.admin.port, {
+      ready: () => listening && !draining && state.ready(),
+      metrics: () => metrics.render(),
+      bans,
+      audit,
+    }, log);
   } catch (err) {
     server.close();
+    bans.stop();
+    await state.close();
     throw err;
   }
   const adminPort = (admin.address() as { port: number }).port;
@@ -238,7 +273,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   return {
     port,
     adminPort,
-    ready: () => listening && !draining,
+    ready: () => listening && !draining && state.ready(),
     reload: (trigger) => {
       pipeline.reload(trigger);
     },
@@ -260,7 +295,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         }
         listening = false;
         pipeline.close();
-        await nonceStore.close();
+        bans.stop();
+        await state.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         audit.flush();
         log.info('guard stopped');

@@ -9,7 +9,11 @@ import { createMtlsStage } from '../auth/mtls.ts';
 import { createQueryTokenStage } from '../auth/query-token.ts';
 import type { Config } from '../config/schema.ts';
 import { createBodyStage } from '../limits/body.ts';
+import { createBanStage, type Bans } from '../limits/bans.ts';
+import { createFramingStage } from '../limits/framing.ts';
+import { createAddressRateStage, createPopRateStage } from '../limits/rate.ts';
 import type { OperationalLog } from '../log/operational.ts';
+import type { Limiters } from '../store/create.ts';
 import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
 import type { ReloadResult, ReloadTrigger } from '../reload/source.ts';
@@ -25,6 +29,10 @@ export interface PipelineDeps {
   readonly log: OperationalLog;
   /** Nonces of signed requests; required when auth.methods lists signature. */
   readonly nonceStore?: NonceStore;
+  /** Failure counting and bans (limits/bans.ts), built by the guard over the shared state. */
+  readonly bans: Bans;
+  /** The shared state's rate limiters (store/create.ts). */
+  readonly limiters: Pick<Limiters, 'addressRate' | 'popRate'>;
 }
 
 export interface GuardPipeline {
@@ -51,8 +59,12 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
   }
   const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS });
   const stages: Stage[] = [
-    // 1. TLS: verified at the handshake (server/guard.ts).
-    // 2. Ban check.
+    // 1. TLS: verified at the handshake (server/guard.ts), where banned clients are cut too.
+    //    HTTP framing the parser let through (smuggling forms, too many header fields).
+    createFramingStage(config),
+    // 2. Ban check (address, and the POP the certificate names), then the per-address rate limit.
+    createBanStage(deps.bans),
+    createAddressRateStage(deps.limiters.addressRate),
     // 3. Route. A credential in the query string is named first (AUTH_TOKEN_IN_QUERY); any
     //    other query is the route stage's ROUTE_QUERY_NOT_ALLOWED.
     createQueryTokenStage(),
@@ -61,7 +73,9 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     //    (mtls sets the POP, bearer and jwt compare with it: auth/identity.ts).
     ...(methods.includes('mtls') ? [createMtlsStage(config, deps.now)] : []),
     ...credentials,
-    // 5. Rate limit.
+    // 5. Rate limit: a ban of a POP that only authentication named, then the per-POP limit.
+    createBanStage(deps.bans),
+    createPopRateStage(deps.limiters.popRate),
     // 6. Body.
     createBodyStage(config),
     // 7. Freshness, replay, integrity.

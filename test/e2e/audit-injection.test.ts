@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { clip, MAX_CLIENT_STRING } from '../../src/audit/event.ts';
 import { DevCa } from '../../src/tls/dev-ca.ts';
-import { baseConfig, startGuard } from '../helpers/guard.ts';
+import { baseConfig, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { rawTls } from '../helpers/raw-tls.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
@@ -29,7 +29,7 @@ t.test('hostile client text becomes one well-formed, clipped event per attempt',
   const evilName = `calgary-01\n${FORGED}\r\u001b[31mred\u001b[0m %s %n %j ${'x'.repeat(8 * 1024)}`;
   const evilTrusted = pki.client('calgary-01', { commonName: evilName });
   const upstream = await startScriptedUpstream();
-  const guard = await startGuard(baseConfig(pki, upstream.url, { limits: { max_header_bytes: '160KiB' } }));
+  const guard = await startGuard(baseConfig(pki, upstream.url, { limits: { ...TEST_LIMITS, max_header_bytes: '160KiB' } }));
   const stdout: string[] = [];
   guard.child.stdout!.on('data', (d) => stdout.push(String(d)));
   t.teardown(async () => {

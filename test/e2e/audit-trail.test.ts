@@ -17,7 +17,7 @@ import t from 'tap';
 import { REASONS } from '../../src/pipeline/reasons.ts';
 import { adminGet } from '../helpers/admin.ts';
 import { call } from '../helpers/client.ts';
-import { baseConfig, startGuard, type AuditRecord } from '../helpers/guard.ts';
+import { baseConfig, startGuard, TEST_LIMITS, type AuditRecord } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleSum, sampleValue } from '../helpers/prometheus.ts';
 import { rawTls } from '../helpers/raw-tls.ts';
@@ -27,7 +27,7 @@ import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 const DAY = 86_400_000;
 const UNREACHABLE = new Set(['INTERNAL']);
 /** The layers this file covers, by reason-code prefix. */
-const COVERED_HERE = /^(FORWARDED|TLS_|HTTP_|ROUTE_|AUTH_(PEER|CERT)_|AUTH_TOKEN_IN_QUERY$|BODY_(TOO_LARGE|INCOMPLETE)$|UPSTREAM_)/;
+const COVERED_HERE = /^(FORWARDED|TLS_|HTTP_(?!FRAMING)|ROUTE_|AUTH_(PEER|CERT)_|AUTH_TOKEN_IN_QUERY$|BODY_(TOO_LARGE|INCOMPLETE)$|UPSTREAM_)/;
 
 t.test('one event per request for every reachable reason, metrics to match, no secret in any log', async (t) => {
   const pki = makePki([]);
@@ -55,7 +55,7 @@ t.test('one event per request for every reachable reason, metrics to match, no s
       { id: 'oslo-03', cert: { dns_san: 'oslo-03.pops.example' } },
       { id: 'lima-04', cert: { cn: 'lima-04' }, cert_sha256: [new X509Certificate(readFileSync(pinned.cert)).fingerprint256] },
     ],
-    limits: { max_body_bytes: '1KiB', header_timeout: '1s' },
+    limits: { ...TEST_LIMITS, max_body_bytes: '1KiB', header_timeout: '1s' },
     log: { level: 'debug' },
     audit: { stdout: true, file: auditFile },
   });

@@ -1,7 +1,7 @@
 /** An HTTPS client for the tests: optional client certificate, raw results, never throws on status. */
 import { readFileSync } from 'node:fs';
 import { request, Agent } from 'node:https';
-import type { CertFiles } from './pki.ts';
+import { wireBody, type CertFiles } from './pki.ts';
 
 export interface Reply {
   status: number;
@@ -21,7 +21,7 @@ export interface CallOptions {
 
 export function call(port: number, caFile: string, options: CallOptions = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const body = options.body ?? JSON.stringify({ source_pop: 'calgary-01', entries: [{ id: 1 }], timestamp: Math.floor(Date.now() / 1000) });
+    const body = options.body ?? wireBody(options.cert);
     const req = request({
       host: '127.0.0.1',
       port,

@@ -34,9 +34,17 @@ export interface GuardProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * Limits for tests that are not about limits: they send many refused requests as one POP on
+ * purpose, which the product's defaults (a ban after 10 failures, 60 requests a minute) would
+ * rightly cut off. A test that passes `limits` (even `{}` for the product defaults) gets exactly that.
+ */
+export const TEST_LIMITS = { ban_after_failures: 100_000, rate_per_minute: 100_000, address_rate_per_minute: 100_000 };
+
 /** The minimal valid guard config for a test PKI; override any part. */
 export function baseConfig(pki: TestPki, upstreamUrl: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
+    limits: TEST_LIMITS,
     pop_id: 'zurich-01',
     role: 'backup',
     listen: { host: '127.0.0.1', port: 0 },

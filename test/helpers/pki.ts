@@ -4,7 +4,8 @@
  * The CRL is made with the openssl CLI (node-forge cannot write CRLs).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DevCa, type CertOptions } from '../../src/tls/dev-ca.ts';
@@ -27,6 +28,15 @@ export interface TestPki {
 }
 
 let counter = 0;
+
+/**
+ * The wire-format body a POP sends (the body contract wants `source_pop` to be the
+ * authenticated POP): named after the certificate's CN, calgary-01 without a certificate.
+ */
+export function wireBody(cert?: CertFiles, extra: Record<string, unknown> = {}): string {
+  const cn = cert ? /CN=([^\n,]+)/.exec(new X509Certificate(readFileSync(cert.cert)).subject)?.[1] : undefined;
+  return JSON.stringify({ source_pop: cn ?? 'calgary-01', entries: [{ id: 1 }], timestamp: Math.floor(Date.now() / 1000), ...extra });
+}
 
 export function makePki(pops: string[] = ['calgary-01']): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'replguard-pki-'));

@@ -1,0 +1,289 @@
+/**
+ * Bans after repeated failures. Every request outcome (and every connection refused at the TLS
+ * layer or by the HTTP parser) is handed to `recordOutcome` from the one place that knows it
+ * (server/guard.ts); the reasons that count are decided here (`countsTowardBan`). A failure
+ * counts against the client address, and against the POP when one is authenticated (the POP
+ * the verified certificate names, or the one the auth stage settled on): an unverified
+ * certificate can never get a POP banned.
+ *
+ * `limits.ban_after_failures` failures within `limits.failure_window` (rate-limiter-flexible
+ * counters, a fixed window from the first failure) ban the key for `limits.ban_duration`.
+ * Ban records carry their end time on the injected clock (`now()`), so expiry is decided here,
+ * not by a store's timer, and tests can move time on. An alert event is written when a ban
+ * starts and when it ends; exactly one guard replica writes each (the store's atomic add and
+ * remove decide which).
+ *
+ * A banned key is refused twice over: at the TLS layer (`bannedAtHandshake`, synchronous,
+ * against the bans this process knows of) and at step 2 of the pipeline (`createBanStage`,
+ * authoritative, against the store). The local view is re-read from the store every sweep
+ * (every configured POP, and every key it already holds): a POP banned or a ban lifted on
+ * another replica is enforced at the handshake within `SWEEP_INTERVAL_MS`; an address banned
+ * elsewhere, from its first request here (403) on.
+ */
+import { LRUCache } from 'lru-cache';
+import type { RateLimiterRes } from 'rate-limiter-flexible';
+import type { AuditLog } from '../audit/audit-log.ts';
+import { banEvent } from '../audit/event.ts';
+import type { Config } from '../config/schema.ts';
+import type { OperationalLog } from '../log/operational.ts';
+import type { ConnectionInfo, PeerCertificateInfo, RequestContext } from '../pipeline/context.ts';
+import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
+import type { Stage } from '../pipeline/stage.ts';
+import type { BanRecord, BanStore } from '../store/ban-store.ts';
+import { addressKey, isPopKey, popKey } from './client-key.ts';
+import { storeUnavailable } from './unavailable.ts';
+
+/** How often ended bans are reported and the local view is refreshed. */
+export const SWEEP_INTERVAL_MS = 1000;
+/** Most ended bans handled per sweep (the rest wait for the next one). */
+const SWEEP_BATCH = 500;
+
+/**
+ * Reason-code families that count toward a ban: authentication (mTLS, bearer, JWT, identity
+ * agreement), signature and replay failures, whatever their exact code (stages added later are
+ * covered by their family)...
+ */
+const COUNTED_FAMILIES = ['TLS_CLIENT_CERT_', 'AUTH_', 'SIGNATURE_', 'REPLAY_'] as const;
+/**
+ * ...and malformed requests: unparseable, oversized headers, smuggling forms, path tricks, and
+ * a body that breaks the replication contract (the replay issue's BODY_* codes; not
+ * BODY_TOO_LARGE or BODY_INCOMPLETE, which an honest client meets on a bad network).
+ */
+const COUNTED_MALFORMED: ReadonlySet<string> = new Set([
+  'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_FRAMING_INVALID', 'ROUTE_TARGET_INVALID',
+  'BODY_CONTENT_TYPE_INVALID', 'BODY_NOT_UTF8', 'BODY_NOT_JSON', 'BODY_NOT_OBJECT', 'BODY_DUPLICATE_KEY', 'BODY_ENTRIES_INVALID',
+  'BODY_SOURCE_POP_MISSING', 'BODY_SOURCE_POP_MISMATCH', 'BODY_TIMESTAMP_MISMATCH', 'BODY_NONCE_MISMATCH',
+]);
+
+/**
+ * Whether a refusal counts toward a ban. Only client errors count (never a 5xx: an outage of
+ * ours or the upstream's must not ban a POP), and never the ones an honest client meets under
+ * load or network trouble: 408 timeouts, 413 too large, 429 rate limits, 404/405 routing, a TLS
+ * handshake that broke off (load-balancer probes do that), nor a ban refusal itself.
+ */
+export function countsTowardBan(reason: Reason): boolean {
+  const entry = REASONS[reason];
+  if (!entry || entry.status < 400 || entry.status >= 500) return false;
+  if (entry.status === 408 || entry.status === 413 || entry.status === 429) return false;
+  return COUNTED_MALFORMED.has(reason) || COUNTED_FAMILIES.some((f) => reason.startsWith(f));
+}
+
+/** Every reason code in the table that counts toward a ban (for docs and tests). */
+export function bannableReasons(): Reason[] {
+  return (Object.keys(REASONS) as Reason[]).filter(countsTowardBan);
+}
+
+export interface BanDeps {
+  readonly now: () => number;
+  readonly audit: AuditLog;
+  readonly log: OperationalLog;
+  /** The configured POP a verified certificate names (pins included), or undefined. */
+  readonly popOfCertificate: (cert: PeerCertificateInfo) => string | undefined;
+}
+
+export interface BanState {
+  readonly bans: BanStore;
+  readonly limiters: {
+    readonly popFailures: FailureCounter;
+    readonly addressFailures: FailureCounter;
+  };
+}
+
+interface FailureCounter {
+  penalty(key: string, points?: number): Promise<RateLimiterRes>;
+  delete(key: string): Promise<boolean>;
+}
+
+export class Bans {
+  private readonly threshold: number;
+  private readonly durationMs: number;
+  private readonly now: () => number;
+  /** Bans this process knows to be active: key -> until. Bounded; the store stays authoritative. */
+  private readonly local: LRUCache<string, number>;
+  private readonly connectionPops = new WeakMap<ConnectionInfo, string | null>();
+  /** Every configured POP's key, re-read each sweep (bounded by the peer list). */
+  private readonly peerKeys: readonly string[];
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private lastStoreError: string | undefined;
+
+  constructor(
+    config: Readonly<Pick<Config, 'limits' | 'peers'>>,
+    private readonly state: BanState,
+    private readonly deps: BanDeps,
+  ) {
+    this.threshold = config.limits.ban_after_failures;
+    this.durationMs = config.limits.ban_duration;
+    this.now = deps.now;
+    this.local = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
+    this.peerKeys = config.peers.map((p) => popKey(p.id));
+  }
+
+  /** Starts the sweep that reports ended bans and refreshes the local view. */
+  start(): void {
+    this.timer ??= setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The POP the connection's verified certificate names, memoised per connection. */
+  connectionPop(conn: ConnectionInfo): string | undefined {
+    let pop = this.connectionPops.get(conn);
+    if (pop === undefined) {
+      pop = (conn.peer && this.deps.popOfCertificate(conn.peer)) ?? null;
+      this.connectionPops.set(conn, pop);
+    }
+    return pop ?? undefined;
+  }
+
+  /** The keys a connection is known by: its address, and its certificate's POP when it has one. */
+  connectionKeys(conn: ConnectionInfo, pop?: string): string[] {
+    const keys = [addressKey(conn.remoteAddress)];
+    const p = pop ?? this.connectionPop(conn);
+    if (p !== undefined) keys.push(popKey(p));
+    return keys;
+  }
+
+  /** At the TLS layer, synchronously: an active ban this process knows of, for the address or the certificate's POP. */
+  bannedAtHandshake(conn: ConnectionInfo): { key: string; until: number } | undefined {
+    const now = this.now();
+    for (const key of this.connectionKeys(conn)) {
+      const until = this.local.get(key);
+      if (until !== undefined && until > now) return { key, until };
+    }
+    return undefined;
+  }
+
+  /**
+   * The authoritative check: the first active ban among `keys`, or undefined. Ended bans found
+   * on the way are reported. Rejects when the store cannot answer (the caller fails closed).
+   */
+  async check(keys: readonly string[]): Promise<BanRecord | undefined> {
+    const records = await this.state.bans.get(keys);
+    const now = this.now();
+    let active: BanRecord | undefined;
+    records.forEach((record, i) => {
+      const key = keys[i]!;
+      if (!record) {
+        this.local.delete(key);
+      } else if (record.until > now) {
+        this.local.set(key, record.until);
+        active ??= record;
+      } else {
+        void this.end(key);
+      }
+    });
+    return active;
+  }
+
+  /** Counts a refusal against the client's address and POP, and bans them at the threshold. Never throws. */
+  recordOutcome(reason: Reason, conn: ConnectionInfo, pop: string | undefined): void {
+    if (!countsTowardBan(reason)) return;
+    for (const key of this.connectionKeys(conn, pop)) {
+      const counter = isPopKey(key) ? this.state.limiters.popFailures : this.state.limiters.addressFailures;
+      counter.penalty(key).then(
+        (res) => (res.consumedPoints >= this.threshold ? this.ban(key, res.consumedPoints, reason, counter) : undefined),
+        (err: unknown) => this.storeError(err),
+      ).catch((err: unknown) => this.storeError(err));
+    }
+  }
+
+  private async ban(key: string, failures: number, reason: Reason, counter: FailureCounter): Promise<void> {
+    const now = this.now();
+    const [existing] = await this.state.bans.get([key]);
+    if (existing && existing.until > now) {
+      this.local.set(key, existing.until);
+      return;
+    }
+    if (existing) await this.end(key);
+    const record: BanRecord = { key, since: now, until: now + this.durationMs, failures, reason };
+    if (await this.state.bans.add(record)) {
+      this.local.set(key, record.until);
+      this.deps.audit.write(banEvent('LIMIT_BAN_STARTED', record));
+    }
+    // The next failures after this ban ends start a fresh count.
+    await counter.delete(key);
+  }
+
+  /** Removes an ended ban and reports it, when this process is the one that removed it. */
+  private async end(key: string): Promise<void> {
+    try {
+      const record = await this.state.bans.remove(key);
+      this.local.delete(key);
+      if (record) this.deps.audit.write(banEvent('LIMIT_BAN_ENDED', record));
+    } catch (err) {
+      this.storeError(err);
+    }
+  }
+
+  /** Active bans (at most `limit`), for GET /bans. Rejects when the store cannot answer. */
+  async list(limit = 10_000): Promise<BanRecord[]> {
+    const now = this.now();
+    return (await this.state.bans.list(limit)).filter((r) => r.until > now);
+  }
+
+  /**
+   * Lifts a ban (DELETE /bans/{key}) and clears the key's failure count, so that it starts
+   * afresh. Returns the lifted record, or undefined when the key was not banned. The caller
+   * writes the audit event (it knows the operator's request).
+   */
+  async lift(key: string): Promise<BanRecord | undefined> {
+    const record = await this.state.bans.remove(key);
+    this.local.delete(key);
+    const counter = isPopKey(key) ? this.state.limiters.popFailures : this.state.limiters.addressFailures;
+    await counter.delete(key);
+    return record && record.until > this.now() ? record : undefined;
+  }
+
+  /** Reports ended bans and re-reads the local view from the store. */
+  async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      for (const key of await this.state.bans.expired(this.now(), SWEEP_BATCH)) await this.end(key);
+      const known = [...new Set([...this.peerKeys, ...this.local.keys()])];
+      if (known.length > 0) await this.check(known);
+      this.lastStoreError = undefined;
+    } catch (err) {
+      this.storeError(err);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private storeError(err: unknown): void {
+    const message = (err as Error)?.message ?? String(err);
+    if (message !== this.lastStoreError) this.deps.log.warn({ err: message }, 'ban bookkeeping failed: the store did not answer');
+    this.lastStoreError = message;
+  }
+}
+
+/**
+ * Step 2 (and again after authentication, for a POP the certificate did not name): refuses a
+ * banned address or POP with 403. The store unreachable: 503, never let through.
+ */
+export function createBanStage(bans: Bans): Stage {
+  // Keys already checked for a request, so that the second instance costs nothing for mTLS POPs.
+  const checked = new WeakMap<RequestContext, Set<string>>();
+  return {
+    name: 'ban',
+    run(ctx: RequestContext) {
+      const done = checked.get(ctx) ?? new Set<string>();
+      const keys = bans.connectionKeys(ctx.conn, ctx.pop).filter((k) => !done.has(k));
+      if (keys.length === 0) return;
+      for (const k of keys) done.add(k);
+      checked.set(ctx, done);
+      return bans.check(keys).then(
+        (ban) => {
+          if (ban) throw new Rejection('LIMIT_BANNED', `${ban.key} is banned until ${new Date(ban.until).toISOString()}`);
+        },
+        (err: unknown) => {
+          throw storeUnavailable('ban check', err);
+        },
+      );
+    },
+  };
+}

@@ -1,0 +1,220 @@
+/**
+ * The shared state on Redis (ioredis), for several guard replicas in front of one backup:
+ * nonces (`SET key 1 PX ttl NX`: atomic, first writer wins), ban records, and
+ * rate-limiter-flexible's Redis limiters for rate and failure counters.
+ *
+ * Fails closed: the offline queue is off, so while Redis is unreachable every command rejects at
+ * once (the request is refused with 503) instead of waiting; a command slower than
+ * `store.command_timeout` rejects too. ioredis reconnects by itself, with a capped backoff, and
+ * readiness follows the connection state.
+ *
+ * Every key starts with `store.key_prefix` (ioredis `keyPrefix`, applied to script keys too).
+ * Layout: `nonce:<id>`; `ban:<key>` (a JSON record, expiring when the ban ends) with the index
+ * `bans` (a sorted set of keys by end time, for listing and for reporting ends);
+ * `rate-pop:`, `rate-pop-burst:`, `rate-addr:`, `fail-pop:`, `fail-addr:` (counters).
+ */
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import type { Config } from '../config/schema.ts';
+import type { OperationalLog } from '../log/operational.ts';
+import { parseBanRecord, type BanRecord, type BanStore } from './ban-store.ts';
+import { StoreUnavailableError, type NonceResult, type NonceStore } from './store.ts';
+
+type StoreConfig = Config['store'];
+
+/** Reconnect backoff: 100 ms doubling to 2 s, forever (Redis coming back must heal the guard). */
+function retryDelay(times: number): number {
+  return Math.min(100 * 2 ** Math.min(times, 5), 2000);
+}
+
+export function connectRedis(config: StoreConfig, log: OperationalLog): Redis {
+  const url = new URL(config.url!);
+  const client = new Redis(config.url!, {
+    keyPrefix: config.key_prefix,
+    ...(config.password_file !== undefined ? { password: readFileSync(config.password_file, 'utf8').trim() } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: { servername: url.hostname, ...(config.ca_file !== undefined ? { ca: readFileSync(config.ca_file) } : {}) } } : {}),
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: config.command_timeout,
+    connectTimeout: Math.max(config.command_timeout, 2000),
+    retryStrategy: retryDelay,
+    connectionName: 'replguard',
+  });
+  // ioredis emits 'error' on every failed reconnect: log changes of state, not each attempt.
+  let lastError: string | undefined;
+  client.on('error', (err: NodeJS.ErrnoException) => {
+    const code = err.code ?? err.message;
+    if (code !== lastError) log.error({ store: 'redis', code }, 'redis unavailable: requests are refused with 503 until it is back');
+    lastError = code;
+  });
+  client.on('ready', () => {
+    log.info({ store: 'redis', host: url.host }, 'redis ready');
+    lastError = undefined;
+    checkEvictionPolicy(client, log);
+  });
+  return client;
+}
+
+/**
+ * Nonces must never be evicted early (an evicted nonce is a replay let through), and every key
+ * here has a TTL, so the volatile-* policies would pick exactly them. Only `noeviction` makes a
+ * full Redis refuse writes instead; CONFIG may be disabled on managed Redis, so this only warns.
+ */
+function checkEvictionPolicy(client: Redis, log: OperationalLog): void {
+  client.config('GET', 'maxmemory-policy').then(
+    (reply) => {
+      const policy = Array.isArray(reply) ? String(reply[1]) : undefined;
+      if (policy !== undefined && policy !== 'noeviction') {
+        log.warn({ store: 'redis', policy }, 'redis maxmemory-policy should be noeviction: another policy may evict nonces and let a replay through');
+      }
+    },
+    () => undefined,
+  );
+}
+
+function unavailable(err: unknown): StoreUnavailableError {
+  return new StoreUnavailableError(`redis: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+export class RedisNonceStore implements NonceStore {
+  constructor(private readonly client: Redis, private readonly keyPrefix: string) {}
+
+  async recordNonce(key: string, ttlMs: number): Promise<NonceResult> {
+    let reply: string | null;
+    try {
+      reply = await this.client.set(`nonce:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
+    } catch (err) {
+      // A full Redis under `noeviction` refuses writes with an OOM error: full, not a replay.
+      if (/^OOM\b/.test((err as Error)?.message ?? '')) return 'full';
+      throw unavailable(err);
+    }
+    return reply === 'OK' ? 'recorded' : 'replayed';
+  }
+
+  /** Walks the keyspace with SCAN (O(keys)); for occasional metrics, not per request. */
+  async nonceCount(): Promise<number> {
+    // SCAN's MATCH is not prefixed by ioredis: write the prefix out.
+    const match = `${this.keyPrefix}nonce:*`;
+    let cursor = '0';
+    let count = 0;
+    try {
+      do {
+        const [next, keys] = await this.client.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+        cursor = next;
+        count += keys.length;
+      } while (cursor !== '0');
+    } catch (err) {
+      throw unavailable(err);
+    }
+    return count;
+  }
+
+  async close(): Promise<void> {
+    // The client is shared and closed by the state that owns it.
+  }
+}
+
+// SET the record only if absent, and index it in the same step (one replica wins a race).
+const ADD_BAN = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  return 1
+end
+return 0`;
+
+// Remove from the index; only the caller that removed the index entry gets the record back.
+const REMOVE_BAN = `
+local record = redis.call('GET', KEYS[1])
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  return {record or '', score or '0'}
+end
+return false`;
+
+type BanClient = Redis & {
+  replguardAddBan(recordKey: string, indexKey: string, json: string, ttlMs: number, until: number, key: string): Promise<number>;
+  replguardRemoveBan(recordKey: string, indexKey: string, key: string): Promise<[string, string] | null>;
+};
+
+export class RedisBanStore implements BanStore {
+  private readonly client: BanClient;
+
+  constructor(client: Redis, private readonly now: () => number) {
+    client.defineCommand('replguardAddBan', { numberOfKeys: 2, lua: ADD_BAN });
+    client.defineCommand('replguardRemoveBan', { numberOfKeys: 2, lua: REMOVE_BAN });
+    this.client = client as BanClient;
+  }
+
+  async add(record: BanRecord): Promise<boolean> {
+    const ttl = Math.max(1, record.until - this.now());
+    try {
+      return (await this.client.replguardAddBan(`ban:${record.key}`, 'bans', JSON.stringify(record), ttl, record.until, record.key)) === 1;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async get(keys: readonly string[]): Promise<Array<BanRecord | undefined>> {
+    if (keys.length === 0) return [];
+    try {
+      const values = await this.client.mget(...keys.map((k) => `ban:${k}`));
+      return values.map((v, i) => {
+        const r = parseBanRecord(v);
+        return r && r.key === keys[i] ? r : undefined;
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async list(limit: number): Promise<BanRecord[]> {
+    try {
+      const keys = await this.client.zrange('bans', '0', String(limit - 1));
+      const records = await this.get(keys);
+      return records.filter((r): r is BanRecord => r !== undefined);
+    } catch (err) {
+      throw err instanceof StoreUnavailableError ? err : unavailable(err);
+    }
+  }
+
+  async remove(key: string): Promise<BanRecord | undefined> {
+    let reply: [string, string] | null;
+    try {
+      reply = await this.client.replguardRemoveBan(`ban:${key}`, 'bans', key);
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!reply) return undefined;
+    // The record itself may have expired in Redis already; the index still knew its end.
+    return parseBanRecord(reply[0]) ?? { key, since: 0, until: Number(reply[1]), failures: 0, reason: 'unknown' };
+  }
+
+  async expired(now: number, limit: number): Promise<string[]> {
+    try {
+      return await this.client.zrangebyscore('bans', '-inf', String(now), 'LIMIT', 0, limit);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+}
+
+export interface CounterSpec {
+  /** Key prefix inside the store (the store's own `key_prefix` comes first). */
+  readonly name: string;
+  readonly points: number;
+  /** Seconds. */
+  readonly duration: number;
+}
+
+/** A rate-limiter-flexible Redis limiter that refuses at once while Redis is not connected. */
+export function redisLimiter(client: Redis, spec: CounterSpec): RateLimiterRedis {
+  return new RateLimiterRedis({
+    storeClient: client,
+    keyPrefix: spec.name,
+    points: spec.points,
+    duration: spec.duration,
+    rejectIfRedisNotReady: true,
+  });
+}

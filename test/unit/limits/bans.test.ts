@@ -1,0 +1,101 @@
+// Which refusals count toward a ban, and the ban lifecycle on the memory state with an
+// injected clock (no sleeping an hour).
+import t from 'tap';
+import type { AuditEvent } from '../../../src/audit/event.ts';
+import { configSchema } from '../../../src/config/schema.ts';
+import { bannableReasons, Bans, countsTowardBan } from '../../../src/limits/bans.ts';
+import { createOperationalLog } from '../../../src/log/operational.ts';
+import type { ConnectionInfo } from '../../../src/pipeline/context.ts';
+import { createSharedState } from '../../../src/store/create.ts';
+
+t.test('the reasons that count toward a ban (docs/limits.md lists the same)', async (t) => {
+  t.same(bannableReasons(), [
+    'TLS_CLIENT_CERT_MISSING', 'TLS_CLIENT_CERT_UNTRUSTED', 'TLS_CLIENT_CERT_EXPIRED', 'TLS_CLIENT_CERT_NOT_YET_VALID',
+    'TLS_CLIENT_CERT_REVOKED', 'TLS_CLIENT_CERT_INVALID', 'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'ROUTE_TARGET_INVALID',
+    'AUTH_PEER_UNKNOWN', 'AUTH_PEER_AMBIGUOUS', 'AUTH_CERT_PIN_MISMATCH', 'AUTH_CERT_EXPIRED',
+    'AUTH_TOKEN_IN_QUERY', 'AUTH_CREDENTIAL_MISSING', 'AUTH_CREDENTIAL_MALFORMED', 'AUTH_BEARER_INVALID',
+    'AUTH_JWT_MALFORMED', 'AUTH_JWT_HEADER_REFUSED', 'AUTH_JWT_KEY_UNKNOWN', 'AUTH_JWT_KEY_NOT_BOUND', 'AUTH_JWT_SIGNATURE_INVALID',
+    'AUTH_JWT_EXPIRED', 'AUTH_JWT_NOT_YET_VALID', 'AUTH_JWT_TOO_OLD', 'AUTH_JWT_CLAIM_INVALID', 'AUTH_JWT_REVOKED',
+    'AUTH_JWT_PEER_UNKNOWN', 'AUTH_JWT_CERT_BINDING_MISMATCH', 'AUTH_ROUTE_NOT_ALLOWED', 'AUTH_IDENTITY_MISMATCH',
+    'HTTP_FRAMING_INVALID',
+    'SIGNATURE_HEADERS_MISSING', 'SIGNATURE_HEADER_REPEATED', 'SIGNATURE_ID_INVALID', 'SIGNATURE_TIMESTAMP_INVALID',
+    'SIGNATURE_TOO_MANY_ENTRIES', 'SIGNATURE_ENTRY_MALFORMED', 'SIGNATURE_VERSION_UNKNOWN', 'SIGNATURE_LENGTH_INVALID',
+    'SIGNATURE_MISMATCH', 'SIGNATURE_OTHER_POP', 'REPLAY_TIMESTAMP_STALE', 'REPLAY_TIMESTAMP_FUTURE', 'REPLAY_NONCE_REUSED',
+    'BODY_CONTENT_TYPE_INVALID', 'BODY_NOT_UTF8', 'BODY_NOT_JSON', 'BODY_NOT_OBJECT', 'BODY_DUPLICATE_KEY', 'BODY_SOURCE_POP_MISSING',
+    'BODY_SOURCE_POP_MISMATCH', 'BODY_TIMESTAMP_MISMATCH', 'BODY_NONCE_MISMATCH', 'BODY_ENTRIES_INVALID',
+  ]);
+  for (const reason of ['FORWARDED', 'HTTP_TIMEOUT', 'TLS_HANDSHAKE_FAILED', 'ROUTE_NOT_FOUND', 'BODY_TOO_LARGE', 'BODY_INCOMPLETE', 'LIMIT_RATE_EXCEEDED', 'LIMIT_BANNED', 'LIMIT_STORE_UNAVAILABLE', 'REPLAY_STORE_FULL', 'REPLAY_STORE_UNAVAILABLE', 'UPSTREAM_UNAVAILABLE', 'INTERNAL'] as const) {
+    t.notOk(countsTowardBan(reason), reason);
+  }
+});
+
+t.test('ban lifecycle on the injected clock', async (t) => {
+  const limits = configSchema.shape.limits.parse({ ban_after_failures: 3, ban_duration: '10m' });
+  const peers = [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, cert_sha256: [] }];
+  const log = createOperationalLog('error');
+  let clock = 1_800_000_000_000;
+  const state = createSharedState({ limits, store: configSchema.shape.store.parse({}) }, { now: () => clock, log });
+  const events: AuditEvent[] = [];
+  const bans = new Bans({ limits, peers }, state, {
+    now: () => clock,
+    log,
+    audit: { write: (e) => void events.push(e), flush: () => undefined },
+    popOfCertificate: (cert) => (cert.commonNames[0] === 'calgary-01' ? 'calgary-01' : undefined),
+  });
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
+  const conn = (address: string, cn?: string): ConnectionInfo => ({
+    remoteAddress: address, remotePort: 1, tlsVersion: 'TLSv1.3', memo: new Map(), inflight: undefined,
+    peer: cn === undefined ? undefined : { subject: `CN=${cn}`, commonNames: [cn], dnsSans: [], uriSans: [], sha256: '00'.repeat(32), notAfterMs: clock + 1e9 },
+  });
+
+  await t.test('an unverified or unknown certificate never gets a POP counted', async (t) => {
+    for (let i = 0; i < 3; i++) bans.recordOutcome('AUTH_PEER_UNKNOWN', conn('192.0.2.1', 'tokyo-05'), undefined);
+    await settle();
+    t.same(events.map((e) => e.replguard.ban?.key), ['addr:192.0.2.1']);
+    t.ok(bans.bannedAtHandshake(conn('192.0.2.1')));
+    t.notOk(bans.bannedAtHandshake(conn('192.0.2.2')));
+  });
+
+  await t.test('the POP the certificate names is counted and banned with the address', async (t) => {
+    events.length = 0;
+    bans.recordOutcome('ROUTE_TARGET_INVALID', conn('2001:db8:1:2::10', 'calgary-01'), undefined);
+    bans.recordOutcome('ROUTE_TARGET_INVALID', conn('2001:db8:1:2::11', 'calgary-01'), undefined);
+    bans.recordOutcome('HTTP_FRAMING_INVALID', conn('2001:db8:1:2:ffff::1', 'calgary-01'), undefined);
+    await settle();
+    t.same(events.map((e) => e.replguard.ban?.key).sort(), ['addr:2001:db8:1:2::/64', 'pop:calgary-01'], 'IPv6 counted per /64');
+    t.equal(events[0]!.event.kind, 'alert');
+    const ban = await bans.check(['pop:calgary-01']);
+    t.equal(ban?.until, clock + 600_000);
+    t.equal(ban?.reason, 'HTTP_FRAMING_INVALID');
+  });
+
+  await t.test('a ban ends on the clock, and is reported once', async (t) => {
+    events.length = 0;
+    clock += 600_000 - 1;
+    t.ok(await bans.check(['pop:calgary-01']), 'still banned a millisecond before the end');
+    clock += 1;
+    t.equal(await bans.check(['pop:calgary-01']), undefined, 'over at the end');
+    await bans.sweep();
+    await settle();
+    t.same(events.map((e) => `${e.event.reason} ${e.replguard.ban?.key}`).sort(), [
+      'LIMIT_BAN_ENDED addr:192.0.2.1', 'LIMIT_BAN_ENDED addr:2001:db8:1:2::/64', 'LIMIT_BAN_ENDED pop:calgary-01',
+    ]);
+    t.notOk(bans.bannedAtHandshake(conn('192.0.2.1')));
+  });
+
+  await t.test('the count starts afresh after a ban; lifting clears it too', async (t) => {
+    events.length = 0;
+    bans.recordOutcome('AUTH_CERT_EXPIRED', conn('198.51.100.1'), undefined);
+    bans.recordOutcome('AUTH_CERT_EXPIRED', conn('198.51.100.1'), undefined);
+    await settle();
+    t.same(events, [], 'two failures are not three');
+    bans.recordOutcome('AUTH_CERT_EXPIRED', conn('198.51.100.1'), undefined);
+    await settle();
+    t.equal(events.length, 1);
+    t.equal((await bans.lift('addr:198.51.100.1'))?.key, 'addr:198.51.100.1');
+    t.equal(await bans.lift('addr:198.51.100.1'), undefined, 'not banned any more');
+    bans.recordOutcome('AUTH_CERT_EXPIRED', conn('198.51.100.1'), undefined);
+    await settle();
+    t.equal(events.length, 1, 'one failure after a lift does not ban again');
+  });
+});
