@@ -29,6 +29,7 @@ const { values: opt } = parseArgs({
     scenarios: { type: 'string' },
     'fixed-connections': { type: 'string', default: '16' },
     'fixed-delay-ms': { type: 'string', default: '8' },
+    'retry-noisy': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -37,7 +38,7 @@ const { values: opt } = parseArgs({
 if (opt.help) {
   process.stdout.write(`usage: node bench/run.mjs [--smoke] [--targets ${TARGETS.map((t) => t.name).join(',')}]
   [--duration 10] [--reps 3] [--warmup 1] [--scenarios fixed-1k,sat-1k,sat-1m]
-  [--fixed-connections 16] [--fixed-delay-ms 8] [--out DIR]
+  [--fixed-connections 16] [--fixed-delay-ms 8] [--retry-noisy 2] [--out DIR]
 Writes bench/RESULTS.md and bench/results.json (with --smoke: into bench/.run/ only).\n`);
   process.exit(0);
 }
@@ -46,7 +47,8 @@ const smoke = opt.smoke;
 const duration = Number(opt.duration ?? (smoke ? 2 : 10));
 const reps = Number(opt.reps ?? (smoke ? 1 : 3));
 const warmup = Number(opt.warmup ?? 1);
-for (const [k, v] of Object.entries({ duration, reps, warmup })) {
+const retryNoisy = Number(opt['retry-noisy'] ?? (smoke ? 0 : 2));
+for (const [k, v] of Object.entries({ duration, reps, warmup, 'retry-noisy': retryNoisy + 1 })) {
   if (!Number.isInteger(v) || v < 1 || v > 600) { console.error(`--${k} must be an integer 1..600 (wrk takes whole seconds)`); process.exit(2); }
 }
 
@@ -92,6 +94,32 @@ async function installHttpProxy(dir) {
     `http-proxy@${HTTP_PROXY_VERSION}`], { env: process.env, timeoutMs: 120000 });
   if (res.code !== 0 || !existsSync(marker)) return { error: `npm install exit ${res.code}: ${res.stderr.trim().slice(0, 300)}` };
   return { dir };
+}
+
+function describeRun(r, retrying) {
+  const m = r.machine;
+  return `rep ${r.rep} ${r.scenario.padEnd(8)} ${r.target.padEnd(15)} ${r.valid ? 'valid  ' : 'INVALID'} ` +
+    `cpu ${r.cpuUsPerReq?.toFixed(1) ?? '–'} µs/req, ${r.rps.toFixed(0)} req/s, p50 ${r.p50us ?? '–'} p99 ${r.p99us ?? '–'} µs, ` +
+    `${r.uploadMBps.toFixed(1)} MB/s, wrk ${r.wrkUsPerReq?.toFixed(1) ?? '–'} µs/req, upstream ${r.upstreamUsPerReq?.toFixed(1) ?? '–'} µs/req, ` +
+    `steal ${m.stealPct.toFixed(1)}% other ${m.otherCores.toFixed(2)} kthreads ${m.kernelThreadCores.toFixed(2)} irq ${m.irqCores.toFixed(2)} cores` +
+    `${r.noisy ? ` NOISY (${m.otherTop.join(', ')})` : ''}${r.valid ? '' : ` (${r.invalidReason})`}${retrying ? ' -> repeating' : ''}`;
+}
+
+/**
+ * One measurement; a noisy one is repeated up to --retry-noisy times. Earlier attempts are kept
+ * (results.json, superseded: true) but left out of the medians.
+ */
+async function measureRetryingNoisy(target, started, sc, ctx, rep) {
+  const attempts = [];
+  for (let attempt = 1; ; attempt++) {
+    const r = await measure(target, started, sc, ctx, { duration, warmup });
+    Object.assign(r, { rep, attempt, superseded: false });
+    const retrying = r.valid && r.noisy && attempt <= retryNoisy;
+    r.superseded = retrying;
+    attempts.push(r);
+    log(describeRun(r, retrying));
+    if (!retrying) return attempts;
+  }
 }
 
 async function main() {
@@ -155,16 +183,7 @@ async function main() {
     for (const sc of scenarios) {
       // rotate the target order per repetition so no target always runs first or last
       const order = live.map((_, i) => live[(i + rep - 1) % live.length]);
-      for (const { target, started } of order) {
-        const r = await measure(target, started, sc, ctx, { duration, warmup });
-        r.rep = rep;
-        runs.push(r);
-        log(`rep ${rep} ${sc.name.padEnd(8)} ${target.name.padEnd(15)} ${r.valid ? 'valid  ' : 'INVALID'} ` +
-          `cpu ${r.cpuUsPerReq?.toFixed(1) ?? '–'} µs/req, ${r.rps.toFixed(0)} req/s, p50 ${r.p50us ?? '–'} p99 ${r.p99us ?? '–'} µs, ` +
-          `${r.uploadMBps.toFixed(1)} MB/s, wrk ${r.wrkUsPerReq?.toFixed(1) ?? '–'} µs/req, upstream ${r.upstreamUsPerReq?.toFixed(1) ?? '–'} µs/req, ` +
-          `steal ${r.machine.stealPct.toFixed(1)}% other ${r.machine.otherCores.toFixed(2)} irq ${r.machine.irqCores.toFixed(2)} cores${r.noisy ? ' NOISY' : ''}` +
-          `${r.valid ? '' : ` (${r.invalidReason})`}`);
-      }
+      for (const { target, started } of order) runs.push(...await measureRetryingNoisy(target, started, sc, ctx, rep));
     }
   }
 
@@ -172,7 +191,7 @@ async function main() {
   await stopProcess(ctx.upstream.child);
 
   const measuredTargets = live.map((l) => l.target);
-  const agg = aggregate(runs, scenarios, measuredTargets.map((t) => t.name), REFERENCE);
+  const agg = aggregate(runs.filter((r) => !r.superseded), scenarios, measuredTargets.map((t) => t.name), REFERENCE);
   const meta = {
     date: new Date().toISOString(),
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
@@ -187,7 +206,7 @@ async function main() {
       wrk: firstLine(sh('wrk', ['-v'])).replace(/ Copyright.*/, '').trim(),
       openssl: firstLine(sh('openssl', ['version'])).trim(),
     },
-    smoke, reps, duration, warmup,
+    smoke, reps, duration, warmup, retryNoisy,
     notes: [],
   };
   for (const u of unavailable) meta.notes.push(`${u.name} was not measurable in this run: ${u.reason}`);

@@ -1,5 +1,5 @@
 // One measured run: wrk warm-up, /proc snapshots, wrk measured run, /proc snapshots, validity.
-import { CLK_TCK, runBounded, treeTicks, treeMemory, machineStat, parseShellChildTicks } from './proc.mjs';
+import { CLK_TCK, runBounded, treeTicks, treeMemory, machineStat, parseShellChildTicks, snapshotProcesses, othersTicks } from './proc.mjs';
 import { ROUTE } from './targets.mjs';
 
 // wrk runs under /bin/sh so that, once wrk has been reaped, the shell's cutime+cstime are exactly
@@ -50,32 +50,32 @@ export async function measure(target, started, scenario, ctx, { duration, warmup
   const rootPid = started.child.pid;
   const upstreamPid = ctx.upstream.child.pid;
   const t0 = process.hrtime.bigint();
-  const tgt0 = treeTicks(rootPid).ticks;
-  const up0 = started.shared ? 0 : treeTicks(upstreamPid).ticks;
+  const p0 = snapshotProcesses();
   const m0 = machineStat();
 
   const w = await wrk(target, started, scenario, ctx, duration);
 
-  const tgt1 = treeTicks(rootPid).ticks;
-  const up1 = started.shared ? 0 : treeTicks(upstreamPid).ticks;
+  const p1 = snapshotProcesses();
   const m1 = machineStat();
   const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9;
   const mem = treeMemory(rootPid);
+  const tgt = [treeTicks(rootPid, p0), treeTicks(rootPid, p1)];
+  const up = started.shared ? null : [treeTicks(upstreamPid, p0), treeTicks(upstreamPid, p1)];
+  const ours = new Set([process.pid, ...tgt[0].pids, ...tgt[1].pids, ...(up ? [...up[0].pids, ...up[1].pids] : [])]);
+  const others = othersTicks(p0, p1, ours);
 
   const reason = warmInvalid ? `warm-up ${warmInvalid}` : invalidReason(w);
   const s = w.stats ?? {};
   const ok = (s.requests ?? 0) - (s.err_status ?? 0);
   const usPerTick = 1e6 / CLK_TCK;
-  const targetTicks = tgt1 - tgt0;
-  const upstreamTicks = up1 - up0;
-  const machineBusy = m1.busy - m0.busy;
-  // irq/softirq time (mostly loopback TCP processing on behalf of all of us) is charged to no
-  // process; reported apart, not as someone else's load
-  const irqTicks = m1.irq - m0.irq;
+  const targetTicks = tgt[1].ticks - tgt[0].ticks;
+  const upstreamTicks = up ? up[1].ticks - up[0].ticks : 0;
+  const perCore = (ticks) => ticks / (elapsedS * CLK_TCK);
   const totalJiffies = m1.total - m0.total;
-  const ours = targetTicks + upstreamTicks + (w.wrkTicks ?? 0);
   const stealPct = totalJiffies > 0 ? (100 * (m1.steal - m0.steal)) / totalJiffies : 0;
-  const otherCores = (machineBusy - irqTicks - ours) / (elapsedS * CLK_TCK);
+  // this kernel accounts by ticks: irq/softirq ticks are also charged to whichever task was
+  // interrupted, so they are reported for information only, never subtracted
+  const otherCores = perCore(others.user);
   const durationS = (s.duration_us ?? 0) / 1e6;
   return {
     target: target.name,
@@ -95,7 +95,13 @@ export async function measure(target, started, scenario, ctx, { duration, warmup
     wrkUsPerReq: ok > 0 && w.wrkTicks !== null ? (w.wrkTicks * usPerTick) / ok : null,
     rssKb: mem.rssKb,
     pssKb: mem.pssKb,
-    machine: { elapsedS, stealPct, otherCores, irqCores: irqTicks / (elapsedS * CLK_TCK), busyCores: machineBusy / (elapsedS * CLK_TCK) },
+    machine: {
+      elapsedS, stealPct, otherCores,
+      otherTop: others.top.map((o) => `${o.comm}[${o.pid}] ${perCore(o.ticks).toFixed(2)}`),
+      kernelThreadCores: perCore(others.kernel),
+      irqCores: perCore(m1.irq - m0.irq),
+      busyCores: perCore(m1.busy - m0.busy),
+    },
     noisy: stealPct > NOISE.maxStealPct || otherCores > NOISE.maxOtherCores,
   };
 }

@@ -135,23 +135,32 @@ function statFields(text) {
 /** [ppid, utime+stime ticks] of one process (all its threads, live and exited), or null. */
 function readPidStat(pid) {
   try {
-    const f = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = statFields(text);
     // after ')': [0]=state [1]=ppid ... [11]=utime [12]=stime [13]=cutime [14]=cstime
-    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), childTicks: Number(f[13]) + Number(f[14]) };
+    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), childTicks: Number(f[13]) + Number(f[14]), comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')) };
   } catch {
     return null;
   }
 }
 
-/** The pid and all its live descendants. */
-export function processTree(rootPid) {
-  const byParent = new Map();
+/** Every live process: pid -> { ppid, ticks (utime+stime, all threads), childTicks (reaped children) }. */
+export function snapshotProcesses() {
+  const all = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const s = readPidStat(name);
-    if (!s) continue;
+    if (s) all.set(Number(name), s);
+  }
+  return all;
+}
+
+/** The pid and all its live descendants, from a snapshot. */
+export function processTree(rootPid, all = snapshotProcesses()) {
+  const byParent = new Map();
+  for (const [pid, s] of all) {
     const list = byParent.get(s.ppid) ?? [];
-    list.push(Number(name));
+    list.push(pid);
     byParent.set(s.ppid, list);
   }
   const out = [];
@@ -168,14 +177,34 @@ export function processTree(rootPid) {
  * CPU ticks (utime+stime) of a process tree, counting every thread and the reaped children's
  * cutime/cstime, so a short-lived helper is not lost.
  */
-export function treeTicks(rootPid) {
+export function treeTicks(rootPid, all = snapshotProcesses()) {
   let ticks = 0;
-  const pids = processTree(rootPid);
+  const pids = processTree(rootPid, all);
   for (const pid of pids) {
-    const s = readPidStat(pid);
+    const s = all.get(pid);
     if (s) ticks += s.ticks + s.childTicks;
   }
   return { ticks, pids };
+}
+
+/**
+ * CPU used between two snapshots by processes outside `ours` (pids), split into kernel threads
+ * (children of kthreadd, e.g. ksoftirqd doing network work for us) and user-space processes
+ * (someone else's load: the noise we flag). Processes that started and ended in between are missed.
+ */
+export function othersTicks(before, after, ours) {
+  let kernel = 0;
+  let user = 0;
+  const top = [];
+  for (const [pid, s] of after) {
+    if (ours.has(pid)) continue;
+    const d = s.ticks - (before.get(pid)?.ticks ?? 0);
+    if (d <= 0) continue;
+    if (pid === 2 || s.ppid === 2) kernel += d;
+    else { user += d; top.push({ pid, comm: s.comm, ticks: d }); }
+  }
+  top.sort((a, b) => b.ticks - a.ticks);
+  return { kernel, user, top: top.slice(0, 3) };
 }
 
 /** Rss and Pss (kB) summed over a process tree, from smaps_rollup. */

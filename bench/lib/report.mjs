@@ -87,14 +87,14 @@ export function renderMarkdown({ meta, scenarios, targets, unavailable, prefligh
   L.push('## Machine', '');
   L.push(`- CPU: ${meta.cpuModel}, \`nproc\` = ${meta.nproc}; kernel ${meta.kernel}; load average before the run ${meta.loadavg}`);
   L.push(`- Node ${meta.versions.node}, ${meta.versions.nginx}, ${meta.versions.haproxy}, ${meta.versions.wrk}, ${meta.versions.openssl}`);
-  L.push(`- Repetitions ${meta.reps}, ${meta.duration} s each after a ${meta.warmup} s warm-up (separate wrk process), scenarios interleaved across targets (target order rotated per repetition)`);
+  L.push(`- Repetitions ${meta.reps}, ${meta.duration} s each (a noisy run is repeated up to ${meta.retryNoisy} times) after a ${meta.warmup} s warm-up (separate wrk process), scenarios interleaved across targets (target order rotated per repetition)`);
   L.push('');
   L.push('## How to read this', '');
   L.push('- **CPU µs/req** (the headline): the target\'s own utime+stime from `/proc/<pid>/stat`, summed over its process tree and all threads, over the measured run, divided by successful requests. The upstream and wrk are measured apart and never counted in a target.');
   L.push('- **× nginx**: the ratio to nginx in the same repetition and scenario, then the median (min–max) of those ratios.');
   L.push('- Cells are the median (min–max) over valid repetitions. A run with any non-2xx response or any socket error or timeout is invalid and left out (listed below).');
   L.push(`- **noisy**: runs where steal exceeded ${NOISE.maxStealPct}% or CPU used by processes other than target, upstream and wrk exceeded ${NOISE.maxOtherCores} cores over the run.`);
-  L.push('- **irq cores**: machine-wide irq+softirq time over the run (mostly loopback TCP processing), which the kernel charges to no process, so it is in no target\'s figure; it grows with bytes moved.');
+  L.push('- **irq cores**: machine-wide irq+softirq time over the run (mostly loopback TCP processing), for information. This kernel accounts CPU by ticks, so softirq work is charged to whichever of our processes it interrupted; work deferred to `ksoftirqd` is in no target (\"kthread cores\" in results.json). Both grow with bytes moved.');
   L.push('- **RSS/PSS** from `/proc/<pid>/smaps_rollup` summed over the process tree, right after the run.');
   L.push('- **MB/s** is request-body upload throughput (successful requests × body size / duration).');
   L.push('- Each measured run opens fresh connections (one full mTLS handshake per connection), amortised over the run; keep-alive is long enough that nothing re-handshakes within a run.');
@@ -123,13 +123,15 @@ export function renderMarkdown({ meta, scenarios, targets, unavailable, prefligh
     L.push(`- \`${p.target}\`: ${p.pass ? 'pass' : '**FAIL — not measured**'} — ${p.checks.map((c) => `${c.check}: ${c.pass ? 'ok' : 'FAIL'} (${typeof c.got === 'string' ? c.got : JSON.stringify(c.got)})`).join('; ')}`);
   }
   L.push('');
+  const superseded = runs.filter((r) => r.superseded);
+  if (superseded.length) L.push(`${superseded.length} noisy run(s) were repeated (up to ${meta.retryNoisy} times each); the repeated attempts are in results.json with \`superseded: true\` and are not in the medians.`, '');
   const invalid = runs.filter((r) => !r.valid);
   L.push('## Invalid and noisy runs', '');
   if (!invalid.length) L.push('- No invalid runs.');
   for (const r of invalid) L.push(`- invalid: rep ${r.rep} ${r.scenario} ${r.target}: ${r.invalidReason}`);
-  const noisy = runs.filter((r) => r.noisy);
+  const noisy = runs.filter((r) => r.noisy && !r.superseded);
   if (!noisy.length) L.push('- No noisy runs.');
-  for (const r of noisy) L.push(`- noisy: rep ${r.rep} ${r.scenario} ${r.target}: steal ${r.machine.stealPct.toFixed(2)}%, other load ${r.machine.otherCores.toFixed(2)} cores`);
+  for (const r of noisy) L.push(`- noisy: rep ${r.rep} ${r.scenario} ${r.target}: steal ${r.machine.stealPct.toFixed(2)}%, other processes ${r.machine.otherCores.toFixed(2)} cores (top: ${r.machine.otherTop.join(', ') || '–'})`);
   L.push('');
   if (meta.notes?.length) {
     L.push('## Notes', '');
