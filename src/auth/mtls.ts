@@ -1,0 +1,75 @@
+/**
+ * mTLS identity: the client certificate (already chain-verified at the handshake) names a
+ * configured peer by CN, DNS SAN or URI SAN, and matches the peer's pins when it has any.
+ * The match is memoised per connection, so a keep-alive connection pays for it once.
+ */
+import type { Config, PeerConfig } from '../config/schema.ts';
+import type { PeerCertificateInfo, RequestContext } from '../pipeline/context.ts';
+import { Rejection, type Reason } from '../pipeline/reasons.ts';
+import type { Stage } from '../pipeline/stage.ts';
+
+type Match = { readonly pop: string } | { readonly reason: Reason; readonly detail: string };
+
+export interface PeerIndex {
+  match(cert: PeerCertificateInfo): Match;
+}
+
+export function createPeerIndex(peers: readonly PeerConfig[]): PeerIndex {
+  const byCn = new Map<string, PeerConfig>();
+  const byDns = new Map<string, PeerConfig>();
+  const byUri = new Map<string, PeerConfig>();
+  for (const peer of peers) {
+    if (peer.cert.cn !== undefined) byCn.set(peer.cert.cn, peer);
+    if (peer.cert.dns_san !== undefined) byDns.set(peer.cert.dns_san.toLowerCase(), peer);
+    if (peer.cert.uri_san !== undefined) byUri.set(peer.cert.uri_san, peer);
+  }
+  return {
+    match(cert) {
+      const found = new Set<PeerConfig>();
+      // A certificate with several CNs is ambiguous by itself: its CN names nobody.
+      if (cert.commonNames.length === 1) {
+        const p = byCn.get(cert.commonNames[0]!);
+        if (p) found.add(p);
+      }
+      for (const dns of cert.dnsSans) {
+        const p = byDns.get(dns.toLowerCase());
+        if (p) found.add(p);
+      }
+      for (const uri of cert.uriSans) {
+        const p = byUri.get(uri);
+        if (p) found.add(p);
+      }
+      if (found.size === 0) return { reason: 'AUTH_PEER_UNKNOWN', detail: 'certificate names no configured peer' };
+      if (found.size > 1) {
+        return { reason: 'AUTH_PEER_AMBIGUOUS', detail: `certificate names ${[...found].map((p) => p.id).join(', ')}` };
+      }
+      const peer = [...found][0]!;
+      if (peer.cert_sha256.length > 0 && !peer.cert_sha256.includes(cert.sha256)) {
+        return { reason: 'AUTH_CERT_PIN_MISMATCH', detail: `certificate of ${peer.id} matches none of its pins` };
+      }
+      return { pop: peer.id };
+    },
+  };
+}
+
+export function createMtlsStage(config: Pick<Config, 'peers'>, now: () => number = Date.now): Stage {
+  const index = createPeerIndex(config.peers);
+  const stage: Stage = {
+    name: 'mtls',
+    run(ctx: RequestContext) {
+      ctx.credentials.push('mtls');
+      const cert = ctx.conn.peer;
+      // The handshake handler closes unverified connections; this is the fail-closed backstop.
+      if (!cert) throw new Rejection('TLS_CLIENT_CERT_MISSING', 'no verified client certificate on the connection');
+      if (cert.notAfterMs <= now()) throw new Rejection('AUTH_CERT_EXPIRED', 'certificate expired during the connection', { closeConnection: true });
+      let match = ctx.conn.memo.get(stage) as Match | undefined;
+      if (match === undefined) {
+        match = index.match(cert);
+        ctx.conn.memo.set(stage, match);
+      }
+      if ('reason' in match) throw new Rejection(match.reason, match.detail);
+      ctx.pop = match.pop;
+    },
+  };
+  return stage;
+}

@@ -1,0 +1,36 @@
+/** `replguard dev-pki --out DIR [--pops a,b]`: a demo CA, a localhost server certificate and one client certificate per POP. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from '../config/errors.ts';
+import { DevCa } from '../tls/dev-ca.ts';
+import { parseCommandArgs, required } from './args.ts';
+
+export const usage = 'dev-pki --out DIR [--pops calgary-01,zurich-01]   write a demo CA, server and POP certificates';
+
+export function writeDevPki(out: string, pops: readonly string[]): string[] {
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+  const ca = DevCa.create();
+  const server = ca.issueServer(['localhost']);
+  const files: Array<[string, string, number]> = [
+    ['ca.crt', ca.certPem, 0o644],
+    ['ca.key', ca.keyPem, 0o600],
+    ['server.crt', server.certPem, 0o644],
+    ['server.key', server.keyPem, 0o600],
+  ];
+  for (const pop of pops) {
+    const client = ca.issueClient(pop);
+    files.push([`${pop}.crt`, client.certPem, 0o644], [`${pop}.key`, client.keyPem, 0o600]);
+  }
+  for (const [name, content, mode] of files) writeFileSync(join(out, name), content, { mode });
+  return files.map(([name]) => join(out, name));
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs('dev-pki', argv, { out: { type: 'string' }, pops: { type: 'string', default: 'calgary-01' } });
+  const out = required('dev-pki', 'out', values.out);
+  const pops = (values.pops ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const bad = pops.filter((p) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(p));
+  if (bad.length > 0) throw new ConfigError([{ path: 'replguard dev-pki --pops', message: `not a POP id: ${bad.join(', ')}` }]);
+  for (const file of writeDevPki(out, pops)) process.stdout.write(`${file}\n`);
+  return 0;
+}

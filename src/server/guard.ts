@@ -1,0 +1,263 @@
+/**
+ * The guard (role: backup). Wires the TLS listener, the pipeline of PRODUCT.md and the admin
+ * listener; it decides nothing itself. Per request: build the context, run the stages, send
+ * a refusal through the one response boundary, write exactly one audit event.
+ */
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { TLSSocket } from 'node:tls';
+import type { AuditLog } from '../audit/audit-log.ts';
+import { connectionEvent, requestEvent } from '../audit/event.ts';
+import { createMtlsStage } from '../auth/mtls.ts';
+import type { Config } from '../config/schema.ts';
+import { createBodyStage } from '../limits/body.ts';
+import type { OperationalLog } from '../log/operational.ts';
+import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
+import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
+import { errorBody, sendRejection } from '../pipeline/respond.ts';
+import { compose, type Pipeline } from '../pipeline/stage.ts';
+import { createForwardStage } from '../proxy/forward.ts';
+import { createRouteStage } from '../route/route-stage.ts';
+import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
+import { loadTlsMaterial } from '../tls/material.ts';
+import { startAdminServer } from './admin.ts';
+import { listenOrExplain } from './listen.ts';
+
+const CONNECTION = Symbol('replguard.connection');
+type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
+
+export interface GuardDeps {
+  readonly audit: AuditLog;
+  readonly log: OperationalLog;
+  readonly now?: () => number;
+}
+
+export interface Guard {
+  /** The bound TLS port (useful with port 0). */
+  readonly port: number;
+  readonly adminPort: number;
+  ready(): boolean;
+  /** Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes. */
+  shutdown(): Promise<void>;
+}
+
+export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Promise<Guard> {
+  const { audit, log } = deps;
+  const now = deps.now ?? Date.now;
+  const material = loadTlsMaterial(config.tls, now());
+  const mtlsRequired = config.auth.methods.includes('mtls');
+
+  const forward = createForwardStage(config);
+  // The order of PRODUCT.md's pipeline; later stages plug in between these.
+  const pipeline: Pipeline = compose([
+    createRouteStage(config),
+    createMtlsStage(config, now),
+    createBodyStage(config),
+    forward,
+  ]);
+
+  let draining = false;
+  let listening = false;
+
+  const server: Server = createServer(
+    {
+      ...material.secureContext,
+      requestCert: true,
+      // Chains are verified by OpenSSL during the handshake either way; deciding here (in
+      // secureConnection) lets the audit event name the precise reason before the socket closes.
+      rejectUnauthorized: false,
+      sessionTimeout: 300,
+      maxHeaderSize: config.limits.max_header_bytes,
+      headersTimeout: config.limits.header_timeout,
+      requestTimeout: config.limits.request_timeout,
+      keepAliveTimeout: config.limits.keep_alive_timeout,
+      connectionsCheckingInterval: 1000,
+      noDelay: true,
+    },
+    (req, res) => handle(req, res),
+  );
+  server.maxHeadersCount = config.limits.max_headers;
+  server.maxConnections = config.limits.max_connections;
+
+  // Runs before the HTTP layer sees the socket: an unverified peer never gets a request parsed.
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    const authorized = socket.authorized === true;
+    const peer = readPeerCertificate(socket);
+    const conn: ConnectionInfo = {
+      remoteAddress: plainAddress(socket.remoteAddress),
+      remotePort: socket.remotePort ?? 0,
+      tlsVersion: socket.getProtocol() ?? undefined,
+      peer: authorized ? peer : undefined,
+      memo: new Map(),
+      inflight: undefined,
+    };
+    if (mtlsRequired && (!authorized || !peer)) {
+      const reason = classifyAuthorizationError(String(socket.authorizationError ?? ''), peer !== undefined);
+      // The unverified certificate's names are logged for forensics, never used for a decision.
+      audit.write(connectionEvent({ ...conn, peer }, reason, String(socket.authorizationError ?? 'no certificate')));
+      socket.destroy();
+      return;
+    }
+    (socket as GuardSocket)[CONNECTION] = conn;
+  });
+
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const conn = bareConnection(socket);
+    audit.write(connectionEvent(conn, 'TLS_HANDSHAKE_FAILED', err.code ?? err.message));
+  });
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const conn = (socket as GuardSocket)[CONNECTION];
+    if (!conn || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
+      socket.destroy();
+      return;
+    }
+    const reason: Reason = err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP_HEADERS_TOO_LARGE'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP_TIMEOUT'
+      : 'HTTP_MALFORMED';
+    const ctx = conn.inflight;
+    if (ctx) {
+      // Mid-request (e.g. the body stalls): the request's own audit event carries the reason.
+      ctx.interruptedBy = reason;
+      sendRejection(ctx.res, ctx.id, new Rejection(reason, err.code), true);
+      socket.destroySoon?.();
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const id = randomUUID();
+    const status = REASONS[reason].status;
+    const body = errorBody(status, id);
+    if (socket.writable) {
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n` +
+        `cache-control: no-store\r\nx-replguard-request-id: ${id}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+    const event = connectionEvent(conn, reason, err.code);
+    event.event.action = 'replication-request';
+    event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes: Buffer.byteLength(body) } } };
+    event.replguard.request_id = id;
+    audit.write(event);
+  });
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const conn = (req.socket as GuardSocket)[CONNECTION];
+    if (!conn) {
+      // Not set up by secureConnection (cannot happen for a TLS socket): fail closed.
+      res.destroy();
+      return;
+    }
+    const ctx: RequestContext = {
+      id: randomUUID(),
+      req,
+      res,
+      conn,
+      startedAt: performance.now(),
+      path: undefined,
+      pop: undefined,
+      credentials: [],
+      body: undefined,
+      responseBytes: 0,
+      interruptedBy: undefined,
+    };
+    conn.inflight = ctx;
+    let outcome: { reason: Reason; detail: string | undefined } = { reason: 'INTERNAL', detail: 'no outcome' };
+    let responseBytes = 0;
+    res.once('close', () => {
+      if (conn.inflight === ctx) conn.inflight = undefined;
+      const reason = ctx.interruptedBy ?? outcome.reason;
+      const status = res.headersSent ? res.statusCode : 0;
+      audit.write(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, outcome.detail));
+    });
+    if (draining) res.setHeader('connection', 'close');
+
+    pipeline(ctx).then(
+      () => {
+        outcome = { reason: 'FORWARDED', detail: undefined };
+        responseBytes = ctx.responseBytes;
+      },
+      (err: unknown) => {
+        if (err instanceof Rejection) {
+          outcome = { reason: err.reason, detail: err.detail };
+        } else {
+          outcome = { reason: 'INTERNAL', detail: 'unexpected error; see the operational log' };
+          log.error({ err, request_id: ctx.id }, 'unexpected error in the request pipeline');
+        }
+        const rejection = err instanceof Rejection ? err : new Rejection('INTERNAL');
+        responseBytes = Buffer.byteLength(errorBody(rejection.status, ctx.id));
+        sendRejection(res, ctx.id, rejection, draining);
+        if (rejection.closeConnection) {
+          // An unread body must not be parsed as the next request: close once the answer is out.
+          res.once('finish', () => req.socket.destroySoon?.());
+        }
+      },
+    );
+  }
+
+  await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');
+  listening = true;
+  const port = (server.address() as { port: number }).port;
+
+  let admin: HttpServer;
+  try {
+    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining });
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  const adminPort = (admin.address() as { port: number }).port;
+  log.info({ listen: `${config.listen.host}:${port}`, admin: `${config.admin.host}:${adminPort}`, peers: config.peers.length }, 'guard listening');
+
+  let shutdownPromise: Promise<void> | undefined;
+  return {
+    port,
+    adminPort,
+    ready: () => listening && !draining,
+    shutdown() {
+      shutdownPromise ??= (async () => {
+        draining = true;
+        log.info({ timeout_ms: config.shutdown_timeout }, 'draining: no new connections, finishing in-flight requests');
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections?.();
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<'deadline'>((resolve) => {
+          timer = setTimeout(() => resolve('deadline'), config.shutdown_timeout);
+        });
+        const result = await Promise.race([closed.then(() => 'closed' as const), deadline]);
+        clearTimeout(timer);
+        if (result === 'deadline') {
+          log.warn('drain deadline reached: closing the remaining connections');
+          server.closeAllConnections?.();
+        }
+        listening = false;
+        forward.close();
+        await new Promise<void>((resolve) => admin.close(() => resolve()));
+        audit.flush();
+        log.info('guard stopped');
+      })();
+      return shutdownPromise;
+    },
+  };
+}
+
+function plainAddress(address: string | undefined): string {
+  if (!address) return 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+function bareConnection(socket: Socket): ConnectionInfo {
+  return {
+    remoteAddress: plainAddress(socket.remoteAddress),
+    remotePort: socket.remotePort ?? 0,
+    tlsVersion: undefined,
+    peer: undefined,
+    memo: new Map(),
+    inflight: undefined,
+  };
+}
