@@ -30,6 +30,7 @@ const { values: opt } = parseArgs({
     'fixed-connections': { type: 'string', default: '16' },
     'fixed-delay-ms': { type: 'string', default: '8' },
     'retry-noisy': { type: 'string' },
+    profile: { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -38,8 +39,10 @@ const { values: opt } = parseArgs({
 if (opt.help) {
   process.stdout.write(`usage: node bench/run.mjs [--smoke] [--targets ${TARGETS.map((t) => t.name).join(',')}]
   [--duration 10] [--reps 3] [--warmup 1] [--scenarios fixed-1k,sat-1k,sat-1m]
-  [--fixed-connections 16] [--fixed-delay-ms 8] [--retry-noisy 2] [--out DIR]
-Writes bench/RESULTS.md and bench/results.json (with --smoke: into bench/.run/ only).\n`);
+  [--fixed-connections 16] [--fixed-delay-ms 8] [--retry-noisy 2] [--profile] [--out DIR]
+Writes bench/RESULTS.md and bench/results.json (with --smoke or --profile: into bench/.run/ only).
+--profile runs the Node targets under --cpu-prof (their figures are then inflated; the profiles
+land in the run directory; summarise one with node bench/profile-top.mjs FILE.cpuprofile).\n`);
   process.exit(0);
 }
 
@@ -125,9 +128,9 @@ async function measureRetryingNoisy(target, started, sc, ctx, rep) {
 async function main() {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const runRoot = path.join(benchDir, '.run');
-  const runDir = path.join(runRoot, smoke ? `smoke-${stamp}` : stamp);
+  const runDir = path.join(runRoot, `${smoke ? 'smoke-' : ''}${opt.profile ? 'profile-' : ''}${stamp}`);
   mkdirSync(runDir, { recursive: true });
-  const outDir = opt.out ?? (smoke ? runDir : benchDir);
+  const outDir = opt.out ?? (smoke || opt.profile ? runDir : benchDir);
   log(`bench: run directory ${path.relative(repoRoot, runDir)}`);
 
   const kit = kitDir();
@@ -141,6 +144,7 @@ async function main() {
     benchDir, repoRoot, runDir, pki, bodies,
     shim: buildShim(kit, runRoot),
     postLua: path.join(kit, 'post.lua'),
+    nodeArgs: opt.profile ? ['--cpu-prof', '--cpu-prof-dir', path.join(runDir, 'profiles')] : [],
   };
   if (wanted.includes('http-proxy-min')) {
     const hp = await installHttpProxy(path.join(runRoot, 'npm'));
@@ -206,8 +210,8 @@ async function main() {
       wrk: firstLine(sh('wrk', ['-v'])).replace(/ Copyright.*/, '').trim(),
       openssl: firstLine(sh('openssl', ['version'])).trim(),
     },
-    smoke, reps, duration, warmup, retryNoisy,
-    notes: [],
+    smoke, reps, duration, warmup, retryNoisy, profile: opt.profile,
+    notes: opt.profile ? ['PROFILING RUN: Node targets ran under --cpu-prof, their CPU figures are inflated; do not compare.'] : [],
   };
   for (const u of unavailable) meta.notes.push(`${u.name} was not measurable in this run: ${u.reason}`);
   const result = { meta, scenarios, targets: measuredTargets.map(({ name, about }) => ({ name, about })), unavailable, preflights, runs, aggregate: agg };

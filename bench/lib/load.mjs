@@ -1,5 +1,5 @@
 // One measured run: wrk warm-up, /proc snapshots, wrk measured run, /proc snapshots, validity.
-import { CLK_TCK, runBounded, treeTicks, treeMemory, machineStat, parseShellChildTicks, snapshotProcesses, othersTicks } from './proc.mjs';
+import { CLK_TCK, runBounded, treeTicks, treeMemory, machineStat, parseShellChildTicks, snapshotProcesses, othersTicks, mainThreadTicks, processTree } from './proc.mjs';
 import { ROUTE } from './targets.mjs';
 
 // wrk runs under /bin/sh so that, once wrk has been reaped, the shell's cutime+cstime are exactly
@@ -51,11 +51,13 @@ export async function measure(target, started, scenario, ctx, { duration, warmup
   const upstreamPid = ctx.upstream.child.pid;
   const t0 = process.hrtime.bigint();
   const p0 = snapshotProcesses();
+  const main0 = mainThreadTicks(processTree(rootPid, p0));
   const m0 = machineStat();
 
   const w = await wrk(target, started, scenario, ctx, duration);
 
   const p1 = snapshotProcesses();
+  const main1 = mainThreadTicks(processTree(rootPid, p1));
   const m1 = machineStat();
   const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9;
   const mem = treeMemory(rootPid);
@@ -91,6 +93,7 @@ export async function measure(target, started, scenario, ctx, { duration, warmup
     targetTicks,
     cpuUsPerReq: ok > 0 ? (targetTicks * usPerTick) / ok : null,
     targetCores: targetTicks / (elapsedS * CLK_TCK),
+    mainThreadShare: targetTicks > 0 ? (main1 - main0) / targetTicks : null,
     upstreamUsPerReq: started.shared ? null : (ok > 0 ? (upstreamTicks * usPerTick) / ok : null),
     wrkUsPerReq: ok > 0 && w.wrkTicks !== null ? (w.wrkTicks * usPerTick) / ok : null,
     rssKb: mem.rssKb,

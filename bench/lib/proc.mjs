@@ -207,6 +207,19 @@ export function othersTicks(before, after, ours) {
   return { kernel, user, top: top.slice(0, 3) };
 }
 
+/**
+ * Ticks spent on the processes' main threads (task id == pid) over a list of pids: the rest of a
+ * tree's CPU is helper threads (for Node: libuv pool, e.g. asynchronous file writes; V8 GC).
+ */
+export function mainThreadTicks(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    const s = readPidStat(`${pid}/task/${pid}`);
+    if (s) ticks += s.ticks;
+  }
+  return ticks;
+}
+
 /** Rss and Pss (kB) summed over a process tree, from smaps_rollup. */
 export function treeMemory(rootPid) {
   let rssKb = 0;

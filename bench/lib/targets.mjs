@@ -162,7 +162,7 @@ function nodeServer(name, script, about, { extra = () => ({}), unavailable = () 
         upstream: ctx.upstream.url, ...extra(ctx),
       };
       writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2));
-      const child = startProcess(process.execPath, [path.join(ctx.benchDir, 'servers', script), path.join(dir, 'config.json')],
+      const child = startProcess(process.execPath, [...ctx.nodeArgs, path.join(ctx.benchDir, 'servers', script), path.join(dir, 'config.json')],
         { stdoutFile: path.join(dir, 'stdout.log'), stderrFile: path.join(dir, 'stderr.log') });
       await waitForPort(port, child);
       return { child, port };
@@ -222,7 +222,7 @@ const replguard = {
     const port = await freePort();
     const adminPort = await freePort();
     writeFileSync(path.join(dir, 'replguard.yaml'), replguardYaml(ctx, port, adminPort));
-    const args = [...(ctx.nodeArgs ?? []), path.join(ctx.repoRoot, 'dist', 'main.js'), 'serve', '-c', path.join(dir, 'replguard.yaml')];
+    const args = [...ctx.nodeArgs, path.join(ctx.repoRoot, 'dist', 'main.js'), 'serve', '-c', path.join(dir, 'replguard.yaml')];
     const child = startProcess(process.execPath, args,
       { cwd: ctx.repoRoot, stdoutFile: path.join(dir, 'audit.ndjson'), stderrFile: path.join(dir, 'stderr.log') });
     await waitForHttp200(adminPort, '/readyz', child);
