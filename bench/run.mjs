@@ -31,6 +31,7 @@ const { values: opt } = parseArgs({
     'fixed-delay-ms': { type: 'string', default: '8' },
     'retry-noisy': { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'node-args': { type: 'string', default: '' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -39,7 +40,7 @@ const { values: opt } = parseArgs({
 if (opt.help) {
   process.stdout.write(`usage: node bench/run.mjs [--smoke] [--targets ${TARGETS.map((t) => t.name).join(',')}]
   [--duration 10] [--reps 3] [--warmup 1] [--scenarios fixed-1k,sat-1k,sat-1m]
-  [--fixed-connections 16] [--fixed-delay-ms 8] [--retry-noisy 2] [--profile] [--out DIR]
+  [--fixed-connections 16] [--fixed-delay-ms 8] [--retry-noisy 2] [--profile] [--node-args "--flag ..."] [--out DIR]
 Writes bench/RESULTS.md and bench/results.json (with --smoke or --profile: into bench/.run/ only).
 --profile runs the Node targets under --cpu-prof (their figures are then inflated; the profiles
 land in the run directory; summarise one with node bench/profile-top.mjs FILE.cpuprofile).\n`);
@@ -130,7 +131,8 @@ async function main() {
   const runRoot = path.join(benchDir, '.run');
   const runDir = path.join(runRoot, `${smoke ? 'smoke-' : ''}${opt.profile ? 'profile-' : ''}${stamp}`);
   mkdirSync(runDir, { recursive: true });
-  const outDir = opt.out ?? (smoke || opt.profile ? runDir : benchDir);
+  // only a plain full run replaces the committed results
+  const outDir = opt.out ?? (smoke || opt.profile || opt['node-args'] ? runDir : benchDir);
   log(`bench: run directory ${path.relative(repoRoot, runDir)}`);
 
   const kit = kitDir();
@@ -144,7 +146,11 @@ async function main() {
     benchDir, repoRoot, runDir, pki, bodies,
     shim: buildShim(kit, runRoot),
     postLua: path.join(kit, 'post.lua'),
-    nodeArgs: opt.profile ? ['--cpu-prof', '--cpu-prof-dir', path.join(runDir, 'profiles')] : [],
+    // extra V8/Node flags for the Node targets (node-floor, http-proxy-min, replguard): experiments
+    nodeArgs: [
+      ...opt['node-args'].split(/\s+/).filter(Boolean),
+      ...(opt.profile ? ['--cpu-prof', '--cpu-prof-dir', path.join(runDir, 'profiles')] : []),
+    ],
   };
   if (wanted.includes('http-proxy-min')) {
     const hp = await installHttpProxy(path.join(runRoot, 'npm'));
@@ -210,7 +216,7 @@ async function main() {
       wrk: firstLine(sh('wrk', ['-v'])).replace(/ Copyright.*/, '').trim(),
       openssl: firstLine(sh('openssl', ['version'])).trim(),
     },
-    smoke, reps, duration, warmup, retryNoisy, profile: opt.profile,
+    smoke, reps, duration, warmup, retryNoisy, profile: opt.profile, nodeArgs: opt['node-args'],
     notes: opt.profile ? ['PROFILING RUN: Node targets ran under --cpu-prof, their CPU figures are inflated; do not compare.'] : [],
   };
   for (const u of unavailable) meta.notes.push(`${u.name} was not measurable in this run: ${u.reason}`);
@@ -231,6 +237,8 @@ async function main() {
   if (smoke) {
     const problems = [];
     if (!live.length) problems.push('no target was measured');
+    // a target named explicitly with --targets must be measurable (CI names replguard)
+    if (opt.targets) for (const u of unavailable) problems.push(`${u.name} unavailable: ${u.reason}`);
     for (const p of preflights) if (!p.pass) problems.push(`preflight failed for ${p.target}`);
     for (const sc of scenarios) {
       for (const t of measuredTargets) {
