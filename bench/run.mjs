@@ -104,7 +104,7 @@ function describeRun(r, retrying) {
   const m = r.machine;
   return `rep ${r.rep} ${r.scenario.padEnd(8)} ${r.target.padEnd(15)} ${r.valid ? 'valid  ' : 'INVALID'} ` +
     `cpu ${r.cpuUsPerReq?.toFixed(1) ?? '–'} µs/req, ${r.rps.toFixed(0)} req/s, p50 ${r.p50us ?? '–'} p99 ${r.p99us ?? '–'} µs, ` +
-    `${r.uploadMBps.toFixed(1)} MB/s, wrk ${r.wrkUsPerReq?.toFixed(1) ?? '–'} µs/req, upstream ${r.upstreamUsPerReq?.toFixed(1) ?? '–'} µs/req, ` +
+    `${r.uploadMBps.toFixed(1)} MB/s, wrk ${r.wrkUsPerReq?.toFixed(1) ?? '–'} µs/req, upstream ${r.upstreamUsPerReq?.toFixed(1) ?? '–'} µs/req ${r.upstreamConnections ?? '–'} conns, ` +
     `steal ${m.stealPct.toFixed(1)}% other ${m.otherCores.toFixed(2)} kthreads ${m.kernelThreadCores.toFixed(2)} irq ${m.irqCores.toFixed(2)} cores` +
     `${r.noisy ? ` NOISY (${m.otherTop.join(', ')})` : ''}${r.valid ? '' : ` (${r.invalidReason})`}${retrying ? ' -> repeating' : ''}`;
 }

@@ -1,6 +1,25 @@
 // One measured run: wrk warm-up, /proc snapshots, wrk measured run, /proc snapshots, validity.
 import { CLK_TCK, runBounded, treeTicks, treeMemory, machineStat, parseShellChildTicks, snapshotProcesses, othersTicks, mainThreadTicks, processTree } from './proc.mjs';
+import http from 'node:http';
 import { ROUTE } from './targets.mjs';
+
+/** Connections the upstream nginx has accepted so far (stub_status), or null. */
+function upstreamAccepts(ctx) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: ctx.upstream.statusPort, path: '/status', agent: false, timeout: 2000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        // "server accepts handled requests\n <accepts> <handled> <requests>"
+        const m = /server accepts handled requests\s+(\d+)/.exec(text);
+        resolve(m ? Number(m[1]) : null);
+      });
+    });
+    req.on('error', () => resolve(null));
+    req.on('timeout', () => { req.destroy(); resolve(null); });
+  });
+}
 
 // wrk runs under /bin/sh so that, once wrk has been reaped, the shell's cutime+cstime are exactly
 // wrk's own CPU time; the shell prints its /proc stat line after wrk exits.
@@ -47,6 +66,7 @@ export async function measure(target, started, scenario, ctx, { duration, warmup
   const warm = await wrk(target, started, scenario, ctx, warmup);
   const warmInvalid = invalidReason(warm);
 
+  const accepts0 = await upstreamAccepts(ctx);
   const rootPid = started.child.pid;
   const upstreamPid = ctx.upstream.child.pid;
   const t0 = process.hrtime.bigint();
@@ -65,6 +85,7 @@ export async function measure(target, started, scenario, ctx, { duration, warmup
   const up = started.shared ? null : [treeTicks(upstreamPid, p0), treeTicks(upstreamPid, p1)];
   const ours = new Set([process.pid, ...tgt[0].pids, ...tgt[1].pids, ...(up ? [...up[0].pids, ...up[1].pids] : [])]);
   const others = othersTicks(p0, p1, ours);
+  const accepts1 = await upstreamAccepts(ctx);
 
   const reason = warmInvalid ? `warm-up ${warmInvalid}` : invalidReason(w);
   const s = w.stats ?? {};
@@ -96,6 +117,8 @@ export async function measure(target, started, scenario, ctx, { duration, warmup
     mainThreadShare: targetTicks > 0 ? (main1 - main0) / targetTicks : null,
     upstreamUsPerReq: started.shared ? null : (ok > 0 ? (upstreamTicks * usPerTick) / ok : null),
     wrkUsPerReq: ok > 0 && w.wrkTicks !== null ? (w.wrkTicks * usPerTick) / ok : null,
+    // minus 1: our own status request after the run
+    upstreamConnections: accepts0 !== null && accepts1 !== null ? accepts1 - accepts0 - 1 : null,
     rssKb: mem.rssKb,
     pssKb: mem.pssKb,
     machine: {

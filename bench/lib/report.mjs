@@ -49,6 +49,7 @@ export function aggregate(runs, scenarios, targetNames, reference) {
         mainThreadShare: pick('mainThreadShare'),
         upstreamUsPerReq: pick('upstreamUsPerReq'),
         wrkUsPerReq: pick('wrkUsPerReq'),
+        upstreamConnections: pick('upstreamConnections'),
         stealPct: summary(valid.map((r) => r.machine.stealPct)),
         otherCores: summary(valid.map((r) => r.machine.otherCores)),
         irqCores: summary(valid.map((r) => r.machine.irqCores)),
@@ -98,6 +99,7 @@ export function renderMarkdown({ meta, scenarios, targets, unavailable, prefligh
   L.push(`- **noisy**: runs where steal exceeded ${NOISE.maxStealPct}% or CPU used by processes other than target, upstream and wrk exceeded ${NOISE.maxOtherCores} cores over the run.`);
   L.push('- **irq cores**: machine-wide irq+softirq time over the run (mostly loopback TCP processing), for information. This kernel accounts CPU by ticks, so softirq work is charged to whichever of our processes it interrupted; work deferred to `ksoftirqd` is in no target (\"kthread cores\" in results.json). Both grow with bytes moved.');
   L.push('- **main-thread share**: the part of the target\'s CPU spent on its processes\' main threads (the rest: helper threads, for Node the libuv pool, e.g. asynchronous file writes, and V8\'s GC helpers).');
+  L.push('- **upstream conns opened**: TCP connections the upstream accepted during the measured run (nginx `stub_status`); with upstream keep-alive it stays near the number of client connections, far below the request count.');
   L.push('- **RSS/PSS** from `/proc/<pid>/smaps_rollup` summed over the process tree, right after the run.');
   L.push('- **MB/s** is request-body upload throughput (successful requests × body size / duration).');
   L.push('- Each measured run opens fresh connections (one full mTLS handshake per connection), amortised over the run; keep-alive is long enough that nothing re-handshakes within a run.');
@@ -105,19 +107,19 @@ export function renderMarkdown({ meta, scenarios, targets, unavailable, prefligh
   L.push('## Targets', '');
   for (const t of targets) L.push(`- \`${t.name}\`: ${t.about}`);
   for (const u of unavailable) L.push(`- \`${u.name}\`: **unavailable — not measured**: ${u.reason}`);
-  L.push('- Upstream (all targets): nginx 1 worker answering `200 {"ok":true}` after discarding the body, plain HTTP on loopback; access log off.');
+  L.push('- Upstream (all targets): nginx 1 worker that reads the whole body (mirror with `mirror_request_body on`), then answers `200 {"ok":true}`; plain HTTP on loopback; access log off.');
   L.push('');
   L.push('## Goals (issue 10)', '');
   for (const g of goals(agg)) L.push(`- ${g.goal}: ${g.status}${g.value !== undefined ? ` (median ${g.value.toFixed(2)})` : ''}`);
   L.push('');
   for (const sc of scenarios) {
     L.push(`## ${sc.name}: ${sc.about}`, '');
-    L.push('| target | CPU µs/req | × nginx | req/s | req/s × nginx | p50 µs | p99 µs | MB/s | target cores | main-thread share | RSS MiB | PSS MiB | upstream µs/req | wrk µs/req | irq cores | valid/runs | noisy |');
-    L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    L.push('| target | CPU µs/req | × nginx | req/s | req/s × nginx | p50 µs | p99 µs | MB/s | target cores | main-thread share | RSS MiB | PSS MiB | upstream µs/req | upstream conns opened | wrk µs/req | irq cores | valid/runs | noisy |');
+    L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const t of targets) {
       const a = agg[sc.name]?.[t.name];
       if (!a) continue;
-      L.push(`| ${t.name} | ${cell(a.cpuUsPerReq, 1)} | ${cell(a.cpuRatio, 2)} | ${cell(a.rps)} | ${cell(a.rpsRatio, 2)} | ${cell(a.p50us)} | ${cell(a.p99us)} | ${cell(a.uploadMBps, 1)} | ${cell(a.targetCores, 2)} | ${cell(a.mainThreadShare, 2)} | ${cell(a.rssMiB, 1)} | ${cell(a.pssMiB, 1)} | ${cell(a.upstreamUsPerReq, 1)} | ${cell(a.wrkUsPerReq, 1)} | ${cell(a.irqCores, 2)} | ${a.valid}/${a.runs} | ${a.noisy} |`);
+      L.push(`| ${t.name} | ${cell(a.cpuUsPerReq, 1)} | ${cell(a.cpuRatio, 2)} | ${cell(a.rps)} | ${cell(a.rpsRatio, 2)} | ${cell(a.p50us)} | ${cell(a.p99us)} | ${cell(a.uploadMBps, 1)} | ${cell(a.targetCores, 2)} | ${cell(a.mainThreadShare, 2)} | ${cell(a.rssMiB, 1)} | ${cell(a.pssMiB, 1)} | ${cell(a.upstreamUsPerReq, 1)} | ${cell(a.upstreamConnections)} | ${cell(a.wrkUsPerReq, 1)} | ${cell(a.irqCores, 2)} | ${a.valid}/${a.runs} | ${a.noisy} |`);
     }
     L.push('');
   }
