@@ -4,7 +4,7 @@
 // See bench/README.md. Loopback only; every process it starts is killed on exit and on Ctrl-C.
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +73,8 @@ for (const n of wanted) if (!TARGETS.some((t) => t.name === n)) { console.error(
 if (!wanted.includes(REFERENCE)) console.error(`note: ${REFERENCE} not selected, so no ratios can be computed`);
 
 const log = (...a) => console.log(...a);
-const sh = (cmd, args) => { try { return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString(); } catch (e) { return `${e.stdout ?? ''}${e.stderr ?? ''}`; } };
+// version banners: nginx -v writes to stderr
+const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); return `${r.stdout ?? ''}${r.stderr ?? ''}`; };
 const firstLine = (s) => s.split('\n').find((l) => l.trim()) ?? '?';
 
 /** The vendored bench kit must match the team's shared copy when that exists. */
