@@ -42,3 +42,22 @@ console.log('\nself time by function:');
 for (const [k, t] of sum(fnKey)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
 console.log('\nself time by file / package:');
 for (const [k, t] of sum(fileKey)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
+
+// inclusive time of the project's own functions (dist/) and of a few Node entry points: each
+// sample counted once per function on its stack
+const parent = new Map();
+for (const node of prof.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
+const inclusive = new Map();
+for (const [id, t] of self) {
+  const seen = new Set();
+  for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+    const cf = byId.get(cur).callFrame;
+    if (!/\/dist\//.test(cf.url)) continue;
+    const k = fnKey(cf);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    inclusive.set(k, (inclusive.get(k) ?? 0) + t);
+  }
+}
+console.log('\ninclusive time of dist/ functions:');
+for (const [k, t] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, n)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
