@@ -1,0 +1,133 @@
+// One measured run: wrk warm-up, /proc snapshots, wrk measured run, /proc snapshots, validity.
+import { CLK_TCK, runBounded, treeTicks, treeMemory, machineStat, parseShellChildTicks, snapshotProcesses, othersTicks, mainThreadTicks, processTree } from './proc.mjs';
+import http from 'node:http';
+import { ROUTE } from './targets.mjs';
+
+/** Connections the upstream nginx has accepted so far (stub_status), or null. */
+function upstreamAccepts(ctx) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: ctx.upstream.statusPort, path: '/status', agent: false, timeout: 2000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        // "server accepts handled requests\n <accepts> <handled> <requests>"
+        const m = /server accepts handled requests\s+(\d+)/.exec(text);
+        resolve(m ? Number(m[1]) : null);
+      });
+    });
+    req.on('error', () => resolve(null));
+    req.on('timeout', () => { req.destroy(); resolve(null); });
+  });
+}
+
+// wrk runs under /bin/sh so that, once wrk has been reaped, the shell's cutime+cstime are exactly
+// wrk's own CPU time; the shell prints its /proc stat line after wrk exits.
+const WRAPPER = 'if [ -n "$SHIM" ]; then LD_PRELOAD="$SHIM" wrk "$@"; else wrk "$@"; fi; rc=$?; ' +
+  'echo "SHSTAT $(cat /proc/$$/stat)"; exit $rc';
+
+/** Thresholds for flagging a run as noisy (measured over the run on the whole machine). */
+export const NOISE = { maxStealPct: 2, maxOtherCores: 0.15 };
+
+async function wrk(target, started, scenario, ctx, seconds) {
+  const scheme = target.tls ? 'https' : 'http';
+  const url = `${scheme}://127.0.0.1:${started.port}${ROUTE}`;
+  const env = {
+    PATH: process.env.PATH,
+    BODY: ctx.bodies[scenario.body],
+    ...(scenario.delayMs ? { DELAY_MS: String(scenario.delayMs) } : {}),
+    ...(target.tls ? { SHIM: ctx.shim, SSL_CLIENT_CERT: ctx.pki.clientCert, SSL_CLIENT_KEY: ctx.pki.clientKey } : {}),
+    ...(target.wrkEnv?.(ctx, scenario) ?? {}),
+  };
+  const args = ['-c', WRAPPER, 'sh', '-t1', `-c${scenario.connections}`, `-d${seconds}s`, '--timeout', '10s',
+    '-s', target.wrkScript?.(ctx) ?? ctx.postLua, url];
+  const res = await runBounded('/bin/sh', args, { env, timeoutMs: (seconds + 30) * 1000 });
+  const json = /^WRKJSON (.*)$/m.exec(res.stdout)?.[1];
+  const shstat = /^SHSTAT (.*)$/m.exec(res.stdout)?.[1];
+  return {
+    code: res.code,
+    stats: json ? JSON.parse(json) : null,
+    wrkTicks: shstat ? parseShellChildTicks(shstat) : null,
+    stderr: res.stderr.trim(),
+  };
+}
+
+function invalidReason(w) {
+  if (!w.stats) return `no WRKJSON line (exit ${w.code}): ${w.stderr.slice(0, 200)}`;
+  const s = w.stats;
+  const errs = ['err_connect', 'err_read', 'err_write', 'err_status', 'err_timeout'].filter((k) => s[k] > 0);
+  if (errs.length) return `errors: ${errs.map((k) => `${k}=${s[k]}`).join(' ')}`;
+  if (s.requests <= 0) return 'no requests completed';
+  if (w.code !== 0) return `wrk exit ${w.code}`;
+  return null;
+}
+
+export async function measure(target, started, scenario, ctx, { duration, warmup }) {
+  const warm = await wrk(target, started, scenario, ctx, warmup);
+  const warmInvalid = invalidReason(warm);
+
+  const accepts0 = await upstreamAccepts(ctx);
+  const rootPid = started.child.pid;
+  const upstreamPid = ctx.upstream.child.pid;
+  const t0 = process.hrtime.bigint();
+  const p0 = snapshotProcesses();
+  const main0 = mainThreadTicks(processTree(rootPid, p0));
+  const m0 = machineStat();
+
+  const w = await wrk(target, started, scenario, ctx, duration);
+
+  const p1 = snapshotProcesses();
+  const main1 = mainThreadTicks(processTree(rootPid, p1));
+  const m1 = machineStat();
+  const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const mem = treeMemory(rootPid);
+  const tgt = [treeTicks(rootPid, p0), treeTicks(rootPid, p1)];
+  const up = started.shared ? null : [treeTicks(upstreamPid, p0), treeTicks(upstreamPid, p1)];
+  const ours = new Set([process.pid, ...tgt[0].pids, ...tgt[1].pids, ...(up ? [...up[0].pids, ...up[1].pids] : [])]);
+  const others = othersTicks(p0, p1, ours);
+  const accepts1 = await upstreamAccepts(ctx);
+
+  const reason = warmInvalid ? `warm-up ${warmInvalid}` : invalidReason(w);
+  const s = w.stats ?? {};
+  const ok = (s.requests ?? 0) - (s.err_status ?? 0);
+  const usPerTick = 1e6 / CLK_TCK;
+  const targetTicks = tgt[1].ticks - tgt[0].ticks;
+  const upstreamTicks = up ? up[1].ticks - up[0].ticks : 0;
+  const perCore = (ticks) => ticks / (elapsedS * CLK_TCK);
+  const totalJiffies = m1.total - m0.total;
+  const stealPct = totalJiffies > 0 ? (100 * (m1.steal - m0.steal)) / totalJiffies : 0;
+  // this kernel accounts by ticks: irq/softirq ticks are also charged to whichever task was
+  // interrupted, so they are reported for information only, never subtracted
+  const otherCores = perCore(others.user);
+  const durationS = (s.duration_us ?? 0) / 1e6;
+  return {
+    target: target.name,
+    scenario: scenario.name,
+    valid: reason === null,
+    invalidReason: reason,
+    requests: s.requests ?? 0,
+    ok,
+    durationS,
+    rps: durationS > 0 ? ok / durationS : 0,
+    p50us: s.p50_us, p90us: s.p90_us, p99us: s.p99_us, maxUs: s.max_us,
+    uploadMBps: durationS > 0 ? (ok * (s.body_bytes ?? 0)) / durationS / 1e6 : 0,
+    targetTicks,
+    cpuUsPerReq: ok > 0 ? (targetTicks * usPerTick) / ok : null,
+    targetCores: targetTicks / (elapsedS * CLK_TCK),
+    mainThreadShare: targetTicks > 0 ? (main1 - main0) / targetTicks : null,
+    upstreamUsPerReq: started.shared ? null : (ok > 0 ? (upstreamTicks * usPerTick) / ok : null),
+    wrkUsPerReq: ok > 0 && w.wrkTicks !== null ? (w.wrkTicks * usPerTick) / ok : null,
+    // minus 1: our own status request after the run
+    upstreamConnections: accepts0 !== null && accepts1 !== null ? accepts1 - accepts0 - 1 : null,
+    rssKb: mem.rssKb,
+    pssKb: mem.pssKb,
+    machine: {
+      elapsedS, stealPct, otherCores,
+      otherTop: others.top.map((o) => `${o.comm}[${o.pid}] ${perCore(o.ticks).toFixed(2)}`),
+      kernelThreadCores: perCore(others.kernel),
+      irqCores: perCore(m1.irq - m0.irq),
+      busyCores: perCore(m1.busy - m0.busy),
+    },
+    noisy: stealPct > NOISE.maxStealPct || otherCores > NOISE.maxOtherCores,
+  };
+}

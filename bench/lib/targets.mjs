@@ -1,0 +1,273 @@
+// The draining upstream and the targets. A target is a small object:
+//   { name, about, tls, unavailable(ctx) -> reason|null, start(ctx) -> { child, port, notes } }
+// plus optional `wrkEnv` (extra environment for the load generator, e.g. a pre-signed request file).
+// Adding a target = adding one object to TARGETS.
+import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { startProcess, freePort, waitForPort, waitForHttp200, runBounded } from './proc.mjs';
+
+export const ROUTE = '/api/replication/apply';
+export const MAX_BODY_BYTES = 2 * 1024 * 1024;
+
+const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+function nginxCommon(dir) {
+  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  // As root, workers would switch to "nobody"; stay root so they can use the run directory.
+  return `${asRoot ? 'user root;\n' : ''}worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+`;
+}
+
+function nginxTemps(dir) {
+  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((t) => `  ${t}_temp_path ${dir}/tmp/${t};`).join('\n');
+}
+
+/**
+ * The upstream: nginx (1 worker) that reads the whole body, then answers 200 with a small JSON,
+ * like the backup applying a batch. The cheapest draining server on this box, the same for every
+ * target; its CPU is reported apart and never counted in a target's figure.
+ * A plain `return 200` would answer as soon as the headers arrive, before the body (which changes
+ * how a streaming proxy behaves with 1 MiB); the mirror with `mirror_request_body on` makes nginx
+ * read the full body first, its subrequest answers 204 internally.
+ */
+export async function startUpstream(ctx) {
+  const dir = path.join(ctx.runDir, 'upstream');
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const statusPort = await freePort();
+  const conf = `${nginxCommon(dir)}
+http {
+  access_log off;
+${nginxTemps(dir)}
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_max_body_size 8m;
+  client_body_buffer_size 2m;
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      mirror /drain;
+      mirror_request_body on;
+      root ${dir}/html;
+      default_type application/json;
+      try_files /ok.json =404;
+      error_page 405 =200 @ok;
+    }
+    location = /drain { internal; return 204; }
+    location @ok { default_type application/json; return 200 '{"ok":true}\\n'; }
+  }
+  # connections accepted by the upstream, read before and after each run: a proxy that does not
+  # keep its upstream connections alive shows up here
+  server {
+    listen 127.0.0.1:${statusPort};
+    location = /status { stub_status; }
+  }
+}
+`;
+  writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  mkdirSync(path.join(dir, 'html'), { recursive: true });
+  writeFileSync(path.join(dir, 'html', 'ok.json'), '{"ok":true}\n');
+  const child = startProcess('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')],
+    { stdoutFile: path.join(dir, 'stdout.log'), stderrFile: path.join(dir, 'stderr.log') });
+  await waitForPort(port, child);
+  await waitForPort(statusPort, child);
+  return { child, port, statusPort, url: `http://127.0.0.1:${port}` };
+}
+
+const nginx = {
+  name: 'nginx',
+  about: 'nginx 1 worker: ssl_verify_client on, TLSv1.3, client_max_body_size 2m (buffered in memory), upstream keepalive 128, JSON access log to a file',
+  tls: true,
+  unavailable: () => null,
+  async start(ctx) {
+    const dir = path.join(ctx.runDir, 'nginx');
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const { pki } = ctx;
+    const conf = `${nginxCommon(dir)}
+http {
+${nginxTemps(dir)}
+  log_format audit escape=json '{"time":"$time_iso8601","client":"$remote_addr","subject":"$ssl_client_s_dn",'
+    '"method":"$request_method","path":"$uri","status":$status,"bytes_in":$request_length,"duration_s":$request_time}';
+  access_log ${dir}/access.log audit;
+  # idle pool larger than the most concurrent requests (64): a smaller one closes and reopens
+  # upstream connections at saturation (seen: one new connection per ~3 requests with 32)
+  upstream backend { server 127.0.0.1:${ctx.upstream.port}; keepalive 128; keepalive_requests 100000000; }
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_max_body_size ${MAX_BODY_BYTES};
+  client_body_buffer_size ${MAX_BODY_BYTES};
+  server {
+    listen 127.0.0.1:${port} ssl backlog=4096;
+    ssl_certificate ${pki.serverCert};
+    ssl_certificate_key ${pki.serverKey};
+    ssl_client_certificate ${pki.caCert};
+    ssl_verify_client on;
+    ssl_protocols TLSv1.3;
+    location = ${ROUTE} {
+      limit_except POST { deny all; }
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location / { return 404; }
+  }
+}
+`;
+    writeFileSync(path.join(dir, 'nginx.conf'), conf);
+    const child = startProcess('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')],
+      { stdoutFile: path.join(dir, 'stdout.log'), stderrFile: path.join(dir, 'stderr.log') });
+    await waitForPort(port, child);
+    return { child, port };
+  },
+};
+
+const haproxy = {
+  name: 'haproxy',
+  about: 'haproxy nbthread 1: verify required, ssl-min-ver TLSv1.3, 413 on Content-Length > 2 MiB (body streamed), http-reuse always, httplog to a file',
+  tls: true,
+  unavailable: () => null,
+  async start(ctx) {
+    const dir = path.join(ctx.runDir, 'haproxy');
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const { pki } = ctx;
+    const conf = `global
+  nbthread 1
+  maxconn 4096
+  log stdout format raw local0
+defaults
+  mode http
+  log global
+  option httplog
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 300s
+  timeout server 30s
+  timeout http-request 30s
+  timeout http-keep-alive 300s
+frontend fe
+  bind 127.0.0.1:${port} ssl crt ${pki.serverPem} ca-file ${pki.caCert} verify required ssl-min-ver TLSv1.3
+  http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${MAX_BODY_BYTES} }
+  http-request deny deny_status 404 unless METH_POST { path ${ROUTE} }
+  default_backend be
+backend be
+  server up 127.0.0.1:${ctx.upstream.port}
+`;
+    writeFileSync(path.join(dir, 'haproxy.cfg'), conf);
+    const check = await runBounded('haproxy', ['-c', '-f', path.join(dir, 'haproxy.cfg')], { timeoutMs: 10000 });
+    if (check.code !== 0) throw new Error(`haproxy config check failed: ${check.stdout}${check.stderr}`);
+    const child = startProcess('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')],
+      { stdoutFile: path.join(dir, 'access.log'), stderrFile: path.join(dir, 'stderr.log') });
+    await waitForPort(port, child);
+    return { child, port };
+  },
+};
+
+function nodeServer(name, script, about, { extra = () => ({}), unavailable = () => null } = {}) {
+  return {
+    name,
+    about,
+    tls: true,
+    unavailable,
+    async start(ctx) {
+      const dir = path.join(ctx.runDir, name);
+      mkdirSync(dir, { recursive: true });
+      const port = await freePort();
+      const cfg = {
+        port, path: ROUTE, maxBodyBytes: MAX_BODY_BYTES,
+        key: ctx.pki.serverKey, cert: ctx.pki.serverCert, ca: ctx.pki.caCert,
+        upstream: ctx.upstream.url, ...extra(ctx),
+      };
+      writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2));
+      const child = startProcess(process.execPath, [...ctx.nodeArgs, path.join(ctx.benchDir, 'servers', script), path.join(dir, 'config.json')],
+        { stdoutFile: path.join(dir, 'stdout.log'), stderrFile: path.join(dir, 'stderr.log') });
+      await waitForPort(port, child);
+      return { child, port };
+    },
+  };
+}
+
+const nodeFloor = nodeServer('node-floor', 'node-floor.mjs',
+  'floor: Node https server, client certificate required, TLSv1.3, answers 200 itself (no forwarding)');
+
+const httpProxyMin = nodeServer('http-proxy-min', 'http-proxy-min.mjs',
+  'reference: minimal Node mTLS proxy on http-proxy (installed at run time into bench/.run/), keep-alive agent',
+  {
+    extra: (ctx) => ({ httpProxyDir: ctx.httpProxyDir }),
+    unavailable: (ctx) => (ctx.httpProxyDir ? null : `http-proxy could not be installed: ${ctx.httpProxyError}`),
+  });
+
+const direct = {
+  name: 'direct',
+  about: 'floor: plain HTTP straight to the upstream (wrk without TLS); the figure is the upstream\'s own CPU',
+  tls: false,
+  unavailable: () => null,
+  async start(ctx) {
+    return { child: ctx.upstream.child, port: ctx.upstream.port, shared: true };
+  },
+};
+
+function replguardYaml(ctx, port, adminPort, extraYaml = '') {
+  const { pki } = ctx;
+  return `pop_id: zurich-01
+role: backup
+listen: { host: 127.0.0.1, port: ${port} }
+tls: { cert_file: ${pki.serverCert}, key_file: ${pki.serverKey}, client_ca_file: ${pki.caCert}, min_version: TLSv1.3 }
+upstream: { url: ${ctx.upstream.url}, timeout: 30s }
+routes: [ { method: POST, path: ${ROUTE} } ]
+auth: { methods: [mtls] }
+peers: [ { id: calgary-01, cert: { cn: calgary-01 } } ]
+admin: { host: 127.0.0.1, port: ${adminPort} }
+limits: { max_body_bytes: 2MiB }
+${extraYaml}`;
+}
+
+function replguardUnavailable(ctx) {
+  if (!existsSync(path.join(ctx.repoRoot, 'src', 'main.ts'))) return 'src/main.ts is not on this branch yet (merge main)';
+  if (!existsSync(path.join(ctx.repoRoot, 'dist', 'main.js'))) return 'dist/main.js missing: run `npm ci && npm run build` first';
+  return null;
+}
+
+const replguard = {
+  name: 'replguard',
+  about: 'replguard, mTLS only (nginx\'s job): `node dist/main.js serve -c <generated yaml>`, audit (stdout) to a file',
+  tls: true,
+  unavailable: replguardUnavailable,
+  async start(ctx) {
+    const dir = path.join(ctx.runDir, 'replguard');
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const adminPort = await freePort();
+    writeFileSync(path.join(dir, 'replguard.yaml'), replguardYaml(ctx, port, adminPort));
+    const args = [...ctx.nodeArgs, path.join(ctx.repoRoot, 'dist', 'main.js'), 'serve', '-c', path.join(dir, 'replguard.yaml')];
+    const child = startProcess(process.execPath, args,
+      { cwd: ctx.repoRoot, stdoutFile: path.join(dir, 'audit.ndjson'), stderrFile: path.join(dir, 'stderr.log') });
+    await waitForHttp200(adminPort, '/readyz', child);
+    await waitForPort(port, child);
+    return { child, port, auditFile: path.join(dir, 'audit.ndjson') };
+  },
+};
+
+const replguardFull = {
+  name: 'replguard-full',
+  about: 'replguard, full pipeline (mTLS, JWT, signature, replay, rate limit, audit) with pre-signed requests',
+  tls: true,
+  unavailable(ctx) {
+    const base = replguardUnavailable(ctx);
+    if (base) return base;
+    // The config keys for jwt / signature / replay / rate limit are not defined on main yet, and
+    // the pre-signed request generator depends on them. Never fake this scenario.
+    return 'full-pipeline configuration (jwt, signature, replay, rate limit) is not defined on main yet; scenario not run';
+  },
+  async start() { throw new Error('replguard-full is unavailable'); },
+};
+
+export const TARGETS = [nginx, haproxy, nodeFloor, direct, httpProxyMin, replguard, replguardFull];
+export const REFERENCE = 'nginx';
