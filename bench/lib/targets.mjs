@@ -225,7 +225,8 @@ routes: [ { method: POST, path: ${ROUTE} } ]
 auth: { methods: [mtls] }
 peers: [ { id: calgary-01, cert: { cn: calgary-01 } } ]
 admin: { host: 127.0.0.1, port: ${adminPort} }
-limits: { max_body_bytes: 2MiB }
+# nginx's job has no rate limit: the limits stay on, set far above any offered load here.
+limits: { max_body_bytes: 2MiB, rate_per_minute: 100000000, address_rate_per_minute: 100000000 }
 ${extraYaml}`;
 }
 
