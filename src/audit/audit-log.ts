@@ -4,9 +4,10 @@
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { AuditEvent } from './event.ts';
+import type { SignerAuditEvent } from './signer-event.ts';
 
 export interface AuditLog {
-  write(event: AuditEvent): void;
+  write(event: AuditEvent | SignerAuditEvent): void;
   /** Writes out whatever is buffered; called before exit so no finished request's event is lost. */
   flush(): void;
 }

@@ -1,16 +1,18 @@
 /** `replguard serve -c FILE`: runs the role the config names until SIGTERM (drain) or a second SIGTERM (at once). */
 import process from 'node:process';
 import { createAuditLog } from '../audit/audit-log.ts';
-import { loadConfig } from '../config/load.ts';
+import { loadRoleConfig } from '../config/load.ts';
 import { createOperationalLog } from '../log/operational.ts';
 import { startGuard } from '../server/guard.ts';
+import { startSigner } from '../signer/signer.ts';
 import { parseCommandArgs, required } from './args.ts';
 
-export const usage = 'serve -c FILE                                 run the guard (role: backup)';
+export const usage = 'serve -c FILE                                 run the role the config names: the guard (backup) or the signer (primary)';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('serve', argv, { config: { type: 'string', short: 'c' } });
-  const loaded = loadConfig(required('serve', 'config', values.config));
+  // The role comes from the config file only (finding 3): never from the environment or a flag.
+  const loaded = loadRoleConfig(required('serve', 'config', values.config));
   const log = createOperationalLog(loaded.config.log.level);
   for (const w of loaded.warnings) log.warn({ key: w.path }, w.message);
   const audit = createAuditLog();
@@ -18,10 +20,12 @@ export async function run(argv: string[]): Promise<number> {
   // caught from here on so that an early one cannot end the process (Node's default).
   let reload: ((trigger: 'SIGHUP') => void) | undefined;
   process.on('SIGHUP', () => reload?.('SIGHUP'));
-  const guard = await startGuard(loaded.config, { audit, log });
+  const guard = loaded.role === 'primary'
+    ? await startSigner(loaded.config, { audit, log })
+    : await startGuard(loaded.config, { audit, log });
   reload = guard.reload;
   // The "ready" line (operational log, stderr) names the bound ports, which matter with port 0.
-  log.info({ port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');
+  log.info({ role: loaded.role, port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');
 
   return new Promise<number>((resolve) => {
     let signals = 0;
