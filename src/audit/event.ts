@@ -94,7 +94,8 @@ export function requestEvent(
   };
 }
 
-function withoutQuery(target: string | undefined): string | undefined {
+/** The request target without its query string (which may carry a credential). */
+export function withoutQuery(target: string | undefined): string | undefined {
   if (target === undefined) return undefined;
   const q = target.indexOf('?');
   return q === -1 ? target : target.slice(0, q);

@@ -19,17 +19,19 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { withoutQuery } from '../audit/event.ts';
 import { signerEvent, type SignerEventInput } from '../audit/signer-event.ts';
 import { SIGNER_ROUTE, type PrimaryConfig } from '../config/schema.ts';
 import { createBodyStage } from '../limits/body.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
-import { errorBody, sendRejection, setSecurityHeaders } from '../pipeline/respond.ts';
+import { sendRejection, setSecurityHeaders } from '../pipeline/respond.ts';
 import { downstreamResponseHeaders } from '../proxy/headers.ts';
 import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts';
 import { newWebhookId, signatureHeaders } from '../replay/signature.ts';
 import { startAdminServer } from '../server/admin.ts';
+import { drainServer, plainAddress, writeRawRefusal } from '../server/drain.ts';
 import { listenOrExplain } from '../server/listen.ts';
 import { sendAttempt, type AttemptOutcome, type AttemptTls } from './attempt.ts';
 import { prepareBody, type PreparedBody } from './body.ts';
@@ -135,15 +137,11 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP_TIMEOUT'
       : 'HTTP_MALFORMED';
     const id = randomUUID();
-    const status = REASONS[reason].status;
-    const body = errorBody(status, id);
-    socket.end(
-      `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n` +
-      `cache-control: no-store\r\nx-replguard-request-id: ${id}\r\n\r\n${body}`,
-    );
+    const status = REASONS[reason].status as 400 | 408;
+    const client = { ip: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    writeRawRefusal(socket, status, id);
     audit.write(signerEvent({
-      reason, durationMs: 0, client: { ip: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 }, path: undefined, requestId: id,
+      reason, durationMs: 0, client, path: undefined, requestId: id,
       pop: config.pop_id, backup: { id: config.backup.id, address: target.hostname, port: target.port }, attempt: 0, maxAttempts,
       final: true, status, detail: err.code,
     }));
@@ -305,19 +303,9 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       shutdownPromise ??= (async () => {
         draining = true;
         log.info({ timeout_ms: config.shutdown_timeout }, 'draining: no new requests, retry waits end now, attempts in flight finish');
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections?.();
+        const drained = drainServer(server, config.shutdown_timeout, log);
         drain.abort();
-        let timer: NodeJS.Timeout | undefined;
-        const deadline = new Promise<'deadline'>((resolve) => {
-          timer = setTimeout(() => resolve('deadline'), config.shutdown_timeout);
-        });
-        const result = await Promise.race([closed.then(() => 'closed' as const), deadline]);
-        clearTimeout(timer);
-        if (result === 'deadline') {
-          log.warn('drain deadline reached: closing the remaining connections');
-          server.closeAllConnections?.();
-        }
+        await drained;
         listening = false;
         material.close();
         agent?.destroy();
@@ -349,15 +337,4 @@ function header(res: IncomingMessage, name: string): string | undefined {
 function retireAgent(old: Agent): void {
   old.keepSocketAlive = () => false;
   for (const sockets of Object.values(old.freeSockets)) for (const s of sockets ?? []) s.destroy();
-}
-
-function withoutQuery(target: string | undefined): string | undefined {
-  if (target === undefined) return undefined;
-  const q = target.indexOf('?');
-  return q === -1 ? target : target.slice(0, q);
-}
-
-function plainAddress(address: string | undefined): string {
-  if (!address) return 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

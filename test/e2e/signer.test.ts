@@ -6,7 +6,6 @@
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { createOperationalLog } from '../../src/log/operational.ts';
 import { startSigner } from '../../src/signer/signer.ts';
 import { baseConfig, startGuard as startReplguard, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
+import { primaryPost, type PrimaryReply } from '../helpers/primary.ts';
 import { makeEd25519Key, writeKeyFile } from '../helpers/signing.ts';
 import { startBackup } from '../helpers/upstream.ts';
 import YAML from 'yaml';
@@ -70,30 +70,6 @@ function signerConfig(backupUrl: string, overrides: Record<string, unknown> = {}
     shutdown_timeout: '5s',
     ...overrides,
   };
-}
-
-interface PrimaryReply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** The unmodified primary's replication client: plain HTTP to the signer on loopback. */
-function primaryPost(port: number, body: string, options: { method?: string; path?: string } = {}): Promise<PrimaryReply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({
-      host: '127.0.0.1', port, method: options.method ?? 'POST', path: options.path ?? '/api/replication/apply',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, agent: false, timeout: 20_000,
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.on('timeout', () => req.destroy(new Error('primary timeout')));
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 const sends = (p: GuardProcess) => (e: AuditRecord) => e.event.action === 'replication-send';

@@ -3,7 +3,7 @@
 // with an injected sleep and clock: retry decisions, Retry-After, shutdown and a primary that
 // hangs up during a wait, and a signing key swapped by reload.
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
@@ -18,13 +18,15 @@ import { createOperationalLog } from '../../../src/log/operational.ts';
 import { startSigner, type Sleep } from '../../../src/signer/signer.ts';
 import { DevCa } from '../../../src/tls/dev-ca.ts';
 import { makePki } from '../../helpers/pki.ts';
+import { primaryPost as post } from '../../helpers/primary.ts';
 import { makeHmacKey, writeKeyFile } from '../../helpers/signing.ts';
 
 const pki = makePki([]);
 const cert = pki.client('calgary-01');
 const key = makeHmacKey();
 const keyFile = writeKeyFile(key.text);
-const NOW = Date.parse('2026-11-22T10:00:00Z');
+// The injected clock starts at a whole second of the real time (certificates are checked against it too).
+const NOW = Math.floor(Date.now() / 1000) * 1000;
 
 interface Seen { headers: Record<string, string | string[] | undefined>; body: Buffer }
 
@@ -32,7 +34,7 @@ interface Seen { headers: Record<string, string | string[] | undefined>; body: B
 async function startScripted(script: Array<{ status: number; headers?: Record<string, string> }>, tls: { cert?: string; key?: string; maxVersion?: 'TLSv1.2' } = {}) {
   const seen: Seen[] = [];
   const server: Server = createServer({
-    cert: tls.cert ?? (await import('node:fs')).readFileSync(pki.server.cert), key: tls.key ?? (await import('node:fs')).readFileSync(pki.server.key),
+    cert: tls.cert ?? readFileSync(pki.server.cert), key: tls.key ?? readFileSync(pki.server.key),
     ...(tls.maxVersion ? { maxVersion: tls.maxVersion } : {}),
   }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -70,18 +72,6 @@ function config(port: number, overrides: Record<string, unknown> = {}): PrimaryC
   return loaded.config as PrimaryConfig;
 }
 
-function post(port: number, body: string): Promise<{ status: number; headers: Record<string, any>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/replication/apply', agent: false }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 const eventsOf = async (requestId: string) => {
   audit.flush();
   await new Promise((r) => setImmediate(r));
@@ -101,11 +91,9 @@ t.test('429/503 are retried, Retry-After honoured when longer and capped; the an
     delays.push(ms);
     clock += ms;
   };
+  t.teardown(() => guard.stop());
   const signer = await startSigner(config(guard.port), { audit, log, sleep, now: () => clock });
-  t.teardown(async () => {
-    await signer.shutdown();
-    await guard.stop();
-  });
+  t.teardown(() => signer.shutdown());
   const reply = await post(signer.port, '{"entries":[],"timestamp":1,"nonce":"x"}');
   t.equal(reply.status, 200);
   t.equal(reply.headers['x-replguard-backup-request-id'], 'guard-4');
@@ -123,7 +111,7 @@ t.test('429/503 are retried, Retry-After honoured when longer and capped; the an
     t.notOk(s.headers.authorization, 'no credential configured: none sent');
   });
   t.equal(new Set(guard.seen.map((s) => s.headers['webhook-id'])).size, 4);
-  const mine = await eventsOf(reply.headers['x-replguard-request-id']);
+  const mine = await eventsOf(String(reply.headers['x-replguard-request-id']));
   t.same(mine.map((e) => [e.event.reason, e.http?.response?.status_code, e.replguard.backup_request_id]), [
     ['SIGNER_BACKUP_UNAVAILABLE', 503, 'guard-1'], ['SIGNER_BACKUP_UNAVAILABLE', 429, 'guard-2'], ['SIGNER_BACKUP_UNAVAILABLE', 502, 'guard-3'], ['SIGNER_DELIVERED', 200, 'guard-4'],
   ]);
@@ -145,11 +133,11 @@ t.test('a refusal is relayed at once; retries exhausted on 503 is a 502', async 
   t.equal(refused.status, 401);
   t.same(JSON.parse(refused.body), { n: 1 }, 'the guard\'s answer, relayed');
   t.equal(refusing.seen.length, 1);
-  t.same((await eventsOf(refused.headers['x-replguard-request-id'])).map((e) => e.event.reason), ['SIGNER_BACKUP_REFUSED']);
+  t.same((await eventsOf(String(refused.headers['x-replguard-request-id']))).map((e) => e.event.reason), ['SIGNER_BACKUP_REFUSED']);
   const exhausted = await post(b.port, '{}');
   t.equal(exhausted.status, 502);
   t.equal(busy.seen.length, 2);
-  const mine = await eventsOf(exhausted.headers['x-replguard-request-id']);
+  const mine = await eventsOf(String(exhausted.headers['x-replguard-request-id']));
   t.same(mine.map((e) => [e.event.reason, e.replguard.final, e.replguard.status ?? null]), [['SIGNER_BACKUP_UNAVAILABLE', false, null], ['SIGNER_BACKUP_UNAVAILABLE', true, 502]]);
 });
 
@@ -170,7 +158,7 @@ t.test('certificates the signer refuses, never retried', async (t) => {
   });
   const r1 = await post(a.port, '{}');
   t.equal(r1.status, 502);
-  t.same((await eventsOf(r1.headers['x-replguard-request-id'])).map((e) => e.event.reason), ['SIGNER_BACKUP_CERT_INVALID'], 'a certificate of another CA');
+  t.same((await eventsOf(String(r1.headers['x-replguard-request-id']))).map((e) => e.event.reason), ['SIGNER_BACKUP_CERT_INVALID'], 'a certificate of another CA');
   t.equal(stranger.seen.length, 0);
   const r2 = await post(b.port, '{}');
   t.equal(r2.status, 502, 'TLS 1.2 only: no handshake with the default minimum');
@@ -194,7 +182,7 @@ t.test('a wait ends at once on shutdown (503) and when the primary hangs up', as
   const r = await reply;
   await stopping;
   t.equal(r.status, 503);
-  t.same((await eventsOf(r.headers['x-replguard-request-id'])).map((e) => e.event.reason), ['SIGNER_BACKUP_UNAVAILABLE', 'SHUTTING_DOWN']);
+  t.same((await eventsOf(String(r.headers['x-replguard-request-id']))).map((e) => e.event.reason), ['SIGNER_BACKUP_UNAVAILABLE', 'SHUTTING_DOWN']);
 
   let waiting2: () => void = () => undefined;
   const waited2 = new Promise<void>((r2) => (waiting2 = r2));
@@ -225,12 +213,10 @@ t.test('a wait ends at once on shutdown (503) and when the primary hangs up', as
 
 t.test('reload swaps the signing key; a bad new key keeps the old one', async (t) => {
   const guard = await startScripted([{ status: 200 }]);
+  t.teardown(() => guard.stop());
   const file = writeKeyFile(key.text);
   const signer = await startSigner(config(guard.port, { signing_keys: [file] }), { audit, log });
-  t.teardown(async () => {
-    await signer.shutdown();
-    await guard.stop();
-  });
+  t.teardown(() => signer.shutdown());
   const next = makeHmacKey();
   writeFileSync(file, `${next.text}\n`);
   signer.reload('SIGHUP');
