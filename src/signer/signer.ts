@@ -187,6 +187,12 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
     });
     try {
       await deliver(ctx, prepared, stop.signal);
+    } catch (err) {
+      // Anything unexpected (never a refusal): logged with its stack, audited, never echoed.
+      log.error({ err, request_id: ctx.id }, 'unexpected error in the signer');
+      if (!res.headersSent) sendRejection(res, ctx.id, new Rejection('INTERNAL'), true);
+      else res.destroy();
+      audit.write(signerEvent({ ...base(ctx), reason: 'INTERNAL', durationMs: performance.now() - ctx.startedAt, attempt: 0, final: true, status: 500, detail: 'unexpected error; see the operational log' }));
     } finally {
       drain.signal.removeEventListener('abort', onDrain);
     }
