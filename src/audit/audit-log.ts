@@ -12,11 +12,12 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { AuditEvent } from './event.ts';
+import type { SignerAuditEvent } from './signer-event.ts';
 
 export interface AuditLog {
   /** Resolves once every destination is open; serve before it and a flush could find nothing to write to. */
   ready(): Promise<void>;
-  write(event: AuditEvent): void;
+  write(event: AuditEvent | SignerAuditEvent): void;
   /** Writes out whatever is buffered; called before exit so no finished request's event is lost. */
   flush(): void;
   /**

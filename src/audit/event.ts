@@ -119,7 +119,7 @@ function tlsFields(conn: ConnectionInfo): AuditEvent['tls'] {
  * The request target up to the query. The query is never logged: a client may put a credential
  * there (`?access_token=`), and the route stage refuses any query anyway.
  */
-function withoutQuery(target: string | undefined): string | undefined {
+export function withoutQuery(target: string | undefined): string | undefined {
   if (target === undefined) return undefined;
   const q = target.indexOf('?');
   return q === -1 ? target : target.slice(0, q);

@@ -1,5 +1,5 @@
 /** `replguard check-config -c FILE`: every check `serve` makes at start-up, without serving. */
-import { loadConfig } from '../config/load.ts';
+import { loadRoleConfig } from '../config/load.ts';
 import { loadTlsMaterial } from '../tls/material.ts';
 import { parseCommandArgs, required } from './args.ts';
 
@@ -7,9 +7,14 @@ export const usage = 'check-config -c FILE                          validate a c
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('check-config', argv, { config: { type: 'string', short: 'c' } });
-  const loaded = loadConfig(required('check-config', 'config', values.config));
-  loadTlsMaterial(loaded.config.tls);
+  const loaded = loadRoleConfig(required('check-config', 'config', values.config));
+  // The signer's files are all loaded by its validation (config/validate.ts); the guard's TLS
+  // material is checked as a set here, as serve does.
+  if (loaded.role === 'backup') loadTlsMaterial(loaded.config.tls);
   for (const w of loaded.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
-  process.stdout.write(`${loaded.file}: ok (role ${loaded.config.role}, ${loaded.config.peers.length} peers)\n`);
+  const summary = loaded.role === 'backup'
+    ? `${loaded.config.peers.length} peers`
+    : `backup ${loaded.config.backup.id} at ${loaded.config.backup.url}`;
+  process.stdout.write(`${loaded.file}: ok (role ${loaded.role}, ${summary})\n`);
   return 0;
 }

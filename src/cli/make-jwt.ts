@@ -5,18 +5,12 @@
  *   make-jwt -k KEY --pop ID --audience ID --route METHOD:PATH [--route ...] [--ttl 10m]
  *            [--issuer replguard] [--alg PS256] [--bind-cert CERT] [-o FILE] [--claim]
  *
- * The algorithm follows the key (RSA: RS256 unless --alg says PS* or another RS*; P-256: ES256;
- * P-384: ES384; P-521: ES512; Ed25519: EdDSA), and the key must pass the checks the guard makes
- * (RSA at least 2048 bits with exponent 65537). The header's kid is the RFC 7638 thumbprint of
- * the public key, which is also what the guard uses for a PEM key.
+ * The key checks and the signing are auth/jwt-mint.ts, shared with the signer role.
  */
-import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SignJWT } from 'jose';
 import { buildClaimSet, parseRouteSpec } from '../auth/jwt-claims.ts';
-import { checkVerificationJwk, jwkThumbprint } from '../auth/jwt.ts';
+import { certificateThumbprint, MintKeyError, mintJwt, parseMintKey, type MintKey } from '../auth/jwt-mint.ts';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
-import { JWT_ALGORITHMS, type JwtAlgorithm } from '../config/schema.ts';
 import { parseDuration } from '../config/units.ts';
 import { parseCommandArgs } from './args.ts';
 import { writeSecretFile } from './secret-file.ts';
@@ -24,18 +18,6 @@ import { writeSecretFile } from './secret-file.ts';
 export const usage = 'make-jwt -k KEY --pop ID --audience ID --route METHOD:PATH [--ttl 10m] [--bind-cert CERT] [-o FILE] [--claim]   sign a JWT (or print its claims)';
 
 const POP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
-function algorithmFor(key: KeyObject, requested: string | undefined): JwtAlgorithm | string {
-  const type = key.asymmetricKeyType;
-  if (type === 'rsa') return requested ?? 'RS256';
-  if (type === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    const alg = curve === 'prime256v1' ? 'ES256' : curve === 'secp384r1' ? 'ES384' : curve === 'secp521r1' ? 'ES512' : `an EC key on ${curve}`;
-    return requested ?? alg;
-  }
-  if (type === 'ed25519') return requested ?? 'EdDSA';
-  return `a ${type} key`;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('make-jwt', argv, {
@@ -67,36 +49,28 @@ export async function run(argv: string[]): Promise<number> {
   let certThumbprint: string | undefined;
   if (values['bind-cert'] !== undefined) {
     try {
-      const cert = new X509Certificate(readFileSync(values['bind-cert']));
-      certThumbprint = createHash('sha256').update(cert.raw).digest('base64url');
+      certThumbprint = certificateThumbprint(readFileSync(values['bind-cert']));
     } catch (err) {
       problem('--bind-cert', `${values['bind-cert']}: not a PEM certificate (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   }
 
-  let privateKey: KeyObject | undefined;
-  let alg: JwtAlgorithm | undefined;
-  let kid: string | undefined;
+  let mintKey: MintKey | undefined;
   if (!values.claim) {
     if (!values.key) problem('--key', 'the private key to sign with is required (or pass --claim to print the claims only)');
     else {
+      let pem: Buffer | undefined;
       try {
-        privateKey = createPrivateKey(readFileSync(values.key));
+        pem = readFileSync(values.key);
       } catch (err) {
         problem('--key', `${values.key}: not an unencrypted PEM private key (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
       }
-    }
-    if (privateKey) {
-      const chosen = algorithmFor(privateKey, values.alg);
-      if (!(JWT_ALGORITHMS as readonly string[]).includes(chosen)) problem('--alg', `${chosen} cannot sign a token the guard accepts (${JWT_ALGORITHMS.join(', ')})`);
-      else {
-        alg = chosen as JwtAlgorithm;
-        const publicKey = createPublicKey(privateKey);
+      if (pem !== undefined) {
         try {
-          checkVerificationJwk(publicKey.export({ format: 'jwk' }) as Record<string, unknown>, alg);
-          kid = jwkThumbprint(publicKey);
+          mintKey = parseMintKey(pem, values.alg);
         } catch (err) {
-          problem('--key', `${values.key}: ${(err as Error).message}`);
+          if (!(err instanceof MintKeyError)) throw err;
+          problem(`--${err.subject}`, err.subject === 'alg' ? err.message : `${values.key}: ${err.message}`);
         }
       }
     }
@@ -116,7 +90,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(claims, null, 2)}\n`);
     return 0;
   }
-  const token = await new SignJWT(claims).setProtectedHeader({ alg: alg!, typ: 'JWT', kid: kid! }).sign(privateKey!);
+  const token = await mintJwt(mintKey!, claims);
   if (values.out === undefined) {
     process.stdout.write(`${token}\n`);
   } else {

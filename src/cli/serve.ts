@@ -1,44 +1,51 @@
 /** `replguard serve -c FILE`: runs the role the config names until SIGTERM (drain) or a second SIGTERM (at once). */
 import process from 'node:process';
 import { createAuditLog } from '../audit/audit-log.ts';
-import { loadConfig } from '../config/load.ts';
+import { loadRoleConfig } from '../config/load.ts';
 import { createOperationalLog } from '../log/operational.ts';
 import { createMetrics } from '../metrics/metrics.ts';
 import { startGuard } from '../server/guard.ts';
+import { startSigner } from '../signer/signer.ts';
 import { parseCommandArgs, required } from './args.ts';
 
-export const usage = 'serve -c FILE                                 run the guard (role: backup)';
+export const usage = 'serve -c FILE                                 run the role the config names: the guard (backup) or the signer (primary)';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('serve', argv, { config: { type: 'string', short: 'c' } });
-  const loaded = loadConfig(required('serve', 'config', values.config));
+  // The role comes from the config file only (finding 3): never from the environment or a flag.
+  const loaded = loadRoleConfig(required('serve', 'config', values.config));
   const log = createOperationalLog(loaded.config.log.level);
   for (const w of loaded.warnings) log.warn({ key: w.path }, w.message);
   // SIGHUP re-reads the credential files (tokens, JWT keys, revoked ids) and never exits; it is
   // caught from here on so that an early one cannot end the process (Node's default).
   let reload: ((trigger: 'SIGHUP') => void) | undefined;
   process.on('SIGHUP', () => reload?.('SIGHUP'));
-  const metrics = createMetrics(loaded.config);
-  const audit = createAuditLog(loaded.config.audit, {
+  // The guard's audit destinations and metrics come from its config; the signer (role: primary)
+  // writes its audit events to stdout and serves only health on its admin listener.
+  const settings = loaded.role === 'backup' ? loaded.config.audit : undefined;
+  const metrics = loaded.role === 'backup' ? createMetrics(loaded.config) : undefined;
+  const audit = createAuditLog(settings, {
     onError(err, destination) {
-      metrics.countAuditError(destination);
+      metrics?.countAuditError(destination);
       log.error({ err, destination }, 'writing the audit trail failed');
     },
   });
   // logrotate renames the file, then signals: later events go to a new file of the old name.
   process.on('SIGUSR2', () => {
-    if (loaded.config.audit.file === undefined) return;
-    const file = loaded.config.audit.file;
+    const file = settings?.file;
+    if (file === undefined) return;
     audit.reopen().then(
       () => log.info({ file }, 'audit file reopened'),
       (err: unknown) => log.error({ err, file }, 'reopening the audit file failed; events still go to the previous file'),
     );
   });
   await audit.ready();
-  const guard = await startGuard(loaded.config, { audit, log, metrics });
+  const guard = loaded.role === 'primary'
+    ? await startSigner(loaded.config, { audit, log })
+    : await startGuard(loaded.config, { audit, log, metrics });
   reload = guard.reload;
   // The "ready" line (operational log, stderr) names the bound ports, which matter with port 0.
-  log.info({ port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');
+  log.info({ role: loaded.role, port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');
 
   return new Promise<number>((resolve) => {
     let signals = 0;

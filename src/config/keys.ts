@@ -3,7 +3,11 @@
  * hints on unknown keys and by the test that keeps the README's reference complete.
  */
 import { z } from 'zod';
-import { configSchema } from './schema.ts';
+import { configSchema, primaryConfigSchema } from './schema.ts';
+
+/** The two schemas, by role: the guard's (backup) and the signer's (primary). */
+export type Role = 'backup' | 'primary';
+const SCHEMAS = { backup: configSchema, primary: primaryConfigSchema } as const;
 
 interface JsonSchemaNode {
   type?: string | string[];
@@ -26,22 +30,24 @@ function walk(node: JsonSchemaNode | undefined, prefix: string, out: string[]): 
   if (node.items) walk(node.items, `${prefix}[]`, out);
 }
 
-let cached: readonly string[] | undefined;
+const cached = new Map<Role, readonly string[]>();
 
-/** Every key path, arrays written `peers[].id`. */
-export function configKeyPaths(): readonly string[] {
-  if (!cached) {
+/** Every key path of a role's schema (the guard's by default), arrays written `peers[].id`. */
+export function configKeyPaths(role: Role = 'backup'): readonly string[] {
+  let paths = cached.get(role);
+  if (!paths) {
     const out: string[] = [];
-    walk(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode, '', out);
-    cached = Object.freeze([...new Set(out)]);
+    walk(z.toJSONSchema(SCHEMAS[role], { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode, '', out);
+    paths = Object.freeze([...new Set(out)]);
+    cached.set(role, paths);
   }
-  return cached;
+  return paths;
 }
 
 /** The keys allowed directly under `parent` (a path with array indexes removed). */
-export function keysUnder(parent: string): string[] {
+export function keysUnder(parent: string, role: Role = 'backup'): string[] {
   const prefix = parent ? `${parent}.` : '';
-  return configKeyPaths()
+  return configKeyPaths(role)
     .filter((p) => p.startsWith(prefix) && !p.slice(prefix.length).includes('.'))
     .map((p) => p.slice(prefix.length))
     .filter((k) => !k.includes('[]'));

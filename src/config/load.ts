@@ -7,11 +7,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import YAML from 'yaml';
 import { ConfigError, formatPath, type ConfigProblem } from './errors.ts';
-import { keysUnder, suggestKey } from './keys.ts';
-import { configSchema, type Config } from './schema.ts';
-import { validateConfig } from './validate.ts';
+import { configKeyPaths, keysUnder, suggestKey, type Role } from './keys.ts';
+import { configSchema, primaryConfigSchema, type Config, type PrimaryConfig } from './schema.ts';
+import { validateConfig, validatePrimaryConfig } from './validate.ts';
 
+/** A guard config (role: backup). */
 export interface LoadedConfig {
+  readonly role: 'backup';
   readonly config: Readonly<Config>;
   /** Absolute path of the file it came from. */
   readonly file: string;
@@ -19,7 +21,24 @@ export interface LoadedConfig {
   readonly warnings: readonly ConfigProblem[];
 }
 
+/** A signer config (role: primary). */
+export interface LoadedPrimaryConfig {
+  readonly role: 'primary';
+  readonly config: Readonly<PrimaryConfig>;
+  readonly file: string;
+  readonly warnings: readonly ConfigProblem[];
+}
+
+/** Either role's config; `role` tells which. */
+export type LoadedRoleConfig = LoadedConfig | LoadedPrimaryConfig;
+
+/** Reads a guard (role: backup) config; a signer config is refused at `role`. */
 export function loadConfig(file: string): LoadedConfig {
+  return requireBackup(loadRoleConfig(file));
+}
+
+/** Reads a config of either role: the file's `role` key decides which schema applies. */
+export function loadRoleConfig(file: string): LoadedRoleConfig {
   const absolute = resolve(file);
   let text: string;
   try {
@@ -27,11 +46,19 @@ export function loadConfig(file: string): LoadedConfig {
   } catch (err) {
     throw new ConfigError([{ path: '', message: `cannot read config file ${absolute}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
   }
-  return parseConfig(text, absolute);
+  return parseRoleConfig(text, absolute);
 }
 
-/** Parses config text as if read from `file` (relative paths resolve against its folder). */
+/** Parses guard config text as if read from `file` (relative paths resolve against its folder). */
 export function parseConfig(text: string, file: string): LoadedConfig {
+  return requireBackup(parseRoleConfig(text, file));
+}
+
+/**
+ * Parses config text of either role. The role comes from the file only (finding 3); a file
+ * without a valid role is judged by the guard's schema, which names the problem at `role`.
+ */
+export function parseRoleConfig(text: string, file: string): LoadedRoleConfig {
   const doc = YAML.parseDocument(text, { uniqueKeys: true, strict: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     throw new ConfigError(
@@ -39,22 +66,51 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     );
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 0 });
+  const role: Role = (raw as { role?: unknown } | null)?.role === 'primary' ? 'primary' : 'backup';
+  if (role === 'primary') {
+    const parsed = primaryConfigSchema.safeParse(raw);
+    if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((issue) => describeIssue(issue, 'primary')));
+    const config = resolvePrimaryPaths(parsed.data, dirname(file));
+    const { problems, warnings } = validatePrimaryConfig(config);
+    if (problems.length > 0) throw new ConfigError(problems);
+    return { role, config: deepFreeze(config), file, warnings };
+  }
   const parsed = configSchema.safeParse(raw ?? {});
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap(describeIssue));
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((issue) => describeIssue(issue, 'backup')));
 
   const config = resolvePaths(parsed.data, dirname(file));
   const { problems, warnings } = validateConfig(config);
   if (problems.length > 0) throw new ConfigError(problems);
-  return { config: deepFreeze(config), file, warnings };
+  return { role, config: deepFreeze(config), file, warnings };
 }
+
+function requireBackup(loaded: LoadedRoleConfig): LoadedConfig {
+  if (loaded.role !== 'backup') {
+    throw new ConfigError([{ path: 'role', message: 'this is a role: primary (signer) config; this command needs a role: backup (guard) config' }]);
+  }
+  return loaded;
+}
+
+/**
+ * Why a key of the other role is refused (finding 8, cascade prevention): the message says so
+ * instead of a plain "unknown key".
+ */
+const CASCADE: Record<Role, string> = {
+  backup: 'a signer key (role: primary); a backup only receives replication and never sends it on (cascade prevention): remove it, or set role: primary if this POP is a primary',
+  primary: 'a guard key (role: backup); the signer never accepts inbound replication (cascade prevention): remove it, and run the guard from its own role: backup config',
+};
 
 type Issue = { code: string; path: PropertyKey[]; message: string; keys?: string[] };
 
-function describeIssue(issue: Issue): ConfigProblem[] {
+function describeIssue(issue: Issue, role: Role): ConfigProblem[] {
   const path = formatPath(issue.path);
   if (issue.code === 'unrecognized_keys' && issue.keys) {
-    const known = keysUnder(issue.path.filter((p) => typeof p !== 'number').join('.'));
+    const parent = issue.path.filter((p) => typeof p !== 'number').join('.');
+    const known = keysUnder(parent, role);
+    const otherRole = configKeyPaths(role === 'backup' ? 'primary' : 'backup');
     return issue.keys.map((key) => {
+      const keyPath = path ? `${path}.${key}` : key;
+      if (otherRole.includes(parent ? `${parent}.${key}` : key)) return { path: keyPath, message: CASCADE[role] };
       const guess = suggestKey(key, known);
       return {
         path: path ? `${path}.${key}` : key,
@@ -98,6 +154,22 @@ function resolvePaths(config: Config, base: string): Config {
       ...(config.store.password_file !== undefined ? { password_file: at(config.store.password_file) } : {}),
       ...(config.store.ca_file !== undefined ? { ca_file: at(config.store.ca_file) } : {}),
     },
+  };
+}
+
+function resolvePrimaryPaths(config: PrimaryConfig, base: string): PrimaryConfig {
+  const at = (p: string) => resolve(base, p);
+  const { credentials } = config;
+  return {
+    ...config,
+    backup: { ...config.backup, ca_file: at(config.backup.ca_file) },
+    ...(config.client_tls !== undefined ? { client_tls: { cert_file: at(config.client_tls.cert_file), key_file: at(config.client_tls.key_file) } } : {}),
+    credentials: {
+      ...(credentials.token_file !== undefined ? { token_file: at(credentials.token_file) } : {}),
+      ...(credentials.jwt !== undefined ? { jwt: { ...credentials.jwt, key_file: at(credentials.jwt.key_file) } } : {}),
+      ...(credentials.jwt_token_file !== undefined ? { jwt_token_file: at(credentials.jwt_token_file) } : {}),
+    },
+    signing_keys: config.signing_keys.map(at),
   };
 }
 

@@ -7,9 +7,10 @@ import { loadTokenSet } from '../auth/bearer.ts';
 import { loadKeySet, loadRevokedIds } from '../auth/jwt.ts';
 import { readPeerSigningKeys } from '../replay/keys.ts';
 import { normalisePath } from '../route/normalise.ts';
+import { loadSignerMaterial } from '../signer/material.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { checkAppendableFile, checkReadableFile, checkSecretFile } from './files.ts';
-import type { Config } from './schema.ts';
+import { SIGNER_ROUTE, type Config, type PrimaryConfig } from './schema.ts';
 
 export interface Validation {
   problems: ConfigProblem[];
@@ -22,10 +23,6 @@ export function validateConfig(config: Config): Validation {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
   const problem = (path: string, message: string) => problems.push({ path, message });
-
-  if (config.role === 'primary') {
-    problem('role', 'role "primary" (the signer) is not available in this version; only "backup" (the guard) is');
-  }
 
   // Authentication methods.
   const seen = new Set<string>();
@@ -217,4 +214,54 @@ function credentialChecks(config: Config, problems: ConfigProblem[], warnings: C
     collect(() => loadKeySet(settings, new Set(config.peers.map((p) => p.id))));
     collect(() => loadRevokedIds(settings.revoked_ids_file));
   }
+}
+
+/**
+ * The signer's (role: primary) cross-field rules and files: a loopback listener unless the risk
+ * is named, an https backup URL without path or credentials, and every file it reads (signing
+ * keys, credential, TLS client material) loaded exactly as `serve` loads it.
+ */
+export function validatePrimaryConfig(config: PrimaryConfig): Validation {
+  const problems: ConfigProblem[] = [];
+  const warnings: ConfigProblem[] = [];
+  const problem = (path: string, message: string) => problems.push({ path, message });
+
+  if (!isLoopback(config.listen.host) && !config.listen.unsafe_listen_non_loopback) {
+    problem('listen.host', `${config.listen.host} is not a loopback address: anyone who reaches the signer can replicate as ${config.pop_id}; keep it on loopback beside the primary, or set listen.unsafe_listen_non_loopback: true`);
+  }
+  if (config.listen.port !== 0 && config.listen.port === config.admin.port && config.listen.host === config.admin.host) {
+    problem('admin.port', `same address as listen (${config.listen.host}:${config.listen.port}); pick another port`);
+  }
+  if (!isLoopback(config.admin.host)) {
+    warnings.push({ path: 'admin.host', message: `${config.admin.host} is not loopback: the health endpoints are reachable from the network` });
+  }
+
+  let url: URL | undefined;
+  try {
+    url = new URL(config.backup.url);
+  } catch {
+    problem('backup.url', `"${config.backup.url}" is not a URL; write e.g. https://zurich-01.example.net:8443`);
+  }
+  if (url) {
+    if (url.protocol !== 'https:') problem('backup.url', 'only https:// is allowed: replication leaves this host, so it always goes over verified TLS');
+    if (url.username || url.password) problem('backup.url', 'credentials in the URL are not allowed; use credentials.*');
+    if (url.search || url.hash) problem('backup.url', 'a query or fragment is not allowed');
+    if (url.pathname !== '/') problem('backup.url', `a path is not allowed; the signer posts to ${SIGNER_ROUTE.path} on the guard`);
+  }
+  if (config.backup.id === config.pop_id) {
+    problem('backup.id', `"${config.backup.id}" is this POP's own id; a POP never replicates to itself`);
+  }
+
+  const c = config.credentials;
+  if (!config.client_tls && c.token_file === undefined && c.jwt === undefined && c.jwt_token_file === undefined) {
+    problem('client_tls', 'nothing would name this POP to the guard: configure client_tls (mTLS) and/or one of credentials.token_file, credentials.jwt, credentials.jwt_token_file');
+  }
+
+  try {
+    loadSignerMaterial(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  return { problems, warnings };
 }

@@ -95,10 +95,24 @@ export const REASONS = {
   BODY_ENTRIES_INVALID: { status: 400, alert: false, description: "the body's entries is present and not an array" },
 
 
+  // The signer (role: primary, signer/): one audit event per attempt to reach the backup's
+  // guard (event.action replication-send). Statuses are what the primary gets when the code
+  // ends its request; a retried attempt sends nothing, and SIGNER_BACKUP_REFUSED relays the
+  // guard's own status (which is logged).
+  SIGNER_DELIVERED: { status: 200, alert: false, description: "the backup's guard answered 2xx; the answer is relayed to the primary" },
+  SIGNER_BACKUP_REFUSED: { status: 502, alert: true, description: "the backup's guard refused the request (a status other than 2xx, 429, 502, 503, 504, e.g. 401 for a credential or signature it does not accept); its answer is relayed, never retried" },
+  SIGNER_BACKUP_UNAVAILABLE: { status: 502, alert: false, description: "the backup's guard answered 429, 502, 503 or 504: retried on the schedule; 502 to the primary when no retry is left" },
+  SIGNER_BACKUP_UNREACHABLE: { status: 502, alert: false, description: "the connection to the backup's guard failed or broke before an answer: retried on the schedule; 502 to the primary when no retry is left" },
+  SIGNER_BACKUP_TIMEOUT: { status: 504, alert: false, description: "no answer within backup.timeout: retried on the schedule; 504 to the primary when no retry is left" },
+  SIGNER_BACKUP_CERT_INVALID: { status: 502, alert: true, description: "the backup's certificate does not chain to backup.ca_file, does not carry backup.server_name (or the URL's host), or is outside its validity: never retried" },
+  SIGNER_BACKUP_PIN_MISMATCH: { status: 502, alert: true, description: "the backup's certificate is valid but its SHA-256 is not among backup.pin_sha256: never retried" },
+  SIGNER_PRIMARY_GONE: { status: 502, alert: false, description: 'the primary closed its connection while the signer waited to retry: no further attempt (nobody would get the answer, and a late delivery could overtake a newer batch)' },
+
   UPSTREAM_UNAVAILABLE: { status: 502, alert: false, description: 'the upstream refused or dropped the connection' },
   UPSTREAM_TIMEOUT: { status: 504, alert: false, description: 'the upstream did not answer within upstream.timeout' },
   UPSTREAM_ABORTED: { status: 502, alert: false, description: 'the upstream broke off its response after it had started' },
 
+  SHUTTING_DOWN: { status: 503, alert: false, description: 'the signer is draining: a new request from the primary is refused (the guard finishes in-flight work instead)' },
   INTERNAL: { status: 500, alert: true, description: 'an unexpected error; its stack is in the operational log' },
 } as const satisfies Record<string, { status: number; alert: boolean; connection?: boolean; description: string }>;
 

@@ -184,7 +184,7 @@ export function findKeyProblem(text: string): { reason: Reason; detail: string }
 }
 
 /** Index of the quote closing the string that opens at `start` (skips escaped quotes). */
-function stringEnd(text: string, start: number): number {
+export function stringEnd(text: string, start: number): number {
   let j = start;
   for (;;) {
     j = text.indexOf('"', j + 1);

@@ -15,8 +15,8 @@ import { listenOrExplain } from './listen.ts';
 export interface AdminState {
   /** Listening, not draining, and the shared store reachable. */
   ready(): boolean;
-  /** The Prometheus text exposition for `GET /metrics`. */
-  metrics(): Promise<{ contentType: string; body: string }>;
+  /** The Prometheus text exposition for `GET /metrics` (the guard's); without it /metrics is 404. */
+  metrics?(): Promise<{ contentType: string; body: string }>;
   /** Ban administration; without it /bans is 404. */
   readonly bans?: {
     list(): Promise<BanRecord[]>;
@@ -45,7 +45,7 @@ export async function startAdminServer(host: string, port: number, state: AdminS
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, { error: 'method_not_allowed' });
     if (path === '/healthz') return reply(200, { status: 'ok' });
     if (path === '/readyz') return state.ready() ? reply(200, { status: 'ready' }) : reply(503, { status: 'not_ready' });
-    if (path === '/metrics') {
+    if (path === '/metrics' && state.metrics) {
       state.metrics().then(
         ({ contentType, body }) => send(200, contentType, body),
         (err: unknown) => {

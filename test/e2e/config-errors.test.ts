@@ -55,7 +55,7 @@ t.test('each kind of bad input: its own message with the key path, exit 2', asyn
     ['plaintext upstream off-host', { ...good(), upstream: { url: 'http://10.1.2.3:8080' } }, /upstream\.url: 10\.1\.2\.3 is not a loopback address.*unsafe_allow_plaintext_upstream_host/],
     ['https upstream not supported', { ...good(), upstream: { url: 'https://127.0.0.1:8080' } }, /upstream\.url: only http:\/\//],
     ['duplicate YAML keys', 'pop_id: a\npop_id: b\n', /YAML DUPLICATE_KEY/],
-    ['primary role not available yet', { ...good(), role: 'primary' }, /role: role "primary" \(the signer\) is not available/],
+    ['a guard config turned primary: its guard keys are refused as cascade risks', { ...good(), role: 'primary' }, /peers: a guard key \(role: backup\); the signer never accepts inbound replication \(cascade prevention\)/],
   ];
   for (const [name, config, expected] of cases) {
     const r = await check(config);

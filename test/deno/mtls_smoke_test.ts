@@ -1,7 +1,7 @@
 // Conformance smoke for Deno 2 (node:test + node:assert: tap does not run under Deno).
 // The guard started by `deno run` from src/ accepts an mTLS request from an authorised POP,
 // forwards it to the demo backup, and refuses a client without a certificate.
-// Run: npx deno test -A test/deno/mtls-smoke.ts
+// Run: npm run test:deno (deno test discovers *_test.ts; tap ignores them)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -1,0 +1,370 @@
+// The signer end to end: an unmodified primary (this test, plain HTTP) -> the signer (the real
+// program, role: primary) -> the guard (the real program: mtls + jwt bound to the certificate +
+// signature) -> the demo backup. Then a relay between signer and guard that tampers with one
+// byte, one that replays, and one that presents another certificate; and the guard going down
+// while an in-process signer (with an injected sleep) retries on the schedule.
+import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { createAuditLog } from '../../src/audit/audit-log.ts';
+import { parseRoleConfig } from '../../src/config/load.ts';
+import type { PrimaryConfig } from '../../src/config/schema.ts';
+import { createOperationalLog } from '../../src/log/operational.ts';
+import { startSigner } from '../../src/signer/signer.ts';
+import { baseConfig, startGuard as startReplguard, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
+import { makePki } from '../helpers/pki.ts';
+import { primaryPost, type PrimaryReply } from '../helpers/primary.ts';
+import { makeEd25519Key, writeKeyFile } from '../helpers/signing.ts';
+import { startBackup } from '../helpers/upstream.ts';
+import YAML from 'yaml';
+
+const pki = makePki([]);
+const calgaryCert = pki.client('calgary-01');
+const dir = mkdtempSync(join(tmpdir(), 'replguard-signer-e2e-'));
+const write = (name: string, text: string, mode = 0o600) => {
+  const file = join(dir, name);
+  writeFileSync(file, text, { mode });
+  return file;
+};
+// Certificates a relay may present: the guard's own (it holds the guard's key), another valid
+// localhost certificate of the same CA, and a valid certificate for another name.
+const impostor = pki.ca.issueServer(['localhost']);
+const elsewhere = pki.ca.issue({ commonName: 'elsewhere.example', dnsNames: ['elsewhere.example'], usage: 'server' });
+const guardCertPem = readFileSync(pki.server.cert, 'utf8');
+const guardPin = createHash('sha256').update(new X509Certificate(guardCertPem).raw).digest('hex');
+
+const jwtKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const jwtKeyFile = write('calgary-jwt.key', jwtKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+const jwtPubFile = write('calgary-jwt.pub', jwtKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), 0o644);
+const ed = makeEd25519Key();
+const signKeyFile = writeKeyFile(ed.privatePem);
+const verifyKeyFile = writeKeyFile(ed.whpk, 0o644);
+
+function guardConfig(upstreamUrl: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return baseConfig(pki, upstreamUrl, {
+    auth: {
+      methods: ['mtls', 'jwt', 'signature'],
+      jwt: { public_keys: [{ path: jwtPubFile, alg: 'ES256', pop: 'calgary-01' }], require_cert_binding: true },
+    },
+    peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, signing_keys: [verifyKeyFile] }],
+    ...overrides,
+  });
+}
+
+function signerConfig(backupUrl: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    pop_id: 'calgary-01',
+    role: 'primary',
+    listen: { host: '127.0.0.1', port: 0 },
+    backup: { id: 'zurich-01', url: backupUrl, ca_file: pki.caFile, server_name: 'localhost', pin_sha256: [guardPin], timeout: '5s' },
+    client_tls: { cert_file: calgaryCert.cert, key_file: calgaryCert.key },
+    credentials: { jwt: { key_file: jwtKeyFile, ttl: '60s', bind_cert: true } },
+    signing_keys: [signKeyFile],
+    admin: { host: '127.0.0.1', port: 0 },
+    shutdown_timeout: '5s',
+    ...overrides,
+  };
+}
+
+const sends = (p: GuardProcess) => (e: AuditRecord) => e.event.action === 'replication-send';
+const finalOf = async (signer: GuardProcess, reply: PrimaryReply) => {
+  const id = reply.headers['x-replguard-request-id'];
+  const [event] = await signer.waitForEvents((e) => sends(signer)(e) && e.replguard.request_id === id && e.replguard.final, 1);
+  return event!;
+};
+const guardEvents = (guard: GuardProcess) => guard.audit().filter((e) => e.event.action === 'replication-request');
+
+t.test('primary -> signer -> guard -> backup', async (t) => {
+  const backup = await startBackup();
+  const guard = await startReplguard(guardConfig(backup.url));
+  const signer = await startReplguard(signerConfig(`https://127.0.0.1:${guard.port}`));
+  t.teardown(async () => {
+    await signer.stop();
+    await guard.stop();
+    await backup.stop();
+  });
+
+  await t.test('the batch arrives once, with the identity headers, the primary\'s bytes kept', async (t) => {
+    const before = backup.received().length;
+    // An integer above 2^53 and a float with a trailing zero: re-serialising would change both.
+    const raw = '{"source_pop":"calgary-01","entries":[{"id":12345678901234567890,"weight":1.50,"op":"upsert"}],"timestamp":1700000000}';
+    const reply = await primaryPost(signer.port, raw);
+    t.equal(reply.status, 200, reply.body);
+    t.same(JSON.parse(reply.body), { applied: 1, batch: before + 1 });
+    const received = backup.received();
+    t.equal(received.length, before + 1, 'delivered exactly once');
+    const seen = received.at(-1)!;
+    t.equal(seen.headers['x-replguard-source-pop'], 'calgary-01');
+    t.ok(seen.headers['x-replguard-request-id']);
+    t.notOk(seen.headers.authorization, 'the credential stops at the guard');
+    t.notOk(seen.headers['webhook-signature'], 'the signature stops at the guard');
+    const sent = seen.body.toString();
+    t.match(sent, /"id":12345678901234567890,"weight":1\.50,"op":"upsert"/, 'entry bytes untouched');
+
+    const event = await finalOf(signer, reply);
+    t.equal(event.event.reason, 'SIGNER_DELIVERED');
+    t.equal(event.event.outcome, 'success');
+    t.equal(event.replguard.attempt, 1);
+    t.equal(event.replguard.backup, 'zurich-01');
+    t.equal(event.replguard.status, 200);
+    t.equal(event.replguard.entries, 1);
+    t.equal(event.tls.server.hash.sha256, guardPin, 'the guard\'s certificate is logged');
+    const timestamp = JSON.parse(sent).timestamp as number;
+    t.not(timestamp, 1700000000, 'the body timestamp is the signed webhook-timestamp');
+    t.equal(sent, raw.replace('1700000000', String(timestamp)), 'nothing else changed');
+
+    const [guardEvent] = await guard.waitForEvents((e) => e.replguard?.request_id === event.replguard.backup_request_id, 1);
+    t.equal(guardEvent!.event.reason, 'FORWARDED');
+    t.same(guardEvent!.replguard.credentials, ['mtls', 'jwt', 'signature']);
+    t.equal(guardEvent!.replguard.webhook_id, event.replguard.webhook_id);
+    t.equal(guardEvent!.replguard.jti, event.replguard.jti);
+    t.equal(guardEvent!.replguard.token_fingerprint, event.replguard.token_fingerprint);
+    t.equal(seen.headers['x-replguard-request-id'], event.replguard.backup_request_id);
+  });
+
+  await t.test('source_pop absent: set to this POP; every request a new id and token', async (t) => {
+    const first = await primaryPost(signer.port, '{ "entries": [] }');
+    const second = await primaryPost(signer.port, '{}');
+    t.equal(first.status, 200, first.body);
+    t.equal(second.status, 200, second.body);
+    const bodies = backup.received().slice(-2).map((r) => r.body.toString());
+    t.same(bodies, ['{"source_pop":"calgary-01", "entries": [] }', '{"source_pop":"calgary-01"}']);
+    const [a, b] = [await finalOf(signer, first), await finalOf(signer, second)];
+    t.not(a.replguard.webhook_id, b.replguard.webhook_id);
+    t.not(a.replguard.jti, b.replguard.jti);
+    // Both reached the guard: its events are in before the next test counts them.
+    await guard.waitForEvents((e) => e.replguard?.webhook_id === b.replguard.webhook_id, 1);
+  });
+
+  await t.test('refused at the signer, nothing sent: another POP, not JSON, other routes', async (t) => {
+    const guardBefore = guardEvents(guard).length;
+    const received = backup.received().length;
+    const cases: Array<[string, string, { method?: string; path?: string }, number, string]> = [
+      ['another POP in the body', '{"source_pop":"denver-02","entries":[]}', {}, 403, 'BODY_SOURCE_POP_MISMATCH'],
+      ['not JSON', 'entries=1', {}, 400, 'BODY_NOT_JSON'],
+      ['a JSON array', '[]', {}, 400, 'BODY_NOT_OBJECT'],
+      ['a repeated key', '{"entries":[],"Entries":[]}', {}, 400, 'BODY_DUPLICATE_KEY'],
+      ['another path', '{}', { path: '/api/replication/other' }, 404, 'ROUTE_NOT_FOUND'],
+      ['another method', '{}', { method: 'PUT' }, 405, 'ROUTE_METHOD_NOT_ALLOWED'],
+    ];
+    for (const [name, body, options, status, reason] of cases) {
+      const reply = await primaryPost(signer.port, body, options);
+      t.equal(reply.status, status, name);
+      const event = await finalOf(signer, reply);
+      t.equal(event.event.reason, reason, name);
+      t.equal(event.replguard.attempt, 0, `${name}: no attempt`);
+    }
+    t.equal(guardEvents(guard).length, guardBefore, 'the guard saw none of them');
+    t.equal(backup.received().length, received, 'the backup got none of them');
+  });
+});
+
+/**
+ * A TLS-terminating relay between the signer and the guard, trusted by the signer through the
+ * test CA. It holds the guard's key (so a pin on the guard's certificate passes) and calgary's
+ * client certificate, and does what its mode says.
+ */
+async function startRelay(guardPort: number) {
+  let mode: 'tamper' | 'replay' | 'pass' = 'pass';
+  let requests = 0;
+  const sockets = new Set<Socket>();
+  const forward = (method: string, path: string, headers: Record<string, string | string[] | undefined>, body: Buffer) =>
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+      const req = httpsRequest({
+        host: '127.0.0.1', port: guardPort, servername: 'localhost', method, path, agent: false,
+        ca: readFileSync(pki.caFile), cert: readFileSync(calgaryCert.cert), key: readFileSync(calgaryCert.key),
+        headers: { ...headers, host: `localhost:${guardPort}`, 'content-length': body.length },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const server: HttpsServer = createHttpsServer({ cert: guardCertPem, key: readFileSync(pki.server.key) }, (req, res) => {
+    requests += 1;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      let body = Buffer.concat(chunks);
+      const headers = { ...req.headers };
+      if (mode === 'tamper') {
+        body = Buffer.from(body);
+        const at = body.indexOf('"op":"upsert"') + 6;
+        body[at] = 'U'.charCodeAt(0); // upsert -> Upsert: one byte
+      }
+      const answer = await forward(req.method!, req.url!, headers, body);
+      res.writeHead(answer.status, { 'content-type': String(answer.headers['content-type'] ?? 'application/json') });
+      res.end(answer.body);
+      if (mode === 'replay') await forward(req.method!, req.url!, headers, body);
+    });
+  });
+  server.on('secureConnection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    requests: () => requests,
+    /** Changes what the relay does and which certificate it presents; drops open connections. */
+    async set(next: typeof mode, cert: { certPem: string; keyPem: string } = { certPem: guardCertPem, keyPem: readFileSync(pki.server.key, 'utf8') }) {
+      mode = next;
+      server.setSecureContext({ cert: cert.certPem, key: cert.keyPem });
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+    },
+    stop: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+t.test('relays between the signer and the guard', async (t) => {
+  const backup = await startBackup();
+  const guard = await startReplguard(guardConfig(backup.url));
+  const relay = await startRelay(guard.port);
+  const signer = await startReplguard(signerConfig(`https://127.0.0.1:${relay.port}`));
+  t.teardown(async () => {
+    await signer.stop();
+    await relay.stop();
+    await guard.stop();
+    await backup.stop();
+  });
+  const batch = '{"source_pop":"calgary-01","entries":[{"id":7,"op":"upsert"}]}';
+
+  await t.test('a relay that changes one body byte: the guard refuses it (signature), the signer relays the refusal', async (t) => {
+    await relay.set('tamper');
+    const before = backup.received().length;
+    const reply = await primaryPost(signer.port, batch);
+    t.equal(reply.status, 401);
+    const event = await finalOf(signer, reply);
+    t.equal(event.event.reason, 'SIGNER_BACKUP_REFUSED');
+    t.equal(event.event.kind, 'alert');
+    t.equal(event.replguard.attempt, 1, 'a refusal is not retried');
+    const [guardEvent] = await guard.waitForEvents((e) => e.replguard?.webhook_id === event.replguard.webhook_id, 1);
+    t.equal(guardEvent!.event.reason, 'SIGNATURE_MISMATCH');
+    t.equal(backup.received().length, before, 'nothing reached the backup');
+  });
+
+  await t.test('a relay that replays the request: the copy is refused (nonce) and audited', async (t) => {
+    await relay.set('replay');
+    const before = backup.received().length;
+    const reply = await primaryPost(signer.port, batch);
+    t.equal(reply.status, 200);
+    const event = await finalOf(signer, reply);
+    t.equal(event.event.reason, 'SIGNER_DELIVERED');
+    const [first, copy] = await guard.waitForEvents((e) => e.replguard?.webhook_id === event.replguard.webhook_id, 2);
+    t.equal(first!.event.reason, 'FORWARDED');
+    t.equal(copy!.event.reason, 'REPLAY_NONCE_REUSED');
+    t.equal(backup.received().length, before + 1, 'applied once');
+  });
+
+  await t.test('a relay presenting another certificate: the signer refuses it before sending a byte', async (t) => {
+    const cases: Array<[string, { certPem: string; keyPem: string }, string]> = [
+      ['valid for localhost, same CA, not the pinned one', impostor, 'SIGNER_BACKUP_PIN_MISMATCH'],
+      ['valid, same CA, for another name', elsewhere, 'SIGNER_BACKUP_CERT_INVALID'],
+    ];
+    for (const [name, cert, reason] of cases) {
+      await relay.set('pass', cert);
+      const seen = relay.requests();
+      const reply = await primaryPost(signer.port, batch);
+      t.equal(reply.status, 502, name);
+      const event = await finalOf(signer, reply);
+      t.equal(event.event.reason, reason, name);
+      t.equal(event.event.kind, 'alert', name);
+      t.equal(event.replguard.attempt, 1, `${name}: not retried`);
+      t.equal(event.tls.server.hash.sha256, createHash('sha256').update(new X509Certificate(cert.certPem).raw).digest('hex'), `${name}: the certificate presented is logged`);
+      t.equal(relay.requests(), seen, `${name}: the relay got no request`);
+    }
+    await relay.set('pass');
+    t.equal((await primaryPost(signer.port, batch)).status, 200, 'the real certificate again: delivered');
+  });
+});
+
+t.test('the guard down: retries on the schedule, delivered when it is back', async (t) => {
+  const backup = await startBackup();
+  // Learn a free port by starting the guard once, then take it down.
+  let guard = await startReplguard(guardConfig(backup.url));
+  const port = guard.port;
+  await guard.stop();
+  t.teardown(async () => {
+    await guard.stop();
+    await backup.stop();
+  });
+
+  const events: AuditRecord[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) events.push(JSON.parse(line) as AuditRecord);
+      done();
+    },
+  });
+  const audit = createAuditLog(sink as never);
+  const log = createOperationalLog('warn');
+  const configFor = (overrides: Record<string, unknown>) => {
+    const loaded = parseRoleConfig(YAML.stringify(signerConfig(`https://127.0.0.1:${port}`, overrides)), join(dir, 'signer.yaml'));
+    if (loaded.role !== 'primary') throw new Error('not a signer config');
+    return loaded.config as PrimaryConfig;
+  };
+
+  await t.test('down for two attempts: waits 1 s and 5 s, then delivered', async (t) => {
+    const delays: number[] = [];
+    const signer = await startSigner(configFor({}), {
+      audit, log,
+      // The guard comes back during the second wait; the sleep itself does not wait.
+      sleep: async (ms) => {
+        delays.push(ms);
+        if (delays.length === 2) guard = await startReplguard(guardConfig(backup.url, { listen: { host: '127.0.0.1', port } }));
+      },
+    });
+    t.teardown(() => signer.shutdown());
+    const before = backup.received().length;
+    const reply = await primaryPost(signer.port, '{"entries":[{"id":1,"op":"upsert"}]}');
+    t.equal(reply.status, 200, reply.body);
+    t.same(delays, [1000, 5000], 'the integer schedule');
+    t.equal(backup.received().length, before + 1, 'delivered once');
+    audit.flush();
+    await new Promise((r) => setImmediate(r));
+    const mine = events.filter((e) => e.replguard.request_id === reply.headers['x-replguard-request-id']);
+    t.same(mine.map((e) => [e.replguard.attempt, e.event.reason, e.replguard.retry_in_ms ?? null, e.replguard.final]), [
+      [1, 'SIGNER_BACKUP_UNREACHABLE', 1000, false],
+      [2, 'SIGNER_BACKUP_UNREACHABLE', 5000, false],
+      [3, 'SIGNER_DELIVERED', null, true],
+    ]);
+    t.equal(new Set(mine.map((e) => e.replguard.webhook_id)).size, 3, 'every attempt has its own webhook-id');
+    t.equal(new Set(mine.map((e) => e.replguard.jti)).size, 3, 'and its own token');
+    const [guardEvent] = await guard.waitForEvents((e) => e.replguard?.webhook_id === mine[2]!.replguard.webhook_id, 1);
+    t.equal(guardEvent!.event.reason, 'FORWARDED');
+  });
+
+  await t.test('down for good: max_retries waits, then 502 to the primary', async (t) => {
+    await guard.stop();
+    const delays: number[] = [];
+    const signer = await startSigner(configFor({ retry: { max_retries: 3 } }), { audit, log, sleep: async (ms) => void delays.push(ms) });
+    t.teardown(() => signer.shutdown());
+    const reply = await primaryPost(signer.port, '{"entries":[]}');
+    t.equal(reply.status, 502);
+    t.same(JSON.parse(reply.body), { error: 'bad_gateway', request_id: reply.headers['x-replguard-request-id'] }, 'the generic body');
+    t.same(delays, [1000, 5000, 25_000]);
+    audit.flush();
+    await new Promise((r) => setImmediate(r));
+    const mine = events.filter((e) => e.replguard.request_id === reply.headers['x-replguard-request-id']);
+    t.same(mine.map((e) => [e.replguard.attempt, e.event.reason, e.replguard.final]), [
+      [1, 'SIGNER_BACKUP_UNREACHABLE', false],
+      [2, 'SIGNER_BACKUP_UNREACHABLE', false],
+      [3, 'SIGNER_BACKUP_UNREACHABLE', false],
+      [4, 'SIGNER_BACKUP_UNREACHABLE', true],
+    ]);
+    t.equal(mine.at(-1)!.replguard.status, 502);
+  });
+});
