@@ -14,11 +14,12 @@ export async function run(argv: string[]): Promise<number> {
   const log = createOperationalLog(loaded.config.log.level);
   for (const w of loaded.warnings) log.warn({ key: w.path }, w.message);
   const audit = createAuditLog();
-  // SIGHUP re-reads the credential files (tokens, JWT keys, revoked ids) and never exits; it is
-  // caught from here on so that an early one cannot end the process (Node's default).
+  // SIGHUP re-reads the config file, the TLS material and the credential files (tokens, JWT
+  // keys, revoked ids) and never exits; it is caught from here on so that an early one cannot
+  // end the process (Node's default).
   let reload: ((trigger: 'SIGHUP') => void) | undefined;
   process.on('SIGHUP', () => reload?.('SIGHUP'));
-  const guard = await startGuard(loaded.config, { audit, log });
+  const guard = await startGuard(loaded.config, { audit, log, source: loaded });
   reload = guard.reload;
   // The "ready" line (operational log, stderr) names the bound ports, which matter with port 0.
   log.info({ port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');

@@ -18,11 +18,11 @@ import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
 import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
-import { loadTlsMaterial } from '../tls/material.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import type { ReloadListener, ReloadTrigger } from '../reload/source.ts';
 import { startAdminServer } from './admin.ts';
 import { listenOrExplain } from './listen.ts';
-import { buildPipeline } from './pipeline.ts';
-import type { ReloadTrigger } from '../reload/source.ts';
+import { createLiveGuard } from './reload.ts';
 
 const CONNECTION = Symbol('replguard.connection');
 type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
@@ -31,6 +31,10 @@ export interface GuardDeps {
   readonly audit: AuditLog;
   readonly log: OperationalLog;
   readonly now?: () => number;
+  /** Where the config came from: when given, SIGHUP and a change of the file reload it. */
+  readonly source?: LoadedConfig;
+  /** Told the result of every reload attempt (config, tls, each credential source): metrics. */
+  readonly onReload?: ReloadListener;
 }
 
 export interface Guard {
@@ -38,7 +42,7 @@ export interface Guard {
   readonly port: number;
   readonly adminPort: number;
   ready(): boolean;
-  /** Re-reads reloadable credential material (bearer tokens, JWT keys, revoked ids); never throws. */
+  /** Re-reads the config file, the TLS material and the credential files (server/reload.ts); never throws. */
   reload(trigger: ReloadTrigger): void;
   /** Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes. */
   shutdown(): Promise<void>;
@@ -47,17 +51,15 @@ export interface Guard {
 export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Promise<Guard> {
   const { audit, log } = deps;
   const now = deps.now ?? Date.now;
-  const material = loadTlsMaterial(config.tls, now());
-  const mtlsRequired = config.auth.methods.includes('mtls');
-
-  const pipeline = buildPipeline(config, { now, log });
+  // Config, TLS context and pipeline in force; they change on reload (server/reload.ts).
+  const live = createLiveGuard(config, { log, now, source: deps.source, onReload: deps.onReload });
 
   let draining = false;
   let listening = false;
 
   const server: Server = createServer(
     {
-      ...material.secureContext,
+      ...live.tlsOptions(),
       requestCert: true,
       // Chains are verified by OpenSSL during the handshake either way; deciding here (in
       // secureConnection) lets the audit event name the precise reason before the socket closes.
@@ -72,8 +74,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     },
     (req, res) => handle(req, res),
   );
-  server.maxHeadersCount = config.limits.max_headers;
-  server.maxConnections = config.limits.max_connections;
+  live.serve(server);
 
   // Runs before the HTTP layer sees the socket: an unverified peer never gets a request parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -87,7 +88,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       memo: new Map(),
       inflight: undefined,
     };
-    if (mtlsRequired && (!authorized || !peer)) {
+    // The client CA bundle and CRL this connection was verified with (see handle()).
+    conn.memo.set(live, live.trust());
+    if (live.config().auth.methods.includes('mtls') && (!authorized || !peer)) {
       const reason = classifyAuthorizationError(String(socket.authorizationError ?? ''), peer !== undefined);
       // The unverified certificate's names are logged for forensics, never used for a decision.
       audit.write(connectionEvent({ ...conn, peer }, reason, String(socket.authorizationError ?? 'no certificate')));
@@ -163,17 +166,23 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       interruptedBy: undefined,
     };
     conn.inflight = ctx;
+    // The pipeline in force now serves this whole request, even if a reload swaps it meanwhile.
+    const lease = live.acquire();
     let outcome: { reason: Reason; detail: string | undefined } = { reason: 'INTERNAL', detail: 'no outcome' };
     let responseBytes = 0;
     res.once('close', () => {
+      lease.release();
       if (conn.inflight === ctx) conn.inflight = undefined;
       const reason = ctx.interruptedBy ?? outcome.reason;
       const status = res.headersSent ? res.statusCode : 0;
       audit.write(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, outcome.detail));
     });
-    if (draining) res.setHeader('connection', 'close');
+    // Draining, or the client CA bundle / CRL changed since this connection's handshake: this
+    // is its last request, so that the client reconnects and is verified against the new set.
+    const closeAfter = draining || conn.memo.get(live) !== live.trust();
+    if (closeAfter) res.setHeader('connection', 'close');
 
-    pipeline.run(ctx).then(
+    lease.pipeline.run(ctx).then(
       () => {
         outcome = { reason: 'FORWARDED', detail: undefined };
         responseBytes = ctx.responseBytes;
@@ -187,7 +196,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         }
         const rejection = err instanceof Rejection ? err : new Rejection('INTERNAL');
         responseBytes = Buffer.byteLength(errorBody(rejection.status, ctx.id));
-        sendRejection(res, ctx.id, rejection, draining);
+        sendRejection(res, ctx.id, rejection, closeAfter);
         if (rejection.closeConnection) {
           // An unread body must not be parsed as the next request: close once the answer is out.
           res.once('finish', () => req.socket.destroySoon?.());
@@ -196,7 +205,12 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     );
   }
 
-  await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');
+  try {
+    await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');
+  } catch (err) {
+    live.close();
+    throw err;
+  }
   listening = true;
   const port = (server.address() as { port: number }).port;
 
@@ -205,6 +219,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining });
   } catch (err) {
     server.close();
+    live.close();
     throw err;
   }
   const adminPort = (admin.address() as { port: number }).port;
@@ -215,18 +230,17 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     port,
     adminPort,
     ready: () => listening && !draining,
-    reload: (trigger) => {
-      pipeline.reload(trigger);
-    },
+    reload: (trigger) => live.reload(trigger),
     shutdown() {
       shutdownPromise ??= (async () => {
         draining = true;
-        log.info({ timeout_ms: config.shutdown_timeout }, 'draining: no new connections, finishing in-flight requests');
+        const timeout = live.config().shutdown_timeout;
+        log.info({ timeout_ms: timeout }, 'draining: no new connections, finishing in-flight requests');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections?.();
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<'deadline'>((resolve) => {
-          timer = setTimeout(() => resolve('deadline'), config.shutdown_timeout);
+          timer = setTimeout(() => resolve('deadline'), timeout);
         });
         const result = await Promise.race([closed.then(() => 'closed' as const), deadline]);
         clearTimeout(timer);
@@ -235,7 +249,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
           server.closeAllConnections?.();
         }
         listening = false;
-        pipeline.close();
+        live.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         audit.flush();
         log.info('guard stopped');

@@ -12,13 +12,18 @@ import { createBodyStage } from '../limits/body.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
-import type { ReloadResult, ReloadTrigger } from '../reload/source.ts';
+import type { ReloadListener, ReloadResult, ReloadTrigger } from '../reload/source.ts';
 import { createRouteStage } from '../route/route-stage.ts';
 
 export interface PipelineDeps {
   readonly now: () => number;
   /** Operational log, for reloads of file-backed material. */
   readonly log: OperationalLog;
+  /**
+   * Told the result of every reload of a stage's file-backed material (metrics). A stage whose
+   * material comes from files creates it with `createReloadableSource({..., onReload})`.
+   */
+  readonly onReload?: ReloadListener;
 }
 
 export interface GuardPipeline {
