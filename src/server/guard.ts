@@ -76,6 +76,16 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   );
   live.serve(server);
 
+  // The client CA bundle and CRL a connection is verified with are those in force when it was
+  // accepted (Node binds the TLS context then, before the handshake's round trips), so they are
+  // noted at accept, keyed by the client's address and port until the handshake is over.
+  const trustAtAccept = new Map<string, string>();
+  server.on('connection', (raw: Socket) => {
+    const key = `${raw.remoteAddress}:${raw.remotePort}`;
+    trustAtAccept.set(key, live.trust());
+    raw.once('close', () => trustAtAccept.delete(key));
+  });
+
   // Runs before the HTTP layer sees the socket: an unverified peer never gets a request parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     const authorized = socket.authorized === true;
@@ -89,7 +99,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       inflight: undefined,
     };
     // The client CA bundle and CRL this connection was verified with (see handle()).
-    conn.memo.set(live, live.trust());
+    const acceptedKey = `${socket.remoteAddress}:${socket.remotePort}`;
+    conn.memo.set(live, trustAtAccept.get(acceptedKey));
+    trustAtAccept.delete(acceptedKey);
     if (live.config().auth.methods.includes('mtls') && (!authorized || !peer)) {
       const reason = classifyAuthorizationError(String(socket.authorizationError ?? ''), peer !== undefined);
       // The unverified certificate's names are logged for forensics, never used for a decision.

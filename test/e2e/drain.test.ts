@@ -3,7 +3,7 @@
 // A second SIGTERM exits at once; `shutdown_timeout` bounds the wait.
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { baseConfig, startGuard, type GuardProcess } from '../helpers/guard.ts';
 import { makePki, type CertFiles } from '../helpers/pki.ts';
 import { probeTls, waitFor } from '../helpers/reload.ts';
@@ -90,39 +90,33 @@ t.test('SIGTERM during a 5-second upload: not ready, listener closed, the upload
   t.same(guard.audit().filter((e) => e.event.action === 'replication-request').map((e) => e.event.reason), ['FORWARDED'], 'its audit event was written before exit');
 });
 
-t.test('a second SIGTERM exits at once', async (t) => {
+/** A guard and backup, a slow upload under way, then SIGTERM; `exited` says how far the upload got. */
+async function uploadThenSigterm(t: Test, shutdownTimeout: string) {
   const backup = await startBackup();
   t.teardown(() => backup.stop());
-  const guard = await startGuard(config(backup.url, '20s'));
+  const guard = await startGuard(config(backup.url, shutdownTimeout));
   const upload = slowUpload(guard.port, calgary);
-  t.ok(await waitFor(() => upload.written() >= 2));
-  let exitedAt = -1;
-  const exited = new Promise<number | null>((resolve) => guard.child.once('exit', (code) => {
-    exitedAt = upload.written();
-    resolve(code);
-  }));
+  t.ok(await waitFor(() => upload.written() >= 2), 'the upload is under way');
+  const exited = new Promise<{ code: number | null; exitedAt: number }>((resolve) => guard.child.once('exit', (code) => resolve({ code, exitedAt: upload.written() })));
   guard.child.kill('SIGTERM');
+  return { backup, guard, upload, exited };
+}
+
+t.test('a second SIGTERM exits at once', async (t) => {
+  const { backup, guard, upload, exited } = await uploadThenSigterm(t, '20s');
   t.ok(await waitFor(() => guard.operational().some((l) => l.message?.startsWith('draining'))), 'draining');
   guard.child.kill('SIGTERM');
-  t.equal(await exited, 0, 'exited');
+  const { code, exitedAt } = await exited;
+  t.equal(code, 0, 'exited');
   t.ok(exitedAt < CHUNKS, `without waiting for the upload (${exitedAt} of ${CHUNKS} chunks sent)`);
   await t.rejects(upload.done, 'the upload was cut');
   t.equal(backup.received().length, 0, 'nothing half-received was forwarded');
 });
 
 t.test('shutdown_timeout bounds the drain', async (t) => {
-  const backup = await startBackup();
-  t.teardown(() => backup.stop());
-  const guard = await startGuard(config(backup.url, '1s'));
-  const upload = slowUpload(guard.port, calgary);
-  t.ok(await waitFor(() => upload.written() >= 2));
-  let exitedAt = -1;
-  const exited = new Promise<number | null>((resolve) => guard.child.once('exit', (code) => {
-    exitedAt = upload.written();
-    resolve(code);
-  }));
-  guard.child.kill('SIGTERM');
-  t.equal(await exited, 0, 'exit code 0 after the deadline');
+  const { backup, guard, upload, exited } = await uploadThenSigterm(t, '1s');
+  const { code, exitedAt } = await exited;
+  t.equal(code, 0, 'exit code 0 after the deadline');
   t.ok(exitedAt < CHUNKS, `the upload was still sending (${exitedAt} of ${CHUNKS} chunks)`);
   await t.rejects(upload.done, 'and was cut at the deadline');
   t.ok(guard.operational().some((l) => l.message === 'drain deadline reached: closing the remaining connections'), 'the deadline is logged');
