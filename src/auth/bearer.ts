@@ -17,7 +17,7 @@ import type { Config, PeerConfig } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
-import { createReloadableSource, type Loaded } from '../reload/source.ts';
+import { createReloadableSource, type Loaded, type ReloadListener } from '../reload/source.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
 import type { CredentialStage } from './credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
@@ -97,6 +97,8 @@ export function loadTokenSet(peers: readonly PeerConfig[]): Loaded<TokenSet> {
 
 export interface BearerStageDeps {
   readonly log: OperationalLog;
+  /** Told the result of every reload of the token files (metrics). */
+  readonly onReload?: ReloadListener;
 }
 
 /**
@@ -116,6 +118,7 @@ export function createBearerStage(config: Pick<Config, 'peers' | 'auth'>, deps: 
     paths: config.peers.flatMap((p) => p.token_files),
     onSwap: warnEmpty,
     log: deps.log,
+    onReload: deps.onReload,
     intervalMs: config.auth.reload_interval,
   });
   warnEmpty(source.current());

@@ -31,7 +31,7 @@ import { JWT_ALGORITHMS, type Config, type JwtAlgorithm, type JwtConfig } from '
 import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
-import { createReloadableSource, type Loaded, type ReloadableSource } from '../reload/source.ts';
+import { createReloadableSource, type Loaded, type ReloadableSource, type ReloadListener } from '../reload/source.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
 import type { CredentialStage } from './credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
@@ -453,6 +453,8 @@ function joseRejection(err: unknown): Rejection {
 
 export interface JwtStageDeps {
   readonly log: OperationalLog;
+  /** Told the result of every reload of the keys and revoked ids (metrics). */
+  readonly onReload?: ReloadListener;
   readonly now?: () => number;
 }
 
@@ -477,6 +479,7 @@ export function createJwtStage(config: Pick<Config, 'pop_id' | 'peers' | 'auth'>
     paths: jwt.public_keys.map((k) => k.path),
     onSwap: clear,
     log: deps.log,
+    onReload: deps.onReload,
     intervalMs: config.auth.reload_interval,
   });
   let revokedSource: ReloadableSource<ReadonlySet<string>> | undefined;
@@ -488,6 +491,7 @@ export function createJwtStage(config: Pick<Config, 'pop_id' | 'peers' | 'auth'>
         paths: [jwt.revoked_ids_file],
         onSwap: clear,
         log: deps.log,
+        onReload: deps.onReload,
         intervalMs: config.auth.reload_interval,
       })
       : undefined;

@@ -16,8 +16,9 @@ export async function run(argv: string[]): Promise<number> {
   const loaded = loadRoleConfig(required('serve', 'config', values.config));
   const log = createOperationalLog(loaded.config.log.level);
   for (const w of loaded.warnings) log.warn({ key: w.path }, w.message);
-  // SIGHUP re-reads the credential files (tokens, JWT keys, revoked ids) and never exits; it is
-  // caught from here on so that an early one cannot end the process (Node's default).
+  // SIGHUP re-reads the config file, the TLS material and the credential files (tokens, JWT
+  // keys, revoked ids; the signer's keys) and never exits; it is caught from here on so that an
+  // early one cannot end the process (Node's default).
   let reload: ((trigger: 'SIGHUP') => void) | undefined;
   process.on('SIGHUP', () => reload?.('SIGHUP'));
   // The guard's audit destinations and metrics come from its config; the signer (role: primary)
@@ -42,7 +43,7 @@ export async function run(argv: string[]): Promise<number> {
   await audit.ready();
   const guard = loaded.role === 'primary'
     ? await startSigner(loaded.config, { audit, log })
-    : await startGuard(loaded.config, { audit, log, metrics });
+    : await startGuard(loaded.config, { audit, log, metrics, source: loaded });
   reload = guard.reload;
   // The "ready" line (operational log, stderr) names the bound ports, which matter with port 0.
   log.info({ role: loaded.role, port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');

@@ -3,6 +3,7 @@
  * cross-field and file checks. Every problem is collected and raised together as a ConfigError.
  * No side effects beyond reading files.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import YAML from 'yaml';
@@ -19,6 +20,8 @@ export interface LoadedConfig {
   readonly file: string;
   /** Things that are legal but probably not meant (e.g. an empty peer list). */
   readonly warnings: readonly ConfigProblem[];
+  /** SHA-256 of the file's text: equal fingerprints mean the file did not change (reload). */
+  readonly fingerprint: string;
 }
 
 /** A signer config (role: primary). */
@@ -81,7 +84,7 @@ export function parseRoleConfig(text: string, file: string): LoadedRoleConfig {
   const config = resolvePaths(parsed.data, dirname(file));
   const { problems, warnings } = validateConfig(config);
   if (problems.length > 0) throw new ConfigError(problems);
-  return { role, config: deepFreeze(config), file, warnings };
+  return { role, config: deepFreeze(config), file, warnings, fingerprint: createHash('sha256').update(text).digest('hex') };
 }
 
 function requireBackup(loaded: LoadedRoleConfig): LoadedConfig {

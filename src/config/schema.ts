@@ -191,8 +191,10 @@ export const configSchema = z.strictObject({
        */
       methods: z.array(z.enum(AUTH_METHODS)).min(1).default(['mtls']),
       /**
-       * How often bearer token files, JWT keys and the revoked-id list are re-read as a fallback
-       * to SIGHUP and file-change events. Default 60s; 0 turns the timer off.
+       * How often bearer token files, JWT keys, the revoked-id list and the TLS material
+       * (tls.cert_file, key_file, client_ca_file, crl_file) are re-read as a fallback to SIGHUP
+       * and file-change events. Default 60s; 0 turns the timer off. New material that fails its
+       * checks keeps the material in force (operational error) and is retried next time.
        */
       reload_interval: duration('60s').default(60_000),
       /** JWT verification (when `jwt` is in methods). */

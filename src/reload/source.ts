@@ -10,7 +10,12 @@
  *   Secret by swapping a `..data` symlink, so the file itself is never written, and a watch on
  *   the old inode would go quiet for good after the first update.
  * - The timer is the fallback for file systems without change events (and for missed ones);
- *   an unchanged result (same fingerprint) is not swapped and not logged.
+ *   an unchanged result (same fingerprint) is not swapped (and logged at debug level only when
+ *   the timer or a file event found it, so that the periodic check is quiet).
+ * - Applying: material that must be installed somewhere (a TLS context, a new pipeline) is
+ *   installed by `apply` BEFORE the swap; when it throws, the reload is refused like invalid
+ *   material, so that what the source says is in force and what is installed never differ.
+ * - Every attempt (ok, unchanged, failed) goes to `onReload`, one place for metrics.
  */
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
@@ -30,8 +35,15 @@ export interface ReloadableSourceOptions<T> {
   readonly load: () => Loaded<T>;
   /** Files or directories the material comes from; their directories are watched. */
   readonly paths: readonly string[];
+  /**
+   * Installs the new value where it is used, before it is in force. Throwing refuses the reload
+   * (all or nothing): the previous value stays in force and the next trigger tries again.
+   */
+  readonly apply?: (next: T, previous: T) => void;
   /** Called after a new value is in force (e.g. to clear a cache derived from it). */
   readonly onSwap?: (next: T, previous: T) => void;
+  /** Called with the result of every reload attempt (not the initial load): metrics. */
+  readonly onReload?: ReloadListener;
   readonly log: OperationalLog;
   /** Periodic reload, in ms; 0 turns the timer off. */
   readonly intervalMs: number;
@@ -47,6 +59,23 @@ export interface ReloadResult {
   readonly changed: boolean;
   /** The problems when the new material was refused (the old one stays in force). */
   readonly error?: string;
+}
+
+/** One reload attempt of one source, as reported to `onReload` (e.g. a `reloads` counter). */
+export interface ReloadReport {
+  /** The source's name, e.g. "tls", "config", "bearer tokens": a small fixed set. */
+  readonly source: string;
+  readonly trigger: ReloadTrigger;
+  readonly outcome: 'ok' | 'unchanged' | 'failed';
+  /** Why it failed (operator-facing: may name files, never a secret). */
+  readonly error?: string;
+}
+
+export type ReloadListener = (report: ReloadReport) => void;
+
+/** What turns a ReloadResult into its outcome. */
+export function reloadOutcome(result: ReloadResult): ReloadReport['outcome'] {
+  return result.error !== undefined ? 'failed' : result.changed ? 'ok' : 'unchanged';
 }
 
 export interface ReloadableSource<T> {
@@ -72,23 +101,42 @@ export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): 
   const watchers: FSWatcher[] = [];
   let debounce: NodeJS.Timeout | undefined;
 
+  const report = (trigger: ReloadTrigger, result: ReloadResult): ReloadResult => {
+    try {
+      options.onReload?.({ source: name, trigger, outcome: reloadOutcome(result), ...(result.error !== undefined ? { error: result.error } : {}) });
+    } catch (err) {
+      log.error({ source: name, err }, 'the reload listener failed');
+    }
+    return result;
+  };
+
+  const refuse = (trigger: ReloadTrigger, err: unknown): ReloadResult => {
+    const error = err instanceof ConfigError
+      ? err.problems.map((p) => `${p.path}: ${p.message}`).join('; ')
+      : String((err as Error)?.message ?? err);
+    log.error({ source: name, trigger, problems: error }, `reload of ${name} refused: the material in force stays in force`);
+    return report(trigger, { changed: false, error });
+  };
+
   const reload = (trigger: ReloadTrigger): ReloadResult => {
     if (closed) return { changed: false };
     let next: Loaded<T>;
     try {
       next = options.load();
     } catch (err) {
-      const error = err instanceof ConfigError
-        ? err.problems.map((p) => `${p.path}: ${p.message}`).join('; ')
-        : String((err as Error)?.message ?? err);
-      log.error({ source: name, trigger, problems: error }, `reload of ${name} refused: the material in force stays in force`);
-      return { changed: false, error };
+      return refuse(trigger, err);
     }
     if (next.fingerprint === loaded.fingerprint) {
-      if (trigger === 'SIGHUP' || trigger === 'request') log.info({ source: name, trigger, changed: false }, `${name} reloaded: unchanged`);
-      return { changed: false };
+      const quiet = trigger === 'interval' || trigger === 'file change';
+      log[quiet ? 'debug' : 'info']({ source: name, trigger, changed: false }, `${name} reloaded: unchanged`);
+      return report(trigger, { changed: false });
     }
     const previous = loaded.value;
+    try {
+      options.apply?.(next.value, previous);
+    } catch (err) {
+      return refuse(trigger, err);
+    }
     loaded = next; // the one atomic step: requests read current() and see the old or the new set, never a mix
     swaps += 1;
     try {
@@ -97,7 +145,7 @@ export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): 
       log.error({ source: name, err }, `after reloading ${name}: a dependent cache could not be updated`);
     }
     log.info({ source: name, trigger, changed: true, generation: swaps }, `${name} reloaded`);
-    return { changed: true };
+    return report(trigger, { changed: true });
   };
 
   if (options.watch ?? true) {

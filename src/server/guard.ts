@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { connectionEvent, requestEvent, type AuditEvent } from '../audit/event.ts';
+import { connectionEvent, reloadEvent, requestEvent, type AuditEvent } from '../audit/event.ts';
 import { createPeerIndex } from '../auth/mtls.ts';
 import type { Config } from '../config/schema.ts';
 import { Bans } from '../limits/bans.ts';
@@ -23,11 +23,11 @@ import { errorBody, sendRejection } from '../pipeline/respond.ts';
 
 import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
 import { createSharedState } from '../store/create.ts';
-import { loadTlsMaterial } from '../tls/material.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import type { ReloadListener, ReloadTrigger } from '../reload/source.ts';
 import { startAdminServer } from './admin.ts';
 import { listenOrExplain } from './listen.ts';
-import { buildPipeline } from './pipeline.ts';
-import type { ReloadTrigger } from '../reload/source.ts';
+import { createLiveGuard, type LiveGuard } from './reload.ts';
 
 const CONNECTION = Symbol('replguard.connection');
 type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
@@ -38,6 +38,10 @@ export interface GuardDeps {
   /** Created from the config when not given. */
   readonly metrics?: Metrics;
   readonly now?: () => number;
+  /** Where the config came from: when given, SIGHUP and a change of the file reload it. */
+  readonly source?: LoadedConfig;
+  /** Told the result of every reload attempt (config, tls, each credential source): metrics. */
+  readonly onReload?: ReloadListener;
 }
 
 export interface Guard {
@@ -45,7 +49,7 @@ export interface Guard {
   readonly port: number;
   readonly adminPort: number;
   ready(): boolean;
-  /** Re-reads reloadable credential material (bearer tokens, JWT keys, revoked ids); never throws. */
+  /** Re-reads the config file, the TLS material and the credential files (server/reload.ts); never throws. */
   reload(trigger: ReloadTrigger): void;
   /** Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes. */
   shutdown(): Promise<void>;
@@ -54,20 +58,15 @@ export interface Guard {
 export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Promise<Guard> {
   const { audit, log } = deps;
   const now = deps.now ?? Date.now;
-  const material = loadTlsMaterial(config.tls, now());
-  const mtlsRequired = config.auth.methods.includes('mtls');
   const metrics = deps.metrics ?? createMetrics(config, now);
-  metrics.trackCertificates(() => [
-    { source: 'tls.cert_file', certificate: material.serverCertificate },
-    ...material.caCertificates.map((certificate) => ({ source: 'tls.client_ca_file', certificate })),
-  ]);
   /** The one place events are written: the audit trail and the metrics derived from it. */
   const record = (event: AuditEvent) => {
     audit.write(event);
     metrics.observe(event);
   };
 
-  // Nonces, rate counters and bans: in memory, or in Redis shared with other replicas.
+  // Nonces, rate counters and bans: in memory, or in Redis shared with other replicas. Made once
+  // per process: a config reload builds a new pipeline over the same state.
   const state = createSharedState(config, { now, log });
   const peers = createPeerIndex(config.peers);
   const bans = new Bans(config, state, {
@@ -81,14 +80,39 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   });
   bans.start();
 
-  const pipeline = buildPipeline(config, { now, log, nonceStore: state.nonces, bans, limiters: state.limiters });
+  // Every reload result is counted and, unless nothing changed, audited (a failure is an alert).
+  const onReload: ReloadListener = (report) => {
+    if (report.outcome !== 'unchanged') {
+      const result = report.outcome === 'failed' ? 'failure' : 'success';
+      metrics.countReload(result);
+      record(reloadEvent(result, report.trigger, `${report.source}${report.error !== undefined ? `: ${report.error}` : ''}`));
+    }
+    deps.onReload?.(report);
+  };
+
+  // Config, TLS context and pipeline in force; they change on reload (server/reload.ts).
+  let live: LiveGuard;
+  try {
+    live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore: state.nonces, bans, limiters: state.limiters } });
+  } catch (err) {
+    bans.stop();
+    await state.close();
+    throw err;
+  }
+  metrics.trackCertificates(() => {
+    const material = live.tlsMaterial();
+    return [
+      { source: 'tls.cert_file', certificate: material.serverCertificate },
+      ...material.caCertificates.map((certificate) => ({ source: 'tls.client_ca_file', certificate })),
+    ];
+  });
 
   let draining = false;
   let listening = false;
 
   const server: Server = createServer(
     {
-      ...material.secureContext,
+      ...live.tlsOptions(),
       requestCert: true,
       // Chains are verified by OpenSSL during the handshake either way; deciding here (in
       // secureConnection) lets the audit event name the precise reason before the socket closes.
@@ -105,8 +129,17 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     },
     (req, res) => handle(req, res),
   );
-  server.maxHeadersCount = config.limits.max_headers;
-  server.maxConnections = config.limits.max_connections;
+  live.serve(server);
+
+  // The client CA bundle and CRL a connection is verified with are those in force when it was
+  // accepted (Node binds the TLS context then, before the handshake's round trips), so they are
+  // noted at accept, keyed by the client's address and port until the handshake is over.
+  const trustAtAccept = new Map<string, string>();
+  server.on('connection', (raw: Socket) => {
+    const key = `${raw.remoteAddress}:${raw.remotePort}`;
+    trustAtAccept.set(key, live.trust());
+    raw.once('close', () => trustAtAccept.delete(key));
+  });
 
   // Runs before the HTTP layer sees the socket: an unverified peer never gets a request parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -120,7 +153,11 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       memo: new Map(),
       inflight: undefined,
     };
-    if (mtlsRequired && (!authorized || !peer)) {
+    // The client CA bundle and CRL this connection was verified with (see handle()).
+    const acceptedKey = `${socket.remoteAddress}:${socket.remotePort}`;
+    conn.memo.set(live, trustAtAccept.get(acceptedKey));
+    trustAtAccept.delete(acceptedKey);
+    if (live.config().auth.methods.includes('mtls') && (!authorized || !peer)) {
       const reason = classifyAuthorizationError(String(socket.authorizationError ?? ''), peer !== undefined);
       // The unverified certificate's names are logged for forensics, never used for a decision.
       record(connectionEvent({ ...conn, peer }, reason, String(socket.authorizationError ?? 'no certificate')));
@@ -213,9 +250,12 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       interruptedBy: undefined,
     };
     conn.inflight = ctx;
+    // The pipeline in force now serves this whole request, even if a reload swaps it meanwhile.
+    const lease = live.acquire();
     let outcome: { reason: Reason; detail: string | undefined } = { reason: 'INTERNAL', detail: 'no outcome' };
     let responseBytes = 0;
     res.once('close', () => {
+      lease.release();
       if (conn.inflight === ctx) conn.inflight = undefined;
       const reason = ctx.interruptedBy ?? outcome.reason;
       const detail = interruptions.get(ctx) ?? outcome.detail;
@@ -223,9 +263,12 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
       bans.recordOutcome(reason, conn, ctx.pop);
     });
-    if (draining) res.setHeader('connection', 'close');
+    // Draining, or the client CA bundle / CRL changed since this connection's handshake: this
+    // is its last request, so that the client reconnects and is verified against the new set.
+    const closeAfter = draining || conn.memo.get(live) !== live.trust();
+    if (closeAfter) res.setHeader('connection', 'close');
 
-    pipeline.run(ctx).then(
+    lease.pipeline.run(ctx).then(
       () => {
         outcome = { reason: 'FORWARDED', detail: undefined };
         responseBytes = ctx.responseBytes;
@@ -239,7 +282,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         }
         const rejection = err instanceof Rejection ? err : new Rejection('INTERNAL');
         responseBytes = Buffer.byteLength(errorBody(rejection.status, ctx.id));
-        sendRejection(res, ctx.id, rejection, draining);
+        sendRejection(res, ctx.id, rejection, closeAfter);
         if (rejection.closeConnection) {
           // An unread body must not be parsed as the next request: close once the answer is out.
           res.once('finish', () => req.socket.destroySoon?.());
@@ -248,7 +291,12 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     );
   }
 
-  await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');
+  try {
+    await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');
+  } catch (err) {
+    live.close();
+    throw err;
+  }
   listening = true;
   const port = (server.address() as { port: number }).port;
 
@@ -262,6 +310,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     }, log);
   } catch (err) {
     server.close();
+    live.close();
     bans.stop();
     await state.close();
     throw err;
@@ -274,18 +323,17 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     port,
     adminPort,
     ready: () => listening && !draining && state.ready(),
-    reload: (trigger) => {
-      pipeline.reload(trigger);
-    },
+    reload: (trigger) => live.reload(trigger),
     shutdown() {
       shutdownPromise ??= (async () => {
         draining = true;
-        log.info({ timeout_ms: config.shutdown_timeout }, 'draining: no new connections, finishing in-flight requests');
+        const timeout = live.config().shutdown_timeout;
+        log.info({ timeout_ms: timeout }, 'draining: no new connections, finishing in-flight requests');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections?.();
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<'deadline'>((resolve) => {
-          timer = setTimeout(() => resolve('deadline'), config.shutdown_timeout);
+          timer = setTimeout(() => resolve('deadline'), timeout);
         });
         const result = await Promise.race([closed.then(() => 'closed' as const), deadline]);
         clearTimeout(timer);
@@ -294,7 +342,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
           server.closeAllConnections?.();
         }
         listening = false;
-        pipeline.close();
+        live.close();
         bans.stop();
         await state.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));

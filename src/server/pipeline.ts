@@ -16,7 +16,7 @@ import type { OperationalLog } from '../log/operational.ts';
 import type { Limiters } from '../store/create.ts';
 import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
-import type { ReloadResult, ReloadTrigger } from '../reload/source.ts';
+import type { ReloadListener, ReloadResult, ReloadTrigger } from '../reload/source.ts';
 import { createRouteStage } from '../route/route-stage.ts';
 import { createBodyContractStage } from '../replay/body-contract.ts';
 import { SIGNATURE_HEADERS } from '../replay/signature.ts';
@@ -33,6 +33,11 @@ export interface PipelineDeps {
   readonly bans: Bans;
   /** The shared state's rate limiters (store/create.ts). */
   readonly limiters: Pick<Limiters, 'addressRate' | 'popRate'>;
+  /**
+   * Told the result of every reload of a stage's file-backed material (metrics). A stage whose
+   * material comes from files creates it with `createReloadableSource({..., onReload})`.
+   */
+  readonly onReload?: ReloadListener;
 }
 
 export interface GuardPipeline {

@@ -1,0 +1,268 @@
+/**
+ * What is in force in a running guard, and how it changes without a restart. The guard asks
+ * this module for the config, the TLS context and the request pipeline; it never holds them.
+ *
+ * Three kinds of source reload, each all or nothing, each on SIGHUP and on a change in its
+ * files' folders (see reload/source.ts), each result logged and told to `onReload`:
+ *  - the config file (SIGHUP and file change; no timer): re-read and fully validated
+ *    (`parseConfig`, the same checks as start-up). Refused: everything stays as it is. Accepted:
+ *    a NEW pipeline is built from it (peers, pins, routes, auth settings, token and key file
+ *    lists, body limit, upstream) and swapped in one step; requests already running finish on
+ *    the pipeline they started on, which is closed once the last of them is done. The server's
+ *    limits and the log level change in place; a changed `tls` section builds a new TLS context.
+ *    What a running process cannot change (`RESTART_ONLY`) is reported with its key path and
+ *    kept.
+ *  - the TLS material (SIGHUP, file change, `auth.reload_interval`): tls/reloadable-context.ts.
+ *  - each stage's file-backed material (tokens, JWT keys, revoked ids; later signing keys):
+ *    the pipeline's own `reload`, which its stages' sources also run by themselves.
+ *
+ * Shared state (nonce store, rate counters, bans) must come from `PipelineDeps`, made once per
+ * process: a stage that made its own would lose it at every config reload.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
+import { ConfigError } from '../config/errors.ts';
+import { parseConfig, type LoadedConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import type { OperationalLog } from '../log/operational.ts';
+import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
+import type { TlsMaterial } from '../tls/material.ts';
+import { createReloadableTlsContext, type ReloadableTlsContext } from '../tls/reloadable-context.ts';
+import { buildPipeline, type GuardPipeline, type PipelineDeps } from './pipeline.ts';
+
+/**
+ * Top-level keys a running guard keeps until restarted: its listening sockets, its role and
+ * identity, and where its shared state lives. A change is reported (per leaf key path) and the
+ * value in force is kept; the rest of the reload still applies.
+ */
+export const RESTART_ONLY = ['role', 'pop_id', 'listen', 'admin', 'store'] as const;
+
+/** State made once per process and shared by every pipeline generation (a reload keeps it). */
+export type SharedPipelineDeps = Pick<PipelineDeps, 'nonceStore' | 'bans' | 'limiters'>;
+
+export interface LiveGuardDeps {
+  readonly log: OperationalLog;
+  readonly now: () => number;
+  /** Nonces, rate counters and bans: never rebuilt by a config reload. */
+  readonly shared: SharedPipelineDeps;
+  /** Where the config came from: when given, the file itself is reloaded (SIGHUP, file change). */
+  readonly source?: LoadedConfig;
+  /** Told the result of every reload attempt of every source (metrics). */
+  readonly onReload?: ReloadListener;
+  /** Whether sources watch their folders (default true). */
+  readonly watch?: boolean;
+}
+
+/** The pipeline in force for one request; `release` once its response is over. */
+export interface PipelineLease {
+  readonly pipeline: GuardPipeline;
+  release(): void;
+}
+
+export interface LiveGuard {
+  config(): Readonly<Config>;
+  /** TLS options for `https.createServer` at start-up. */
+  tlsOptions(): SecureContextOptions;
+  /** The server certificate and client CAs in force (for the expiry metrics). */
+  tlsMaterial(): TlsMaterial;
+  /** Installs the TLS context and limits on the server; later reloads apply to it too. */
+  serve(server: Server): void;
+  acquire(): PipelineLease;
+  /** Fingerprint of the client CA bundle and CRL in force (a connection made under another one should reconnect). */
+  trust(): string;
+  /** Reloads the config, the TLS material and the stages' material, in that order. Never throws. */
+  reload(trigger: ReloadTrigger): void;
+  /** Stops every watcher and timer and closes every pipeline. */
+  close(): void;
+}
+
+interface Generation {
+  readonly pipeline: GuardPipeline;
+  active: number;
+  retired: boolean;
+}
+
+/** Builds what is in force from the config (throws a ConfigError when unusable: start-up fails). */
+export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps): LiveGuard {
+  const { log, now } = deps;
+  const pipelineDeps: PipelineDeps = { log, now, onReload: deps.onReload, ...deps.shared };
+  const tlsFor = (config: Readonly<Config>) => createReloadableTlsContext(config.tls, {
+    log, now, onReload: deps.onReload, intervalMs: config.auth.reload_interval, watch: deps.watch,
+  });
+
+  let config = initial;
+  let tls: ReloadableTlsContext = tlsFor(config);
+  let server: Server | undefined;
+  const generations = new Set<Generation>();
+  const newGeneration = (pipeline: GuardPipeline): Generation => {
+    const g: Generation = { pipeline, active: 0, retired: false };
+    generations.add(g);
+    return g;
+  };
+  const retire = (g: Generation) => {
+    g.retired = true;
+    if (g.active === 0) {
+      generations.delete(g);
+      g.pipeline.close();
+    }
+  };
+  let current: Generation;
+  try {
+    current = newGeneration(buildPipeline(config, pipelineDeps));
+  } catch (err) {
+    tls.close();
+    throw err;
+  }
+
+  const apply = (next: LoadedConfig): void => {
+    const kept = restartOnlyChanges(config, next.config);
+    const effective = keepRestartOnly(config, next.config);
+    const pipeline = buildPipeline(effective, pipelineDeps);
+    let nextTls: ReloadableTlsContext | undefined;
+    try {
+      if (JSON.stringify([config.tls, config.auth.reload_interval]) !== JSON.stringify([effective.tls, effective.auth.reload_interval])) {
+        nextTls = tlsFor(effective);
+        if (server) nextTls.serve(server);
+      }
+    } catch (err) {
+      nextTls?.close();
+      pipeline.close();
+      throw err;
+    }
+    // Nothing below throws: the new state goes in force as a whole.
+    if (nextTls) {
+      tls.close();
+      tls = nextTls;
+    }
+    if (server) applyServerLimits(server, effective);
+    log.level = effective.log.level;
+    const previous = current;
+    current = newGeneration(pipeline);
+    retire(previous);
+    config = effective;
+    for (const path of kept) log.warn({ source: 'config', key: path }, 'this key changes only with a restart: the value in force is kept');
+    for (const w of next.warnings) log.warn({ source: 'config', key: w.path }, w.message);
+  };
+
+  let configSource: ReloadableSource<LoadedConfig> | undefined;
+  if (deps.source) {
+    const { file } = deps.source;
+    let first = true;
+    let inForce: LoadedConfig = deps.source;
+    try {
+      configSource = createReloadableSource<LoadedConfig>({
+        name: 'config',
+        load: () => {
+          if (first) {
+            first = false; // the config start-up already read and checked
+            return { value: inForce, fingerprint: inForce.fingerprint };
+          }
+          let text: string;
+          try {
+            text = readFileSync(file, 'utf8');
+          } catch (err) {
+            throw new ConfigError([{ path: '', message: `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+          }
+          // An unchanged text is not parsed again: its credential files reload by themselves,
+          // and a problem in one of them is theirs to report, not the config's.
+          const fingerprint = createHash('sha256').update(text).digest('hex');
+          if (fingerprint === inForce.fingerprint) return { value: inForce, fingerprint };
+          return { value: parseConfig(text, file), fingerprint };
+        },
+        paths: [file],
+        apply,
+        onSwap: (next) => {
+          inForce = next;
+        },
+        log,
+        onReload: deps.onReload,
+        intervalMs: 0,
+        watch: deps.watch,
+      });
+    } catch (err) {
+      tls.close();
+      current.pipeline.close();
+      throw err;
+    }
+  }
+
+  return {
+    config: () => config,
+    tlsOptions: () => tls.current().secureContext,
+    tlsMaterial: () => tls.current(),
+    serve(target) {
+      tls.serve(target);
+      applyServerLimits(target, config);
+      server = target;
+    },
+    acquire() {
+      const g = current;
+      g.active += 1;
+      let released = false;
+      return {
+        pipeline: g.pipeline,
+        release() {
+          if (released) return;
+          released = true;
+          g.active -= 1;
+          if (g.retired && g.active === 0) {
+            generations.delete(g);
+            g.pipeline.close();
+          }
+        },
+      };
+    },
+    trust: () => tls.trustFingerprint(),
+    reload(trigger) {
+      configSource?.reload(trigger);
+      tls.reload(trigger);
+      current.pipeline.reload(trigger);
+    },
+    close() {
+      configSource?.close();
+      tls.close();
+      for (const g of generations) g.pipeline.close();
+      generations.clear();
+    },
+  };
+}
+
+/** The server settings that follow the config; Node reads each of them per connection or per check. */
+export function applyServerLimits(server: Server, config: Readonly<Config>): void {
+  const { limits } = config;
+  // maxHeaderSize is read when a connection's parser is set up (not in @types/node's Server).
+  (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_bytes;
+  server.maxHeadersCount = limits.max_headers;
+  server.maxConnections = limits.max_connections;
+  server.headersTimeout = limits.header_timeout;
+  server.requestTimeout = limits.request_timeout;
+  server.keepAliveTimeout = limits.keep_alive_timeout;
+}
+
+/** The leaf key paths under RESTART_ONLY whose values differ between two configs. */
+export function restartOnlyChanges(inForce: Readonly<Config>, next: Readonly<Config>): string[] {
+  const out: string[] = [];
+  for (const key of RESTART_ONLY) diffPaths((inForce as Record<string, unknown>)[key], (next as Record<string, unknown>)[key], key, out);
+  return out;
+}
+
+/** `next` with the RESTART_ONLY keys of the config in force. */
+export function keepRestartOnly(inForce: Readonly<Config>, next: Readonly<Config>): Readonly<Config> {
+  const out: Record<string, unknown> = { ...next };
+  for (const key of RESTART_ONLY) {
+    if (key in inForce) out[key] = (inForce as Record<string, unknown>)[key];
+    else delete out[key];
+  }
+  return Object.freeze(out) as Readonly<Config>;
+}
+
+function diffPaths(a: unknown, b: unknown, path: string, out: string[]): void {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObject(a) && isObject(b)) {
+    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) diffPaths(a[key], b[key], `${path}.${key}`, out);
+    return;
+  }
+  if (JSON.stringify(a) !== JSON.stringify(b)) out.push(path);
+}
