@@ -19,7 +19,7 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type Loaded, type ReloadListener } from '../reload/source.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
-import type { CredentialStage } from './credential-stage.ts';
+import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
 import { credentialFingerprint, digestSecret, findSecret } from '../crypto/secret-compare.ts';
 import { secretWeakness } from './secret-strength.ts';

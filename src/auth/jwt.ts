@@ -33,7 +33,7 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type Loaded, type ReloadableSource, type ReloadListener } from '../reload/source.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
-import type { CredentialStage } from './credential-stage.ts';
+import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
 import { readRoutesClaim, routeKey } from './jwt-claims.ts';
 import { hasRocaFingerprint } from './rsa-roca.ts';

@@ -10,11 +10,14 @@
  *   burn a POP's future ids; it is kept for 2 x max_age (+1 ms), the whole time its timestamp
  *   can be inside the window. A full store or an unavailable one refuses (503), never waves through.
  */
+import { createHash } from 'node:crypto';
+import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { ConfigError } from '../config/errors.ts';
-import { REPLAY_DEFAULTS, type Config } from '../config/schema.ts';
+import { REPLAY_DEFAULTS, type Config, type PeerConfig } from '../config/schema.ts';
+import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
-import type { Stage } from '../pipeline/stage.ts';
+import { createReloadableSource, type Loaded, type ReloadListener } from '../reload/source.ts';
 import { StoreUnavailableError, type NonceStore } from '../store/store.ts';
 import { readPeerSigningKeys } from './keys.ts';
 import { findVerifyingKey, parseSignatureHeaders, signedPrefix, type VerifyKey } from './signature.ts';
@@ -23,18 +26,45 @@ export interface SignatureStageDeps {
   /** Wall clock, ms since the epoch; the same clock the nonce store expires by. */
   readonly now: () => number;
   readonly nonceStore: NonceStore;
+  readonly log: OperationalLog;
+  readonly onReload?: ReloadListener;
 }
 
-const EMPTY = Buffer.alloc(0);
+/** Every peer's verification keys, indexed for the stage. */
+interface SigningKeySet {
+  readonly keys: ReadonlyMap<string, VerifyKey[]>;
+  readonly ownerOf: ReadonlyMap<VerifyKey, string>;
+  readonly othersOf: ReadonlyMap<string, VerifyKey[]>;
+}
 
-/** Reads every peer's keys now (a ConfigError if any is unusable: fails at start-up). */
-export function createSignatureStage(config: Pick<Config, 'peers' | 'replay'>, deps: SignatureStageDeps): Stage {
-  const { keys, problems } = readPeerSigningKeys(config.peers);
+/** Reads every peer's keys, all or nothing (a ConfigError names every unusable file). */
+export function loadSigningKeySet(peers: readonly PeerConfig[]): Loaded<SigningKeySet> {
+  const { keys, problems } = readPeerSigningKeys(peers);
   if (problems.length > 0) throw new ConfigError(problems);
   const ownerOf = new Map<VerifyKey, string>();
   for (const [pop, list] of keys) for (const key of list) ownerOf.set(key, pop);
   const othersOf = new Map<string, VerifyKey[]>();
   for (const pop of keys.keys()) othersOf.set(pop, [...ownerOf.keys()].filter((key) => ownerOf.get(key) !== pop));
+  const fingerprint = createHash('sha256').update(JSON.stringify([...keys].map(([pop, list]) => [pop, list.map((k) => k.id)]))).digest('hex');
+  return { value: { keys, ownerOf, othersOf }, fingerprint };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Reads every peer's keys now (a ConfigError if any is unusable: fails at start-up), then keeps
+ * them current like the other credentials: SIGHUP, a change in their folders, and every
+ * `auth.reload_interval`; a new set that fails to load keeps the one in force.
+ */
+export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | 'auth'>, deps: SignatureStageDeps): CredentialStage {
+  const source = createReloadableSource({
+    name: 'signing keys',
+    load: () => loadSigningKeySet(config.peers),
+    paths: config.peers.flatMap((p) => p.signing_keys),
+    log: deps.log,
+    onReload: deps.onReload,
+    intervalMs: config.auth.reload_interval,
+  });
   const maxAge = (config.replay ?? REPLAY_DEFAULTS).max_age;
   // A timestamp is accepted from max_age before it to max_age after it, edges included; the
   // store counts a nonce live while its expiry is still ahead, so the 2 x max_age span needs 1 ms more.
@@ -43,8 +73,11 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay'>, d
 
   return {
     name: 'signature',
+    reload: (trigger) => [source.reload(trigger)],
+    close: () => source.close(),
     async run(ctx: RequestContext) {
       ctx.credentials.push('signature');
+      const { keys, ownerOf, othersOf } = source.current();
       const headers = parseSignatureHeaders(ctx.req.rawHeaders);
       // Well-formed but not yet verified: logged as the claimed nonce.
       ctx.webhookId = headers.id;

@@ -3,7 +3,7 @@
  * config; this file only lists them. Stages never import each other.
  */
 import { createBearerStage } from '../auth/bearer.ts';
-import type { CredentialStage } from '../auth/credential-stage.ts';
+import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { createJwtStage } from '../auth/jwt.ts';
 import { createMtlsStage } from '../auth/mtls.ts';
 import { createQueryTokenStage } from '../auth/query-token.ts';
@@ -55,11 +55,17 @@ const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', ...SIG
 export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): GuardPipeline {
   const methods = config.auth.methods;
   const credentials: CredentialStage[] = [];
+  let signature: CredentialStage | undefined;
   try {
     if (methods.includes('bearer')) credentials.push(createBearerStage(config, deps));
     if (methods.includes('jwt')) credentials.push(createJwtStage(config, deps));
+    // Step 7, after the body: reloadable like the credentials, but not part of step 4.
+    if (methods.includes('signature')) {
+      signature = createSignatureStage(config, { now: deps.now, nonceStore: requireStore(deps), log: deps.log, onReload: deps.onReload });
+    }
   } catch (err) {
     for (const c of credentials) c.close();
+    signature?.close();
     throw err;
   }
   const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS });
@@ -84,7 +90,7 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     // 6. Body.
     createBodyStage(config),
     // 7. Freshness, replay, integrity.
-    ...(config.auth.methods.includes('signature') ? [createSignatureStage(config, { now: deps.now, nonceStore: requireStore(deps) })] : []),
+    ...(signature ? [signature] : []),
     createBodyContractStage(),
     // 8. Proxy.
     forward,
@@ -92,10 +98,11 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
   return {
     run: compose(stages),
     stages,
-    reload: (trigger) => credentials.flatMap((c) => c.reload(trigger)),
+    reload: (trigger) => [...credentials, ...(signature ? [signature] : [])].flatMap((c) => c.reload(trigger)),
     close: () => {
       forward.close();
       for (const c of credentials) c.close();
+      signature?.close();
     },
   };
 }

@@ -1,6 +1,6 @@
 // Credential rotation the way Kubernetes delivers it: the kubelet swaps the `..data` symlink of
-// a mounted Secret, and the folder watch reloads (no signal), under two steady streams of
-// authorised requests (a bearer secret, a JWT). Each time: zero failed requests caused by the
+// a mounted Secret, and the folder watch reloads (no signal), under steady streams of
+// authorised requests (a bearer secret, a JWT, a request signing key). Each time: zero failed requests caused by the
 // reload, and the old material refused once it is removed.
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,9 @@ import { baseConfig, runCli, startGuard } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { projectedSecret, reloads, startTraffic, waitFor } from '../helpers/reload.ts';
 import { startBackup } from '../helpers/upstream.ts';
+import { makeHmacKey } from '../helpers/signing.ts';
+import { parseSignKey } from '../../src/replay/keys.ts';
+import { signatureHeaders } from '../../src/replay/signature.ts';
 
 const pki = makePki([]);
 const calgary = pki.client('calgary-01');
@@ -100,4 +103,48 @@ t.test('bearer secret and JWT key rotated through a mounted Secret, under steady
   t.ok(await Promise.all([secrets.more(2), jwts.more(2)]));
   t.same([...secrets.failures, ...jwts.failures], [], 'no request of either stream failed');
   t.ok(secrets.sent() + jwts.sent() > 20, `the streams kept flowing (${secrets.sent()} + ${jwts.sent()} requests)`);
+});
+
+t.test('request signing keys rotated through a mounted Secret, under a steady stream', async (t) => {
+  // Two key slots, as for tokens: a key sits in one slot at a time (the same key in two slots is
+  // refused), so the unused slot holds a spare key nobody signs with.
+  const [keyA, keyB, spare1, spare2] = [makeHmacKey(), makeHmacKey(), makeHmacKey(), makeHmacKey()];
+  const slots = projectedSecret(join(dir, 'signing'), { current: keyA.text, next: spare1.text });
+  const backup = await startBackup();
+  const guard = await startGuard(baseConfig(pki, backup.url, {
+    auth: { methods: ['mtls', 'signature'], reload_interval: '1h' },
+    peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, signing_keys: [slots.path('current'), slots.path('next')] }],
+  }));
+  let n = 0;
+  const signed = (key: { text: string }) => {
+    const id = `e2e-rotation-${String(n++).padStart(12, '0')}`;
+    const ts = String(Math.floor(Date.now() / 1000));
+    const body = Buffer.from(JSON.stringify({ source_pop: 'calgary-01', entries: [{ id: n }] }));
+    return { cert: calgary, body, headers: signatureHeaders([parseSignKey(key.text)], body, id, ts) };
+  };
+  let inUse = keyA;
+  const stream = startTraffic(guard.port, pki.caFile, () => signed(inUse));
+  t.teardown(async () => {
+    await stream.stop();
+    await guard.stop();
+    await backup.stop();
+  });
+  await stream.more(2);
+  const status = async (key: { text: string }) => (await call(guard.port, pki.caFile, signed(key))).status;
+
+  let count = reloads(guard, 'signing keys').length;
+  slots.update({ current: keyA.text, next: keyB.text });
+  t.ok(await waitFor(() => reloads(guard, 'signing keys').length === count + 1), 'the new key is in force beside the old');
+  t.equal(reloads(guard, 'signing keys').at(-1)!.trigger, 'file change');
+  t.same([await status(keyB), await status(keyA)], [200, 200], 'both keys valid during the overlap');
+  inUse = keyB;
+  t.ok(await stream.more(3), 'the stream signs with the new key');
+  count = reloads(guard, 'signing keys').length;
+  slots.update({ current: spare2.text, next: keyB.text });
+  t.ok(await waitFor(() => reloads(guard, 'signing keys').length === count + 1), 'the old key is removed');
+  t.equal(await status(keyA), 401, 'a request signed with the old key is refused');
+  t.ok(await guard.waitForEvents((e) => e.event.reason === 'SIGNATURE_MISMATCH', 1), 'as SIGNATURE_MISMATCH');
+  t.equal(await status(keyB), 200);
+  t.ok(await stream.more(2));
+  t.same(stream.failures, [], 'no request of the stream failed');
 });

@@ -309,7 +309,7 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
       done();
     },
   });
-  const audit = createAuditLog(sink as never);
+  const audit = createAuditLog(undefined, { stream: sink as never });
   const log = createOperationalLog('warn');
   const configFor = (overrides: Record<string, unknown>) => {
     const loaded = parseRoleConfig(YAML.stringify(signerConfig(`https://127.0.0.1:${port}`, overrides)), join(dir, 'signer.yaml'));

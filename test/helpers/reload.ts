@@ -11,7 +11,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { call, type CallOptions } from './client.ts';
 import type { AuditRecord, GuardProcess } from './guard.ts';
-import type { CertFiles } from './pki.ts';
+import { wireBody, type CertFiles } from './pki.ts';
 
 /** Replaces a file in one step (a temporary file renamed over it), as an operator should. */
 export function atomicWrite(file: string, content: string | Buffer, mode = 0o600): string {
@@ -177,7 +177,7 @@ export function keepAliveClient(port: number, caFile: string, cert: CertFiles) {
   const tls = { cert: readFileSync(cert.cert), key: readFileSync(cert.key) };
   return {
     post(path = '/api/replication/apply'): Promise<{ status: number; reused: boolean; connection: string | undefined }> {
-      const body = JSON.stringify({ source_pop: 'x', entries: [], timestamp: Math.floor(Date.now() / 1000) });
+      const body = wireBody(cert);
       return new Promise((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port, servername: 'localhost', method: 'POST', path, ca, ...tls, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000 }, (res) => {
           res.resume();

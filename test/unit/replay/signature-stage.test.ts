@@ -1,5 +1,7 @@
 // The signature stage with the body contract behind it, in process, with an injected clock:
 // window edges, nonce recorded only after verification, kept for the whole window, store full.
+import { configSchema } from '../../../src/config/schema.ts';
+import { createOperationalLog } from '../../../src/log/operational.ts';
 import type { IncomingMessage } from 'node:http';
 import t from 'tap';
 import { ConfigError } from '../../../src/config/errors.ts';
@@ -25,6 +27,10 @@ const peers = [
 ];
 
 let counter = 0;
+/** No timer in unit tests (reloads are driven explicitly); the stage's keys load once. */
+const AUTH = configSchema.shape.auth.parse({ methods: ['mtls', 'signature'], reload_interval: 0 });
+const LOG = createOperationalLog('error');
+
 function freshId(): string {
   return `test-id-${String(counter++).padStart(12, '0')}`;
 }
@@ -51,7 +57,7 @@ function setup(maxNonces = 100) {
   const clock = { now: TS * 1000 };
   const store = new MemoryNonceStore({ maxNonces, now: () => clock.now });
   const run = compose([
-    createSignatureStage({ peers, replay: { max_age: MAX_AGE, max_nonces: maxNonces } }, { now: () => clock.now, nonceStore: store }),
+    createSignatureStage({ peers, replay: { max_age: MAX_AGE, max_nonces: maxNonces }, auth: AUTH }, { now: () => clock.now, nonceStore: store, log: LOG }),
     createBodyContractStage(),
   ]);
   const outcome = async (ctx: RequestContext) => {
@@ -156,5 +162,5 @@ t.test('store full: 503 reason, nothing evicted; store unavailable: its own reas
 t.test('unusable keys fail at construction', async (t) => {
   const store = new MemoryNonceStore({ maxNonces: 1, now: Date.now });
   const bad = [{ ...peers[0]!, signing_keys: [writeKeyFile(makeHmacKey(16).text)] }];
-  t.throws(() => createSignatureStage({ peers: bad, replay: undefined }, { now: Date.now, nonceStore: store }), ConfigError);
+  t.throws(() => createSignatureStage({ peers: bad, replay: undefined, auth: AUTH }, { now: Date.now, nonceStore: store, log: LOG }), ConfigError);
 });

@@ -52,12 +52,12 @@ async function startScripted(script: Array<{ status: number; headers?: Record<st
 }
 
 const events: Array<Record<string, any>> = [];
-const audit = createAuditLog(new Writable({
+const audit = createAuditLog(undefined, { stream: new Writable({
   write(chunk: Buffer, _e, done) {
     for (const l of chunk.toString().split('\n').filter(Boolean)) events.push(JSON.parse(l));
     done();
   },
-}) as never);
+}) as never });
 const log = createOperationalLog('fatal');
 
 function config(port: number, overrides: Record<string, unknown> = {}): PrimaryConfig {
@@ -229,4 +229,26 @@ t.test('reload swaps the signing key; a bad new key keeps the old one', async (t
   await post(signer.port, '{}');
   const after = guard.seen.at(-1)!;
   t.doesNotThrow(() => new Webhook(next.text).verify(after.body.toString(), after.headers as Record<string, string>), 'a refused key file keeps the key in force');
+});
+
+t.test('a guard that never answers: backup.timeout, then 504 to the primary when no retry is left', async (t) => {
+  let hits = 0;
+  const hanging: Server = createServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) }, () => {
+    hits += 1; // accepts the request and never answers
+  });
+  hanging.listen(0, '127.0.0.1');
+  await once(hanging, 'listening');
+  const port = (hanging.address() as { port: number }).port;
+  const sleep: Sleep = async () => undefined;
+  const signer = await startSigner(config(port, { backup: { id: 'zurich-01', url: `https://127.0.0.1:${port}`, ca_file: pki.caFile, server_name: 'localhost', timeout: '1s' }, retry: { max_retries: 1 } }), { audit, log, sleep });
+  t.teardown(async () => {
+    await signer.shutdown();
+    hanging.closeAllConnections();
+    await new Promise<void>((r) => hanging.close(() => r()));
+  });
+  const reply = await post(signer.port, '{}');
+  t.equal(reply.status, 504);
+  t.equal(hits, 2, 'the first attempt and one retry');
+  const mine = await eventsOf(String(reply.headers['x-replguard-request-id']));
+  t.same(mine.map((e) => [e.event.reason, e.replguard.final]), [['SIGNER_BACKUP_TIMEOUT', false], ['SIGNER_BACKUP_TIMEOUT', true]]);
 });

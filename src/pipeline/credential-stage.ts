@@ -1,5 +1,5 @@
 /** A credential stage whose material comes from files that reload without a restart. */
-import type { Stage } from '../pipeline/stage.ts';
+import type { Stage } from './stage.ts';
 import type { ReloadResult, ReloadTrigger } from '../reload/source.ts';
 
 export interface CredentialStage extends Stage {
