@@ -149,6 +149,24 @@ const jwtConfig = z.strictObject({
   cache_max_entries: z.number().int().min(0).max(1_000_000).default(10_000),
 });
 
+/** Limits of an HTTP listener, the guard's and the signer's alike. */
+const listenerLimits = {
+  /** Largest request body; a larger declared or streamed body is 413. */
+  max_body_bytes: size('10MiB').default(10 * 1024 * 1024),
+  /** Largest request head (request line and headers); larger is refused. */
+  max_header_bytes: size('16KiB').default(16 * 1024),
+  /** Most request headers; more is refused. */
+  max_headers: z.number().int().min(8).max(1000).default(64),
+  /** Time for a client to send the whole request head (slowloris): 408 after it. */
+  header_timeout: duration('10s').default(10_000),
+  /** Time for a client to send the whole request, body included: 408 after it. */
+  request_timeout: duration('60s').default(60_000),
+  /** How long an idle keep-alive connection stays open; long, so that POPs do not re-handshake. */
+  keep_alive_timeout: duration('75s').default(75_000),
+  /** Most simultaneous client connections; more are refused at accept. */
+  max_connections: z.number().int().min(1).default(1024),
+};
+
 export const configSchema = z.strictObject({
   /** This POP's id; the default JWT audience. */
   pop_id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a POP id is 1 to 63 characters of letters, digits, ".", "_" or "-"'),
@@ -217,20 +235,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   limits: z
     .strictObject({
-      /** Largest request body; a larger declared or streamed body is 413. */
-      max_body_bytes: size('10MiB').default(10 * 1024 * 1024),
-      /** Largest request head (request line and headers); larger is refused. */
-      max_header_bytes: size('16KiB').default(16 * 1024),
-      /** Most request headers; more is refused. */
-      max_headers: z.number().int().min(8).max(1000).default(64),
-      /** Time for a client to send the whole request head (slowloris): 408 after it. */
-      header_timeout: duration('10s').default(10_000),
-      /** Time for a client to send the whole request, body included: 408 after it. */
-      request_timeout: duration('60s').default(60_000),
-      /** How long an idle keep-alive connection stays open; long, so that POPs do not re-handshake. */
-      keep_alive_timeout: duration('75s').default(75_000),
-      /** Most simultaneous client connections; more are refused at accept. */
-      max_connections: z.number().int().min(1).default(1024),
+      ...listenerLimits,
       /**
        * Requests per authenticated POP per minute (fixed one-minute windows); over it, 429 with
        * Retry-After. Default 60, the review's figure.
@@ -437,7 +442,8 @@ export const primaryConfigSchema = z.strictObject({
   /** How often the credential and signing key files are re-read as a fallback to SIGHUP and file-change events. Default 60s; 0 turns the timer off. */
   reload_interval: duration('60s').default(60_000),
   admin: configSchema.shape.admin,
-  limits: configSchema.shape.limits,
+  /** The listener limits of the primary-facing side; rate limits and bans are the guard's. */
+  limits: z.strictObject(listenerLimits).prefault({}),
   shutdown_timeout: configSchema.shape.shutdown_timeout,
   log: configSchema.shape.log,
 });

@@ -11,7 +11,7 @@ import type { Stage } from '../pipeline/stage.ts';
 
 const EMPTY = Buffer.alloc(0);
 
-export function createBodyStage(config: Pick<Config, 'limits'>): Stage {
+export function createBodyStage(config: { readonly limits: Pick<Config['limits'], 'max_body_bytes'> }): Stage {
   const max = config.limits.max_body_bytes;
   return {
     name: 'body',
