@@ -1,7 +1,6 @@
 /**
  * Listener plumbing both roles need: draining a server on shutdown, and the raw refusal written
  * to a socket whose request Node's HTTP parser rejected (there is no response object then).
- * The guard (server/guard.ts) has the same steps inline; it can call these instead.
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';

@@ -4,7 +4,6 @@
  * a refusal through the one response boundary, write exactly one audit event.
  */
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
@@ -26,7 +25,8 @@ import { createSharedState } from '../store/create.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { ReloadListener, ReloadTrigger } from '../reload/source.ts';
 import { startAdminServer } from './admin.ts';
-import { listenOrExplain } from './listen.ts';
+import { drainServer, plainAddress, writeRawRefusal } from './drain.ts';
+import { listenerOptions, listenOrExplain } from './listen.ts';
 import { createLiveGuard, type LiveGuard } from './reload.ts';
 
 const CONNECTION = Symbol('replguard.connection');
@@ -120,12 +120,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       sessionTimeout: 300,
       // A client that never finishes its handshake is cut like one that never finishes its headers.
       handshakeTimeout: config.limits.header_timeout,
-      maxHeaderSize: config.limits.max_header_bytes,
-      headersTimeout: config.limits.header_timeout,
-      requestTimeout: config.limits.request_timeout,
-      keepAliveTimeout: config.limits.keep_alive_timeout,
-      connectionsCheckingInterval: 1000,
-      noDelay: true,
+      ...listenerOptions(config.limits),
     },
     (req, res) => handle(req, res),
   );
@@ -205,19 +200,11 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       return;
     }
     const id = randomUUID();
-    const status = REASONS[reason].status;
-    const body = errorBody(status, id);
-    if (socket.writable) {
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n` +
-        `cache-control: no-store\r\nx-replguard-request-id: ${id}\r\n\r\n${body}`,
-      );
-    }
-    socket.destroy();
+    const status = REASONS[reason].status === 408 ? 408 : 400;
+    const bytes = writeRawRefusal(socket, status, id);
     const event = connectionEvent(conn, reason, err.code);
     event.event.action = 'replication-request';
-    event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes: Buffer.byteLength(body) } } };
+    event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes } } };
     event.replguard.request_id = id;
     record(event);
     bans.recordOutcome(reason, conn, undefined);
@@ -329,18 +316,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         draining = true;
         const timeout = live.config().shutdown_timeout;
         log.info({ timeout_ms: timeout }, 'draining: no new connections, finishing in-flight requests');
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections?.();
-        let timer: NodeJS.Timeout | undefined;
-        const deadline = new Promise<'deadline'>((resolve) => {
-          timer = setTimeout(() => resolve('deadline'), timeout);
-        });
-        const result = await Promise.race([closed.then(() => 'closed' as const), deadline]);
-        clearTimeout(timer);
-        if (result === 'deadline') {
-          log.warn('drain deadline reached: closing the remaining connections');
-          server.closeAllConnections?.();
-        }
+        await drainServer(server, timeout, log);
         listening = false;
         live.close();
         bans.stop();
@@ -352,11 +328,6 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       return shutdownPromise;
     },
   };
-}
-
-function plainAddress(address: string | undefined): string {
-  if (!address) return 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 function bareConnection(socket: Socket): ConnectionInfo {

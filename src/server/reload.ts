@@ -30,6 +30,7 @@ import type { OperationalLog } from '../log/operational.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
 import type { TlsMaterial } from '../tls/material.ts';
 import { createReloadableTlsContext, type ReloadableTlsContext } from '../tls/reloadable-context.ts';
+import { applyListenerLimits } from './listen.ts';
 import { buildPipeline, type GuardPipeline, type PipelineDeps } from './pipeline.ts';
 
 /**
@@ -231,14 +232,7 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
 
 /** The server settings that follow the config; Node reads each of them per connection or per check. */
 export function applyServerLimits(server: Server, config: Readonly<Config>): void {
-  const { limits } = config;
-  // maxHeaderSize is read when a connection's parser is set up (not in @types/node's Server).
-  (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_bytes;
-  server.maxHeadersCount = limits.max_headers;
-  server.maxConnections = limits.max_connections;
-  server.headersTimeout = limits.header_timeout;
-  server.requestTimeout = limits.request_timeout;
-  server.keepAliveTimeout = limits.keep_alive_timeout;
+  applyListenerLimits(server, config.limits);
 }
 
 /** The leaf key paths under RESTART_ONLY whose values differ between two configs. */

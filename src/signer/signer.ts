@@ -32,7 +32,7 @@ import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts'
 import { newWebhookId, signatureHeaders } from '../replay/signature.ts';
 import { startAdminServer } from '../server/admin.ts';
 import { drainServer, plainAddress, writeRawRefusal } from '../server/drain.ts';
-import { listenOrExplain } from '../server/listen.ts';
+import { applyListenerLimits, listenerOptions, listenOrExplain } from '../server/listen.ts';
 import { sendAttempt, type AttemptOutcome, type AttemptTls } from './attempt.ts';
 import { prepareBody, type PreparedBody } from './body.ts';
 import { attemptCredential } from './credentials.ts';
@@ -101,12 +101,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
 
   const server: HttpServer = createServer(
     {
-      maxHeaderSize: config.limits.max_header_bytes,
-      headersTimeout: config.limits.header_timeout,
-      requestTimeout: config.limits.request_timeout,
-      keepAliveTimeout: config.limits.keep_alive_timeout,
-      connectionsCheckingInterval: 1000,
-      noDelay: true,
+      ...listenerOptions(config.limits),
     },
     (req, res) => {
       handle(req, res).catch((err: unknown) => {
@@ -116,8 +111,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       });
     },
   );
-  server.maxHeadersCount = config.limits.max_headers;
-  server.maxConnections = config.limits.max_connections;
+  applyListenerLimits(server, config.limits);
 
   const base = (ctx: RequestContext) => ({
     client: { ip: ctx.conn.remoteAddress, port: ctx.conn.remotePort },
