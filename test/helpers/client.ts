@@ -1,7 +1,6 @@
 /** An HTTPS client for the tests: optional client certificate, raw results, never throws on status. */
-import { readFileSync } from 'node:fs';
 import { request, Agent } from 'node:https';
-import { wireBody, type CertFiles } from './pki.ts';
+import { clientTls, wireBody, type CertFiles } from './pki.ts';
 
 export interface Reply {
   status: number;
@@ -25,11 +24,9 @@ export function call(port: number, caFile: string, options: CallOptions = {}): P
     const req = request({
       host: '127.0.0.1',
       port,
-      servername: 'localhost',
       method: options.method ?? 'POST',
       path: options.path ?? '/api/replication/apply',
-      ca: readFileSync(caFile),
-      ...(options.cert ? { cert: readFileSync(options.cert.cert), key: readFileSync(options.cert.key) } : {}),
+      ...clientTls(caFile, options.cert),
       headers: { 'content-type': 'application/json', ...(options.method === 'GET' ? {} : { 'content-length': Buffer.byteLength(body) }), ...options.headers },
       agent: options.agent ?? false,
       timeout: options.timeoutMs ?? 10_000,

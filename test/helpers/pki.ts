@@ -29,6 +29,11 @@ export interface TestPki {
 
 let counter = 0;
 
+/** What a loopback TLS client of the guard presents: trust in the test CA, the client certificate if any. */
+export function clientTls(caFile: string, cert?: CertFiles): { servername: string; ca: Buffer; cert?: Buffer; key?: Buffer } {
+  return { servername: 'localhost', ca: readFileSync(caFile), ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) };
+}
+
 /**
  * The wire-format body a POP sends (the body contract wants `source_pop` to be the
  * authenticated POP): named after the certificate's CN, calgary-01 without a certificate.

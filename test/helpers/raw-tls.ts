@@ -3,9 +3,8 @@
  * and for TLS clients with unusual settings. Resolves with everything the server sent once
  * the server closes the connection (or after `ms`, then the socket is destroyed).
  */
-import { readFileSync } from 'node:fs';
 import { connect, type ConnectionOptions } from 'node:tls';
-import type { CertFiles } from './pki.ts';
+import { clientTls, type CertFiles } from './pki.ts';
 
 export interface RawOptions {
   cert?: CertFiles;
@@ -26,9 +25,7 @@ export function rawTls(port: number, caFile: string, options: RawOptions = {}): 
     const socket = connect({
       host: '127.0.0.1',
       port,
-      servername: 'localhost',
-      ca: readFileSync(caFile),
-      ...(options.cert ? { cert: readFileSync(options.cert.cert), key: readFileSync(options.cert.key) } : {}),
+      ...clientTls(caFile, options.cert),
       ...options.tls,
     });
     const done = (error?: string) => {

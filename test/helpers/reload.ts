@@ -11,7 +11,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { call, type CallOptions } from './client.ts';
 import type { AuditRecord, GuardProcess } from './guard.ts';
-import { wireBody, type CertFiles } from './pki.ts';
+import { clientTls, wireBody, type CertFiles } from './pki.ts';
 
 /** Replaces a file in one step (a temporary file renamed over it), as an operator should. */
 export function atomicWrite(file: string, content: string | Buffer, mode = 0o600): string {
@@ -141,9 +141,7 @@ export function probeTls(port: number, caFile: string, cert?: CertFiles, session
     const socket: TLSSocket = connect({
       host: '127.0.0.1',
       port,
-      servername: 'localhost',
-      ca: readFileSync(caFile),
-      ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}),
+      ...clientTls(caFile, cert),
       ...(session ? { session } : {}),
     });
     const timer = setTimeout(() => finish({ ok: false, error: 'timeout' }), 5000);

@@ -3,10 +3,9 @@
  * a chosen loopback source address (127.0.0.0/8 is all loopback on Linux, so one machine can
  * play many clients), and what came back before the guard closed the connection.
  */
-import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect, type TLSSocket } from 'node:tls';
-import { wireBody, type CertFiles } from './pki.ts';
+import { clientTls, wireBody, type CertFiles } from './pki.ts';
 
 export interface RawResult {
   /** Everything the guard sent. */
@@ -29,9 +28,7 @@ export function tlsConnect(port: number, caFile: string, options: RawOptions = {
     const socket = connect({
       host: '127.0.0.1',
       port,
-      servername: 'localhost',
-      ca: readFileSync(caFile),
-      ...(options.cert ? { cert: readFileSync(options.cert.cert), key: readFileSync(options.cert.key) } : {}),
+      ...clientTls(caFile, options.cert),
       ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     }, () => resolve(socket));
     socket.once('error', reject);
@@ -79,11 +76,9 @@ export function post(port: number, caFile: string, options: { cert?: CertFiles; 
     const req = request({
       host: '127.0.0.1',
       port,
-      servername: 'localhost',
       method: 'POST',
       path: options.path ?? '/api/replication/apply',
-      ca: readFileSync(caFile),
-      ...(options.cert ? { cert: readFileSync(options.cert.cert), key: readFileSync(options.cert.key) } : {}),
+      ...clientTls(caFile, options.cert),
       ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       agent: options.agent ?? false,
