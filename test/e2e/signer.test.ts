@@ -7,7 +7,7 @@ import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -293,11 +293,26 @@ t.test('relays between the signer and the guard', async (t) => {
 
 t.test('the guard down: retries on the schedule, delivered when it is back', async (t) => {
   const backup = await startBackup();
-  // Learn a free port by starting the guard once, then take it down.
-  let guard = await startReplguard(guardConfig(backup.url));
-  const port = guard.port;
-  await guard.stop();
+  const guard = await startReplguard(guardConfig(backup.url));
+  // The signer talks to a TCP relay that keeps its port all along: "down" drops every
+  // connection (as a dead guard's host would), "up" pipes to the guard. Stopping the guard and
+  // restarting it on its old port instead would race other tests for that port.
+  let guardUp = false;
+  const relay = createNetServer((client) => {
+    if (!guardUp) {
+      client.destroy();
+      return;
+    }
+    const upstream = netConnect(guard.port, '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  const port = (relay.address() as AddressInfo).port;
   t.teardown(async () => {
+    await new Promise<void>((resolve) => relay.close(() => resolve()));
     await guard.stop();
     await backup.stop();
   });
@@ -324,7 +339,7 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
       // The guard comes back during the second wait; the sleep itself does not wait.
       sleep: async (ms) => {
         delays.push(ms);
-        if (delays.length === 2) guard = await startReplguard(guardConfig(backup.url, { listen: { host: '127.0.0.1', port } }));
+        if (delays.length === 2) guardUp = true;
       },
     });
     t.teardown(() => signer.shutdown());
@@ -348,7 +363,7 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
   });
 
   await t.test('down for good: max_retries waits, then 502 to the primary', async (t) => {
-    await guard.stop();
+    guardUp = false;
     const delays: number[] = [];
     const signer = await startSigner(configFor({ retry: { max_retries: 3 } }), { audit, log, sleep: async (ms) => void delays.push(ms) });
     t.teardown(() => signer.shutdown());
