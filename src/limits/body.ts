@@ -40,6 +40,7 @@ function readBody(ctx: RequestContext, max: number): Promise<void> {
       req.off('end', onEnd);
       req.off('aborted', onAborted);
       req.off('close', onClose);
+      req.socket.off('close', onClose);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
@@ -67,5 +68,7 @@ function readBody(ctx: RequestContext, max: number): Promise<void> {
     req.on('end', onEnd);
     req.on('aborted', onAborted);
     req.on('close', onClose);
+    // After an HTTP parse error mid-body, Node no longer ends or aborts the request itself.
+    req.socket.on('close', onClose);
   });
 }

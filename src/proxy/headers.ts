@@ -68,15 +68,30 @@ export function isIdentityHeader(name: string): boolean {
   return REPLACED.has(n) || IDENTITY_PREFIXES.some((p) => n.startsWith(p));
 }
 
-/** The upstream's response headers without hop-by-hop fields, as an object for writeHead. */
-export function downstreamResponseHeaders(rawHeaders: readonly string[]): Record<string, string | string[]> {
+/**
+ * The upstream's response headers without hop-by-hop fields, as an object for writeHead: from a
+ * raw [name, value, ...] list (node:http) or from an object of lower-case names (undici).
+ */
+export function downstreamResponseHeaders(
+  headers: readonly string[] | Readonly<Record<string, string | string[] | undefined>>,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || name === 'x-replguard-request-id') continue;
-    const value = rawHeaders[i + 1]!;
+  const add = (name: string, value: string | string[]) => {
+    if (HOP_BY_HOP.has(name) || name === 'x-replguard-request-id') return;
     const prev = out[name];
-    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+    out[name] = prev === undefined ? value : [...[prev].flat(), ...[value].flat()];
+  };
+  if (isRawList(headers)) {
+    for (let i = 0; i < headers.length; i += 2) add(headers[i]!.toLowerCase(), headers[i + 1]!);
+  } else {
+    for (const name in headers) {
+      const value = headers[name];
+      if (value !== undefined) add(name.toLowerCase(), value);
+    }
   }
   return out;
+}
+
+function isRawList(headers: unknown): headers is readonly string[] {
+  return Array.isArray(headers);
 }

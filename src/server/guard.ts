@@ -239,16 +239,37 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     conn.inflight = ctx;
     // The pipeline in force now serves this whole request, even if a reload swaps it meanwhile.
     const lease = live.acquire();
-    let outcome: { reason: Reason; detail: string | undefined } = { reason: 'INTERNAL', detail: 'no outcome' };
+    let outcome: { reason: Reason; detail: string | undefined } | undefined;
     let responseBytes = 0;
-    res.once('close', () => {
+    let closed = false;
+    let recorded = false;
+    // The one audit event is written once the response is closed and the pipeline has decided.
+    // Either may come first: a client that sent `connection: close` has its socket closed
+    // (nextTick) before the pipeline's promise settles (microtask).
+    const finish = () => {
+      if (recorded || !closed || !outcome) return;
+      recorded = true;
       lease.release();
-      if (conn.inflight === ctx) conn.inflight = undefined;
       const reason = ctx.interruptedBy ?? outcome.reason;
       const detail = interruptions.get(ctx) ?? outcome.detail;
       const status = res.headersSent ? res.statusCode : 0;
       record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
       bans.recordOutcome(reason, conn, ctx.pop);
+    };
+    res.once('close', () => {
+      closed = true;
+      if (conn.inflight === ctx) conn.inflight = undefined;
+      // Decided outside the pipeline (the HTTP parser's error, a timeout): nothing to wait for.
+      if (ctx.interruptedBy) outcome ??= { reason: ctx.interruptedBy, detail: undefined };
+      finish();
+      // Every stage settles once its client is gone (body reads end, the upstream is bounded by
+      // upstream.timeout); should one not, the event is still written, never lost.
+      if (!recorded) {
+        setTimeout(() => {
+          outcome ??= { reason: 'INTERNAL', detail: 'the pipeline had not settled long after the client left' };
+          finish();
+        }, live.config().upstream.timeout + 5000).unref();
+      }
     });
     // Draining, or the client CA bundle / CRL changed since this connection's handshake: this
     // is its last request, so that the client reconnects and is verified against the new set.
@@ -257,14 +278,15 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
     lease.pipeline.run(ctx).then(
       () => {
-        outcome = { reason: 'FORWARDED', detail: undefined };
+        outcome ??= { reason: 'FORWARDED', detail: undefined };
         responseBytes = ctx.responseBytes;
+        finish();
       },
       (err: unknown) => {
         if (err instanceof Rejection) {
-          outcome = { reason: err.reason, detail: err.detail };
+          outcome ??= { reason: err.reason, detail: err.detail };
         } else {
-          outcome = { reason: 'INTERNAL', detail: 'unexpected error; see the operational log' };
+          outcome ??= { reason: 'INTERNAL', detail: 'unexpected error; see the operational log' };
           log.error({ err, request_id: ctx.id }, 'unexpected error in the request pipeline');
         }
         const rejection = err instanceof Rejection ? err : new Rejection('INTERNAL');
@@ -274,6 +296,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
           // An unread body must not be parsed as the next request: close once the answer is out.
           res.once('finish', () => req.socket.destroySoon?.());
         }
+        finish();
       },
     );
   }

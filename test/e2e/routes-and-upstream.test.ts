@@ -2,6 +2,8 @@
 import t from 'tap';
 import { connect } from 'node:tls';
 import { readFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import { once } from 'node:events';
 import { makePki } from '../helpers/pki.ts';
 import { closedPortUrl, startBackup, startHangingUpstream } from '../helpers/upstream.ts';
 import { baseConfig, startGuard } from '../helpers/guard.ts';
@@ -106,4 +108,65 @@ t.test('upstream hanging: 504 after upstream.timeout, generic', async (t) => {
   t.same(JSON.parse(reply.body), { error: 'gateway_timeout', request_id: reply.headers['x-replguard-request-id'] });
   t.equal(upstream.hits(), 1);
   await guard.waitForEvents((e) => e.event.reason === 'UPSTREAM_TIMEOUT', 1);
+});
+
+/** An upstream that answers each path its own way, at the socket level (malformed answers included). */
+async function startScriptedUpstream(): Promise<{ url: string; stop(): Promise<void> }> {
+  const big = Buffer.alloc(300 * 1024, 'x');
+  const server = createNetServer((socket) => {
+    let head = '';
+    socket.on('data', (d) => {
+      head += d.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      if (head.length < end + 4 + length) return;
+      const path = head.split(' ')[1];
+      head = '';
+      if (path === '/big') {
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${big.length}\r\n\r\n`);
+        socket.write(big);
+      } else if (path === '/chunked') {
+        socket.write('HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n\r\n5\r\n{"ok"\r\n6\r\n:true}\r\n0\r\n\r\n');
+      } else {
+        socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+t.test('upstream answers are relayed as sent: large (streamed), chunked (coalesced); a malformed one is a generic 502', async (t) => {
+  const upstream = await startScriptedUpstream();
+  const config = baseConfig(pki, upstream.url);
+  const guard = await startGuard({ ...config, routes: ['/big', '/chunked', '/malformed'].map((path) => ({ method: 'POST', path })) });
+  t.teardown(async () => {
+    await guard.stop();
+    await upstream.stop();
+  });
+  const big = await call(guard.port, pki.caFile, { cert: pop, path: '/big' });
+  t.equal(big.status, 200);
+  t.equal(big.body.length, 300 * 1024, 'every byte of a response larger than the coalescing buffer');
+  t.ok(/^x+$/.test(big.body), 'in order');
+  t.equal(big.headers['content-length'], String(300 * 1024));
+  const chunked = await call(guard.port, pki.caFile, { cert: pop, path: '/chunked' });
+  t.equal(chunked.status, 201);
+  t.equal(chunked.body, '{"ok":true}');
+  t.same(chunked.headers['set-cookie'], ['a=1', 'b=2'], 'a repeated field keeps its values');
+  t.ok(chunked.headers['x-replguard-request-id'], 'the guard names the request');
+  const malformed = await call(guard.port, pki.caFile, { cert: pop, path: '/malformed' });
+  t.equal(malformed.status, 502);
+  t.same(JSON.parse(malformed.body), { error: 'bad_gateway', request_id: malformed.headers['x-replguard-request-id'] });
+  const events = await guard.waitForEvents((e) => e.event.action === 'replication-request', 3);
+  t.same(events.map((e) => [e.url.path, e.event.reason, e.http.response.body.bytes]), [
+    ['/big', 'FORWARDED', 300 * 1024],
+    ['/chunked', 'FORWARDED', 11],
+    ['/malformed', 'UPSTREAM_UNAVAILABLE', Buffer.byteLength(malformed.body)],
+  ]);
 });

@@ -40,3 +40,10 @@ t.test('response headers: hop-by-hop dropped, duplicates kept', async (t) => {
     'set-cookie': ['a', 'b'],
   });
 });
+
+t.test('downstreamResponseHeaders takes the object form undici parses (lower-case names, repeated fields as arrays)', async (t) => {
+  t.same(downstreamResponseHeaders({ 'content-type': 'application/json', connection: 'keep-alive', 'keep-alive': 'timeout=4', 'set-cookie': ['a', 'b'], 'x-replguard-request-id': 'spoof', 'transfer-encoding': 'chunked' }), {
+    'content-type': 'application/json',
+    'set-cookie': ['a', 'b'],
+  });
+});
