@@ -30,7 +30,7 @@ import type { ConnectionInfo, PeerCertificateInfo, RequestContext } from '../pip
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import type { Stage } from '../pipeline/stage.ts';
 import type { BanRecord, BanStore } from '../store/ban-store.ts';
-import { addressKey, isPopKey, popKey } from './client-key.ts';
+import { connectionAddressKey, isPopKey, popKey } from './client-key.ts';
 import { storeUnavailable } from './unavailable.ts';
 
 /** How often ended bans are reported and the local view is refreshed. */
@@ -141,7 +141,7 @@ export class Bans {
 
   /** The keys a connection is known by: its address, and its certificate's POP when it has one. */
   connectionKeys(conn: ConnectionInfo, pop?: string): string[] {
-    const keys = [addressKey(conn.remoteAddress)];
+    const keys = [connectionAddressKey(conn)];
     const p = pop ?? this.connectionPop(conn);
     if (p !== undefined) keys.push(popKey(p));
     return keys;
@@ -162,7 +162,19 @@ export class Bans {
    * on the way are reported. Rejects when the store cannot answer (the caller fails closed).
    */
   async check(keys: readonly string[]): Promise<BanRecord | undefined> {
-    const records = await this.state.bans.get(keys);
+    return this.judge(keys, await this.state.bans.get(keys));
+  }
+
+  /**
+   * The same check answered synchronously when the store is in this process (memory); `null`
+   * when only the asynchronous check() can answer (a remote store).
+   */
+  checkNow(keys: readonly string[]): BanRecord | undefined | null {
+    const getNow = this.state.bans.getNow;
+    return getNow ? this.judge(keys, getNow(keys)) : null;
+  }
+
+  private judge(keys: readonly string[], records: ReadonlyArray<BanRecord | undefined>): BanRecord | undefined {
     const now = this.now();
     let active: BanRecord | undefined;
     records.forEach((record, i) => {
@@ -276,14 +288,14 @@ export function createBanStage(bans: Bans): Stage {
       if (keys.length === 0) return;
       for (const k of keys) done.add(k);
       checked.set(ctx, done);
-      return bans.check(keys).then(
-        (ban) => {
-          if (ban) throw new Rejection('LIMIT_BANNED', `${ban.key} is banned until ${new Date(ban.until).toISOString()}`);
-        },
-        (err: unknown) => {
-          throw storeUnavailable('ban check', err);
-        },
-      );
+      const refuse = (ban: BanRecord | undefined) => {
+        if (ban) throw new Rejection('LIMIT_BANNED', `${ban.key} is banned until ${new Date(ban.until).toISOString()}`);
+      };
+      const now = bans.checkNow(keys);
+      if (now !== null) return refuse(now);
+      return bans.check(keys).then(refuse, (err: unknown) => {
+        throw storeUnavailable('ban check', err);
+      });
     },
   };
 }

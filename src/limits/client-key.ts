@@ -20,6 +20,17 @@ export function addressKey(address: string): string {
   return `${ADDRESS_PREFIX}${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
 }
 
+/** addressKey() of a connection's client, worked out once per connection (it cannot change). */
+const connectionKeys = new WeakMap<{ readonly remoteAddress: string }, string>();
+export function connectionAddressKey(conn: { readonly remoteAddress: string }): string {
+  let key = connectionKeys.get(conn);
+  if (key === undefined) {
+    key = addressKey(conn.remoteAddress);
+    connectionKeys.set(conn, key);
+  }
+  return key;
+}
+
 export function isPopKey(key: string): boolean {
   return key.startsWith(POP_PREFIX);
 }

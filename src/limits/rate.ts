@@ -8,7 +8,7 @@ import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection, type Reason } from '../pipeline/reasons.ts';
 import type { Stage } from '../pipeline/stage.ts';
-import { addressKey, popKey } from './client-key.ts';
+import { connectionAddressKey, popKey } from './client-key.ts';
 import { storeUnavailable } from './unavailable.ts';
 
 /** A rate-limiter-flexible limiter (or BurstyRateLimiter): resolves, or rejects with a RateLimiterRes when over. */
@@ -32,7 +32,7 @@ function limit(limiter: RequestLimiter, key: string, over: Reason, what: string)
 export function createAddressRateStage(limiter: RequestLimiter): Stage {
   return {
     name: 'address-rate',
-    run: (ctx: RequestContext) => limit(limiter, addressKey(ctx.conn.remoteAddress), 'LIMIT_ADDRESS_RATE_EXCEEDED', 'client address'),
+    run: (ctx: RequestContext) => limit(limiter, connectionAddressKey(ctx.conn), 'LIMIT_ADDRESS_RATE_EXCEEDED', 'client address'),
   };
 }
 

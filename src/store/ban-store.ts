@@ -22,6 +22,11 @@ export interface BanStore {
   add(record: BanRecord): Promise<boolean>;
   /** The records of these keys (expired ones included until removed), in order. */
   get(keys: readonly string[]): Promise<Array<BanRecord | undefined>>;
+  /**
+   * The same, answered at once, by a store whose records are in this process (memory): the
+   * per-request ban check then costs no promise. Absent on a remote store (Redis).
+   */
+  readonly getNow?: (keys: readonly string[]) => Array<BanRecord | undefined>;
   /** Every record held, at most `limit`. */
   list(limit: number): Promise<BanRecord[]>;
   /**

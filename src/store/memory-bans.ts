@@ -29,8 +29,11 @@ export class MemoryBanStore implements BanStore {
   }
 
   get(keys: readonly string[]): Promise<Array<BanRecord | undefined>> {
-    return Promise.resolve(keys.map((k) => (isPopKey(k) ? this.pops.get(k) : this.addresses.get(k))));
+    return Promise.resolve(this.getNow(keys));
   }
+
+  readonly getNow = (keys: readonly string[]): Array<BanRecord | undefined> =>
+    keys.map((k) => (isPopKey(k) ? this.pops.get(k) : this.addresses.get(k)));
 
   list(limit: number): Promise<BanRecord[]> {
     const out: BanRecord[] = [];
