@@ -26,6 +26,8 @@ export interface ReplicationBody {
 // fatal: invalid UTF-8 throws instead of becoming U+FFFD; ignoreBOM: a BOM stays in the text,
 // where JSON.parse refuses it (RFC 8259 section 8.1: senders MUST NOT add one).
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Keys that are their own case fold (foldKey's fast path). */
+const LOWER_ASCII_KEY = /^[a-z0-9_.-]*$/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Checks the content type: `application/json`, optionally with `charset=utf-8`, nothing else. */
@@ -129,7 +131,8 @@ export function createBodyContractStage(): Stage {
  * It also folds a few pairs EqualFold does not ("ß"/"ss"): that only refuses more.
  */
 export function foldKey(key: string): string {
-  return key.toUpperCase().toLowerCase();
+  // Plain lower-case ASCII (nearly every key) is its own fold.
+  return LOWER_ASCII_KEY.test(key) ? key : key.toUpperCase().toLowerCase();
 }
 
 /**
@@ -151,13 +154,18 @@ export function findKeyProblem(text: string): { reason: Reason; detail: string }
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
       const end = stringEnd(text, i);
-      let value = text.slice(i + 1, end);
-      if (value.includes('\\')) {
+      const escaped = text.indexOf('\\', i + 1);
+      const hasEscape = escaped !== -1 && escaped < end;
+      // Only an escape can spell a lone surrogate (JSON.parse accepted the text, and a JS string
+      // decoded from valid UTF-8 holds none): unescaped strings cost no copy.
+      let value: string | undefined;
+      if (hasEscape) {
         value = JSON.parse(text.slice(i, end + 1)) as string;
         if (LONE_SURROGATE.test(value)) return { reason: 'BODY_NOT_UTF8', detail: 'a JSON string escapes a lone surrogate' };
       }
       const top = stack[depth - 1];
       if (expectKey && top) {
+        value ??= text.slice(i + 1, end);
         const key = foldKey(value);
         if (top.has(key)) return { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${depth}${key === value ? '' : ' (after case folding)'}` };
         top.add(key);
