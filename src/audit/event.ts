@@ -98,21 +98,23 @@ function base(reason: string, alert: boolean, outcome: 'success' | 'failure', ac
   return { kind: alert ? 'alert' : 'event', category, type, action, outcome, reason, module: 'replguard', dataset: 'replguard.audit' };
 }
 
+// The builders below assign optional fields one by one rather than spreading conditional
+// objects: a field that is unknown is left out, and an event costs no intermediate objects
+// (one is built per request).
+
 function tlsFields(conn: ConnectionInfo): AuditEvent['tls'] {
+  const tls: NonNullable<AuditEvent['tls']> = {};
   const version = conn.tlsVersion?.startsWith('TLSv') ? conn.tlsVersion.slice(4) : conn.tlsVersion;
+  if (version !== undefined) {
+    tls.version = version;
+    tls.version_protocol = 'tls';
+  }
   const peer = conn.peer;
-  return {
-    ...(version !== undefined ? { version, version_protocol: 'tls' } : {}),
-    ...(peer
-      ? {
-          client: {
-            subject: clip(peer.subject),
-            hash: { sha256: peer.sha256 },
-            ...(Number.isFinite(peer.notAfterMs) ? { not_after: new Date(peer.notAfterMs).toISOString() } : {}),
-          },
-        }
-      : {}),
-  };
+  if (peer) {
+    tls.client = { subject: clip(peer.subject), hash: { sha256: peer.sha256 } };
+    if (Number.isFinite(peer.notAfterMs)) tls.client.not_after = new Date(peer.notAfterMs).toISOString();
+  }
+  return tls;
 }
 
 /**
@@ -139,13 +141,9 @@ export function requestEvent(
   detail: string | undefined,
 ): AuditEvent {
   const failed = reason !== 'FORWARDED';
-  const ua = userAgent(ctx.req.headers['user-agent']);
-  return {
+  const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
-    event: {
-      ...base(reason, REASONS[reason].alert, failed ? 'failure' : 'success', 'replication-request', ['network', 'web'], failed ? ['denied'] : ['access', 'allowed']),
-      duration: Math.round(durationMs * 1e6),
-    },
+    event: base(reason, REASONS[reason].alert, failed ? 'failure' : 'success', 'replication-request', ['network', 'web'], failed ? ['denied'] : ['access', 'allowed']),
     source: { ip: ctx.conn.remoteAddress, port: ctx.conn.remotePort },
     tls: tlsFields(ctx.conn),
     http: {
@@ -153,19 +151,21 @@ export function requestEvent(
       response: { status_code: status, body: { bytes: responseBytes } },
     },
     url: { path: clip(ctx.path ?? withoutQuery(ctx.req.url)) },
-    ...(ua ? { user_agent: ua } : {}),
-    replguard: {
-      request_id: ctx.id,
-      ...(ctx.pop !== undefined ? { pop: ctx.pop } : {}),
-      credentials: ctx.credentials,
-      ...(ctx.entries !== undefined ? { entries: ctx.entries } : {}),
-      ...(ctx.webhookId !== undefined ? { webhook_id: clip(ctx.webhookId) } : {}),
-      ...(ctx.jti !== undefined ? { jti: clip(ctx.jti) } : {}),
-      ...(ctx.tokenFingerprint !== undefined ? { token_fingerprint: clip(ctx.tokenFingerprint) } : {}),
-      ...(ctx.upstreamMs !== undefined ? { upstream_duration: Math.round(ctx.upstreamMs * 1e6) } : {}),
-      ...(detail !== undefined ? { detail: clip(detail) } : {}),
-    },
+    replguard: { request_id: ctx.id },
   };
+  event.event.duration = Math.round(durationMs * 1e6);
+  const ua = userAgent(ctx.req.headers['user-agent']);
+  if (ua) event.user_agent = ua;
+  const r = event.replguard;
+  if (ctx.pop !== undefined) r.pop = ctx.pop;
+  r.credentials = ctx.credentials;
+  if (ctx.entries !== undefined) r.entries = ctx.entries;
+  if (ctx.webhookId !== undefined) r.webhook_id = clip(ctx.webhookId);
+  if (ctx.jti !== undefined) r.jti = clip(ctx.jti);
+  if (ctx.tokenFingerprint !== undefined) r.token_fingerprint = clip(ctx.tokenFingerprint);
+  if (ctx.upstreamMs !== undefined) r.upstream_duration = Math.round(ctx.upstreamMs * 1e6);
+  if (detail !== undefined) r.detail = clip(detail);
+  return event;
 }
 
 /** A connection refused before any HTTP request (TLS layer). */

@@ -116,6 +116,28 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     },
   });
 
+  // prom-client hashes a label set on every inc/observe; the labelled children are kept instead
+  // (bounded: outcomes x reason codes x configured POPs plus "unknown").
+  const counterChildren = new Map<string, ReturnType<typeof requests.labels>>();
+  function requestCounter(outcome: string, reason: string, pop: string) {
+    const key = `${outcome}\u0000${reason}\u0000${pop}`;
+    let child = counterChildren.get(key);
+    if (!child) {
+      child = requests.labels({ outcome, reason, pop });
+      counterChildren.set(key, child);
+    }
+    return child;
+  }
+  const durationChildren = new Map<string, ReturnType<typeof requestDuration.labels>>();
+  function durationHistogram(outcome: string) {
+    let child = durationChildren.get(outcome);
+    if (!child) {
+      child = requestDuration.labels({ outcome });
+      durationChildren.set(outcome, child);
+    }
+    return child;
+  }
+
   function secondsUntil(ms: number): number {
     return Math.floor((ms - now()) / 1000);
   }
@@ -146,8 +168,8 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
       }
       if (action !== 'replication-request') return;
       const pop = popLabel(event.replguard.pop);
-      requests.inc({ outcome, reason, pop });
-      if (duration !== undefined) requestDuration.observe({ outcome }, duration / 1e9);
+      requestCounter(outcome, reason, pop).inc();
+      if (duration !== undefined) durationHistogram(outcome).observe(duration / 1e9);
       if (event.replguard.upstream_duration !== undefined) upstreamDuration.observe(event.replguard.upstream_duration / 1e9);
       const notAfter = event.tls?.client?.not_after;
       if (pop !== 'unknown' && notAfter !== undefined) peerNotAfter.set(pop, Date.parse(notAfter));
