@@ -108,7 +108,7 @@ export const REASONS = {
   SIGNER_BACKUP_PIN_MISMATCH: { status: 502, alert: true, description: "the backup's certificate is valid but its SHA-256 is not among backup.pin_sha256: never retried" },
   SIGNER_PRIMARY_GONE: { status: 502, alert: false, description: 'the primary closed its connection while the signer waited to retry: no further attempt (nobody would get the answer, and a late delivery could overtake a newer batch)' },
 
-  UPSTREAM_UNAVAILABLE: { status: 502, alert: false, description: 'the upstream refused or dropped the connection' },
+  UPSTREAM_UNAVAILABLE: { status: 502, alert: false, description: 'the upstream refused or dropped the connection, or answered malformed HTTP' },
   UPSTREAM_TIMEOUT: { status: 504, alert: false, description: 'the upstream did not answer within upstream.timeout' },
   UPSTREAM_ABORTED: { status: 502, alert: false, description: 'the upstream broke off its response after it had started' },
 

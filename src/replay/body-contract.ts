@@ -150,12 +150,18 @@ export function findKeyProblem(text: string): { reason: Reason; detail: string }
   let depth = 0;
   const n = text.length;
   let i = 0;
+  // Where the next backslash is (n when there is none left): looked up again only once the scan
+  // has passed it, so finding escapes stays linear in the body's length.
+  let nextEscape = -1;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
       const end = stringEnd(text, i);
-      const escaped = text.indexOf('\\', i + 1);
-      const hasEscape = escaped !== -1 && escaped < end;
+      if (nextEscape < i) {
+        nextEscape = text.indexOf('\\', i + 1);
+        if (nextEscape === -1) nextEscape = n;
+      }
+      const hasEscape = nextEscape < end;
       // Only an escape can spell a lone surrogate (JSON.parse accepted the text, and a JS string
       // decoded from valid UTF-8 holds none): unescaped strings cost no copy.
       let value: string | undefined;

@@ -86,3 +86,11 @@ t.test('content type', async (t) => {
     t.equal(reason(bad), 'BODY_CONTENT_TYPE_INVALID', String(bad));
   }
 });
+
+t.test('escapes are found wherever they sit: before, between and after plain strings', async (t) => {
+  const plain = Array.from({ length: 50 }, (_, i) => `"k${i}":"v${i}"`).join(',');
+  t.equal(findKeyProblem(`{${plain},"d\\u0041":1,"dA":2}`)?.reason, 'BODY_DUPLICATE_KEY', 'an escaped key after many plain strings');
+  t.equal(findKeyProblem(`{"x":"a\\"b",${plain},"k1":3}`)?.reason, 'BODY_DUPLICATE_KEY', 'a plain repeat after an escaped value');
+  t.equal(findKeyProblem(`{${plain},"s":"\\ud800"}`)?.reason, 'BODY_NOT_UTF8', 'a lone surrogate escape at the end');
+  t.equal(findKeyProblem(`{"e":"\\\\",${plain},"f":"\\n"}`), undefined, 'escapes that hide nothing');
+});
