@@ -142,10 +142,14 @@ async function main() {
   for (const [k, size] of [['1k', 1024], ['1m', 1024 * 1024]]) {
     bodies[k] = path.join(runDir, `body-${k}.json`);
     writeFileSync(bodies[k], makeBody(size));
+    // for pre-signed requests (replguard-full): no timestamp/nonce fields to repeat per request
+    bodies[`${k}-signed`] = path.join(runDir, `body-${k}-signed.json`);
+    writeFileSync(bodies[`${k}-signed`], makeBody(size, { signed: true }));
   }
   const ctx = {
     benchDir, repoRoot, runDir, pki, bodies,
     shim: buildShim(kit, runRoot),
+    kitDir: kit,
     postLua: path.join(kit, 'post.lua'),
     // extra V8/Node flags for the Node targets (node-floor, http-proxy-min, replguard): experiments
     nodeArgs: [

@@ -55,9 +55,14 @@ export function makePki(dir) {
  * The replication wire format, padded to exactly `size` bytes:
  * {"source_pop":"calgary-01","entries":[...],"timestamp":<unix s>,"nonce":"..."}
  */
-export function makeBody(size, { timestamp = Math.floor(Date.now() / 1000), nonce = randomBytes(16).toString('hex') } = {}) {
+/**
+ * A replication body of exactly `size` bytes. With `signed: true` it leaves out the optional
+ * `timestamp` and `nonce` fields, which a signed request's body must otherwise repeat from its
+ * headers: one body then serves many pre-signed requests.
+ */
+export function makeBody(size, { timestamp = Math.floor(Date.now() / 1000), nonce = randomBytes(16).toString('hex'), signed = false } = {}) {
   const entry = (seq, value) => ({ seq, op: 'upsert', table: 'backups', key: `k-${String(seq).padStart(8, '0')}`, value });
-  const render = (entries) => JSON.stringify({ source_pop: 'calgary-01', entries, timestamp, nonce });
+  const render = (entries) => JSON.stringify(signed ? { source_pop: 'calgary-01', entries } : { source_pop: 'calgary-01', entries, timestamp, nonce });
   const entries = [];
   const filler = 'x'.repeat(900);
   while (render([...entries, entry(entries.length, filler), entry(entries.length + 1, '')]).length < size) {

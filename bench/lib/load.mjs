@@ -1,6 +1,7 @@
 // One measured run: wrk warm-up, /proc snapshots, wrk measured run, /proc snapshots, validity.
 import { CLK_TCK, runBounded, treeTicks, treeMemory, machineStat, parseShellChildTicks, snapshotProcesses, othersTicks, mainThreadTicks, processTree } from './proc.mjs';
 import http from 'node:http';
+import { rmSync } from 'node:fs';
 import { ROUTE } from './targets.mjs';
 
 /** Connections the upstream nginx has accepted so far (stub_status), or null. */
@@ -29,15 +30,15 @@ const WRAPPER = 'if [ -n "$SHIM" ]; then LD_PRELOAD="$SHIM" wrk "$@"; else wrk "
 /** Thresholds for flagging a run as noisy (measured over the run on the whole machine). */
 export const NOISE = { maxStealPct: 2, maxOtherCores: 0.15 };
 
-async function wrk(target, started, scenario, ctx, seconds) {
+async function wrk(target, started, scenario, ctx, seconds, extraEnv = {}) {
   const scheme = target.tls ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${started.port}${ROUTE}`;
   const env = {
     PATH: process.env.PATH,
-    BODY: ctx.bodies[scenario.body],
+    BODY: ctx.bodies[target.signedBody ? `${scenario.body}-signed` : scenario.body],
     ...(scenario.delayMs ? { DELAY_MS: String(scenario.delayMs) } : {}),
     ...(target.tls ? { SHIM: ctx.shim, SSL_CLIENT_CERT: ctx.pki.clientCert, SSL_CLIENT_KEY: ctx.pki.clientKey } : {}),
-    ...(target.wrkEnv?.(ctx, scenario) ?? {}),
+    ...extraEnv,
   };
   const args = ['-c', WRAPPER, 'sh', '-t1', `-c${scenario.connections}`, `-d${seconds}s`, '--timeout', '10s',
     '-s', target.wrkScript?.(ctx) ?? ctx.postLua, url];
@@ -63,7 +64,19 @@ function invalidReason(w) {
 }
 
 export async function measure(target, started, scenario, ctx, { duration, warmup }) {
-  const warm = await wrk(target, started, scenario, ctx, warmup);
+  // A target's per-run load files (replguard-full: pre-signed requests) are written before
+  // anything is measured, so that writing them is never counted as other load on the machine.
+  const warmEnv = target.wrkEnv?.(ctx, scenario, { started, seconds: warmup }) ?? {};
+  const runEnv = target.wrkEnv?.(ctx, scenario, { started, seconds: duration }) ?? {};
+  try {
+    return await measureWith(target, started, scenario, ctx, { duration, warmup, warmEnv, runEnv });
+  } finally {
+    for (const env of [warmEnv, runEnv]) if (env.REQUESTS) rmSync(env.REQUESTS, { force: true });
+  }
+}
+
+async function measureWith(target, started, scenario, ctx, { duration, warmup, warmEnv, runEnv }) {
+  const warm = await wrk(target, started, scenario, ctx, warmup, warmEnv);
   const warmInvalid = invalidReason(warm);
 
   const accepts0 = await upstreamAccepts(ctx);
@@ -74,7 +87,7 @@ export async function measure(target, started, scenario, ctx, { duration, warmup
   const main0 = mainThreadTicks(processTree(rootPid, p0));
   const m0 = machineStat();
 
-  const w = await wrk(target, started, scenario, ctx, duration);
+  const w = await wrk(target, started, scenario, ctx, duration, runEnv);
 
   const p1 = snapshotProcesses();
   const main1 = mainThreadTicks(processTree(rootPid, p1));

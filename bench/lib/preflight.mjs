@@ -32,8 +32,10 @@ export async function preflight(target, started, ctx) {
   const ca = readFileSync(pki.caCert);
   const cert = readFileSync(pki.clientCert);
   const key = readFileSync(pki.clientKey);
-  const body = readFileSync(ctx.bodies['1k']);
-  const base = { tls: target.tls, port: started.port, ca, headers: target.headers ?? {} };
+  const body = readFileSync(ctx.bodies[target.signedBody ? '1k-signed' : '1k']);
+  // A target's extra headers: fixed, or made per request (a fresh signature each time).
+  const headersFor = (b) => (typeof target.headers === 'function' ? target.headers(ctx, started, b) : target.headers ?? {});
+  const base = { tls: target.tls, port: started.port, ca, headers: headersFor(body) };
   const checks = [];
 
   const ok = await request({ ...base, cert, key, body });
@@ -49,7 +51,8 @@ export async function preflight(target, started, ctx) {
   }
 
   if (target.name !== 'direct') {
-    const over = await request({ ...base, cert, key, body: Buffer.alloc(64 * 1024, 0x20), contentLength: MAX_BODY_BYTES + 1 });
+    const part = Buffer.alloc(64 * 1024, 0x20);
+    const over = await request({ ...base, headers: headersFor(part), cert, key, body: part, contentLength: MAX_BODY_BYTES + 1 });
     checks.push({ check: `413 over ${MAX_BODY_BYTES} bytes (declared)`, got: over, pass: over.status === 413 });
   } else {
     checks.push({ check: '413 over the limit', got: 'n/a (the upstream has no guard limit)', pass: true, na: true });

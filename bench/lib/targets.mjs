@@ -2,8 +2,10 @@
 //   { name, about, tls, unavailable(ctx) -> reason|null, start(ctx) -> { child, port, notes } }
 // plus optional `wrkEnv` (extra environment for the load generator, e.g. a pre-signed request file).
 // Adding a target = adding one object to TARGETS.
-import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
 import { startProcess, freePort, waitForPort, waitForHttp200, runBounded } from './proc.mjs';
 
 export const ROUTE = '/api/replication/apply';
@@ -214,7 +216,7 @@ const direct = {
   },
 };
 
-function replguardYaml(ctx, port, adminPort, extraYaml = '') {
+function replguardYaml(ctx, port, adminPort, { auth = '{ methods: [mtls] }', peer = '', extra = '' } = {}) {
   const { pki } = ctx;
   return `pop_id: zurich-01
 role: backup
@@ -222,12 +224,12 @@ listen: { host: 127.0.0.1, port: ${port} }
 tls: { cert_file: ${pki.serverCert}, key_file: ${pki.serverKey}, client_ca_file: ${pki.caCert}, min_version: TLSv1.3 }
 upstream: { url: ${ctx.upstream.url}, timeout: 30s }
 routes: [ { method: POST, path: ${ROUTE} } ]
-auth: { methods: [mtls] }
-peers: [ { id: calgary-01, cert: { cn: calgary-01 } } ]
+auth: ${auth}
+peers: [ { id: calgary-01, cert: { cn: calgary-01 }${peer} } ]
 admin: { host: 127.0.0.1, port: ${adminPort} }
 # nginx's job has no rate limit: the limits stay on, set far above any offered load here.
 limits: { max_body_bytes: 2MiB, rate_per_minute: 100000000, address_rate_per_minute: 100000000 }
-${extraYaml}`;
+${extra}`;
 }
 
 function replguardUnavailable(ctx) {
@@ -256,18 +258,81 @@ const replguard = {
   },
 };
 
+/**
+ * The full pipeline: mTLS, a JWT (ES256) and a Standard Webhooks v1 signature (HMAC-SHA256)
+ * with the replay window and nonce store, rate limits and the audit stream. The generator does
+ * no crypto: before each wrk process the harness writes a file of pre-signed requests (a fresh
+ * webhook-id each, signed by the standardwebhooks library over the shared body), and
+ * kit/presigned.lua hands each out once. All requests carry the same JWT, as a POP reusing its
+ * token for a while would: after the first request the guard's verified-token cache answers.
+ */
 const replguardFull = {
   name: 'replguard-full',
-  about: 'replguard, full pipeline (mTLS, JWT, signature, replay, rate limit, audit) with pre-signed requests',
+  about: 'replguard, full pipeline: mTLS + JWT (ES256, one token, so the verified-token cache answers) + Standard Webhooks v1 signature + replay window and nonce store + rate limits + audit; pre-signed requests, each used once',
   tls: true,
-  unavailable(ctx) {
-    const base = replguardUnavailable(ctx);
-    if (base) return base;
-    // The config keys for jwt / signature / replay / rate limit are not defined on main yet, and
-    // the pre-signed request generator depends on them. Never fake this scenario.
-    return 'full-pipeline configuration (jwt, signature, replay, rate limit) is not defined on main yet; scenario not run';
+  signedBody: true,
+  unavailable: replguardUnavailable,
+  async start(ctx) {
+    const dir = path.join(ctx.runDir, 'replguard-full');
+    mkdirSync(dir, { recursive: true });
+    const jwtKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwtKey = path.join(dir, 'jwt.key');
+    const jwtPub = path.join(dir, 'jwt.pub');
+    writeFileSync(jwtKey, jwtKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(jwtPub, jwtKeys.publicKey.export({ type: 'spki', format: 'pem' }));
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const secretFile = path.join(dir, 'signing.secret');
+    writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+    const minted = await runBounded(process.execPath, [path.join(ctx.repoRoot, 'dist', 'main.js'), 'make-jwt', '-k', jwtKey,
+      '--pop', 'calgary-01', '--audience', 'zurich-01', '--route', `POST:${ROUTE}`, '--ttl', '1h', '--alg', 'ES256'],
+    { cwd: ctx.repoRoot, timeoutMs: 20000 });
+    const jwt = minted.stdout.trim();
+    if (minted.code !== 0 || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(jwt)) throw new Error(`make-jwt failed: ${minted.stderr.trim()}`);
+
+    const port = await freePort();
+    const adminPort = await freePort();
+    writeFileSync(path.join(dir, 'replguard.yaml'), replguardYaml(ctx, port, adminPort, {
+      auth: `{ methods: [mtls, jwt, signature], jwt: { public_keys: [ { path: ${jwtPub}, alg: ES256, pop: calgary-01 } ] } }`,
+      peer: `, signing_keys: [${secretFile}]`,
+      // Every request carries a fresh nonce: the store must hold a whole run's (max_age x 2).
+      extra: 'replay: { max_age: 120s, max_nonces: 3000000 }\n',
+    }));
+    const args = [...ctx.nodeArgs, path.join(ctx.repoRoot, 'dist', 'main.js'), 'serve', '-c', path.join(dir, 'replguard.yaml')];
+    const child = startProcess(process.execPath, args,
+      { cwd: ctx.repoRoot, stdoutFile: path.join(dir, 'audit.ndjson'), stderrFile: path.join(dir, 'stderr.log') });
+    await waitForHttp200(adminPort, '/readyz', child);
+    await waitForPort(port, child);
+    return { child, port, auditFile: path.join(dir, 'audit.ndjson'), full: { jwt, webhook: new Webhook(secret), dir } };
   },
-  async start() { throw new Error('replguard-full is unavailable'); },
+  /** Preflight: the JWT and a freshly signed triple for this body. */
+  headers(ctx, started, body) {
+    const id = `msg_${randomUUID()}`;
+    const now = new Date();
+    return {
+      authorization: `Bearer ${started.full.jwt}`,
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+      'webhook-signature': started.full.webhook.sign(id, now, body.toString('utf8')),
+    };
+  },
+  wrkScript: (ctx) => path.join(ctx.kitDir, 'presigned.lua'),
+  /** A fresh file of pre-signed requests per wrk process, enough for its offered load. */
+  wrkEnv(ctx, scenario, { started, seconds }) {
+    const bodyFile = ctx.bodies[`${scenario.body}-signed`];
+    const body = readFileSync(bodyFile, 'utf8');
+    const perSecond = scenario.delayMs ? (scenario.connections * 1000) / scenario.delayMs : (scenario.body === '1m' ? 2000 : 20000);
+    const count = Math.ceil(perSecond * 1.2 * (seconds + 1));
+    const now = new Date();
+    const ts = String(Math.floor(now.getTime() / 1000));
+    const lines = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const id = `msg_${randomUUID()}`;
+      lines[i] = `${id} ${ts} ${started.full.webhook.sign(id, now, body)}`;
+    }
+    const file = path.join(started.full.dir, `requests-${scenario.name}-${process.hrtime.bigint()}.txt`);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    return { REQUESTS: file, AUTHORIZATION: `Bearer ${started.full.jwt}` };
+  },
 };
 
 export const TARGETS = [nginx, haproxy, nodeFloor, direct, httpProxyMin, replguard, replguardFull];
