@@ -291,8 +291,8 @@ export function createBanStage(bans: Bans): Stage {
       const refuse = (ban: BanRecord | undefined) => {
         if (ban) throw new Rejection('LIMIT_BANNED', `${ban.key} is banned until ${new Date(ban.until).toISOString()}`);
       };
-      const now = bans.checkNow(keys);
-      if (now !== null) return refuse(now);
+      const known = bans.checkNow(keys);
+      if (known !== null) return refuse(known);
       return bans.check(keys).then(refuse, (err: unknown) => {
         throw storeUnavailable('ban check', err);
       });

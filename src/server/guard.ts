@@ -243,12 +243,14 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     let responseBytes = 0;
     let closed = false;
     let recorded = false;
+    let watchdog: NodeJS.Timeout | undefined;
     // The one audit event is written once the response is closed and the pipeline has decided.
     // Either may come first: a client that sent `connection: close` has its socket closed
     // (nextTick) before the pipeline's promise settles (microtask).
     const finish = () => {
       if (recorded || !closed || !outcome) return;
       recorded = true;
+      clearTimeout(watchdog); // it would otherwise hold the request (and its body) until it fires
       lease.release();
       const reason = ctx.interruptedBy ?? outcome.reason;
       const detail = interruptions.get(ctx) ?? outcome.detail;
@@ -265,7 +267,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       // Every stage settles once its client is gone (body reads end, the upstream is bounded by
       // upstream.timeout); should one not, the event is still written, never lost.
       if (!recorded) {
-        setTimeout(() => {
+        watchdog = setTimeout(() => {
           outcome ??= { reason: 'INTERNAL', detail: 'the pipeline had not settled long after the client left' };
           finish();
         }, live.config().upstream.timeout + 5000).unref();
