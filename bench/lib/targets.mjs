@@ -199,6 +199,9 @@ function nodeServer(name, script, about, { extra = () => ({}), unavailable = () 
 const nodeFloor = nodeServer('node-floor', 'node-floor.mjs',
   'floor: Node https server, client certificate required, TLSv1.3, answers 200 itself (no forwarding)');
 
+const undiciMin = nodeServer('undici-min', 'undici-min.mjs',
+  'floor: the node-floor server forwarding with undici Pool.dispatch as replguard does, body buffered, no other check');
+
 const httpProxyMin = nodeServer('http-proxy-min', 'http-proxy-min.mjs',
   'reference: minimal Node mTLS proxy on http-proxy (installed at run time into bench/.run/), keep-alive agent',
   {
@@ -335,5 +338,5 @@ const replguardFull = {
   },
 };
 
-export const TARGETS = [nginx, haproxy, nodeFloor, direct, httpProxyMin, replguard, replguardFull];
+export const TARGETS = [nginx, haproxy, nodeFloor, direct, undiciMin, httpProxyMin, replguard, replguardFull];
 export const REFERENCE = 'nginx';

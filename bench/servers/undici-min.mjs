@@ -1,0 +1,44 @@
+// Floor for a Node forwarding proxy: the same TLS server as node-floor (client certificate
+// required), the body buffered, then forwarded with undici's Pool.dispatch as replguard does,
+// and no check at all beyond chain verification and the declared body limit. What replguard
+// costs above this figure is its own pipeline (authentication, limits, body contract, audit).
+// Usage: node undici-min.mjs <config.json>
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { Pool } from 'undici';
+
+const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const pool = new Pool(cfg.upstream, { connections: 256, pipelining: 1 });
+
+const server = https.createServer({
+  key: readFileSync(cfg.key), cert: readFileSync(cfg.cert), ca: readFileSync(cfg.ca),
+  requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3',
+  keepAliveTimeout: 300_000,
+}, (req, res) => {
+  if (req.method !== 'POST' || req.url !== cfg.path) {
+    res.writeHead(404, { 'content-length': 0 }).end();
+    return;
+  }
+  if (Number(req.headers['content-length'] ?? 0) > cfg.maxBodyBytes) {
+    res.writeHead(413, { 'content-length': 0, connection: 'close' }).end();
+    return;
+  }
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks);
+    let status = 502;
+    let headers = {};
+    const out = [];
+    pool.dispatch({ path: req.url, method: 'POST', headers: ['content-type', 'application/json', 'content-length', String(body.length)], body }, {
+      onRequestStart() {},
+      onResponseStart(_c, statusCode, h) { status = statusCode; headers = { 'content-type': h['content-type'] ?? 'application/json' }; },
+      onResponseData(_c, chunk) { out.push(chunk); },
+      onResponseEnd() { res.writeHead(status, headers); res.end(Buffer.concat(out)); },
+      onResponseError() { if (!res.headersSent) res.writeHead(502, { 'content-length': 0 }); res.end(); },
+    });
+  });
+});
+server.headersTimeout = 30_000;
+server.requestTimeout = 30_000;
+server.listen(cfg.port, '127.0.0.1');
