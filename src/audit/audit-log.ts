@@ -18,8 +18,17 @@ export interface AuditLog {
   /** Resolves once every destination is open; serve before it and a flush could find nothing to write to. */
   ready(): Promise<void>;
   write(event: AuditEvent | SignerAuditEvent): void;
-  /** Writes out whatever is buffered; called before exit so no finished request's event is lost. */
+  /**
+   * Writes out whatever is queued, synchronously. A write already handed to the thread pool is
+   * not waited for: before exit, use close().
+   */
   flush(): void;
+  /**
+   * Ends every destination once the writes in flight and queued are done (at most `timeoutMs`),
+   * so that exiting right after loses no event and reorders none. A later write goes nowhere
+   * (and is reported through onError) rather than throwing.
+   */
+  close(timeoutMs?: number): Promise<void>;
   /**
    * Reopens `audit.file` by name (after logrotate renamed it); resolves once the new file is open.
    * Until then events still go to the renamed file: none is lost. Nothing to do without a file.
@@ -94,13 +103,31 @@ export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: t
     s.once('error', reject);
   }))));
   opened.catch(() => undefined); // reported by ready() to whoever waits; never an unhandled rejection
+  let closed = false;
   return {
     async ready() {
       await opened;
     },
     write(event) {
+      if (closed) {
+        options.onError?.(new Error('audit event written after the audit log was closed'), file ? 'file' : 'stdout');
+        return;
+      }
       if (event.event.kind === 'alert') logger.warn(event);
       else logger.info(event);
+    },
+    async close(timeoutMs = 5000) {
+      closed = true;
+      await Promise.all(sonics.map((s) => new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        s.once('close', done);
+        s.once('error', done);
+        s.end();
+      })));
     },
     flush() {
       for (const s of sonics) {

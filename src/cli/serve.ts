@@ -59,10 +59,15 @@ export async function run(argv: string[]): Promise<number> {
         return;
       }
       log.info({ signal }, 'shutting down');
-      guard.shutdown().then(() => resolve(0), (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        resolve(1);
-      });
+      guard.shutdown().then(
+        // The audit stream ends once its writes in flight are done: exiting then loses none.
+        () => audit.close().then(() => resolve(0)),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          audit.flush();
+          resolve(1);
+        },
+      );
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);

@@ -8,6 +8,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { connectionEvent, reloadEvent, requestEvent, type AuditEvent } from '../audit/event.ts';
@@ -108,6 +109,11 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   });
 
   let draining = false;
+  /**
+   * Requests whose audit event is not written yet, each with a way to write it now: shutdown
+   * writes every one before it returns, so that the audit stream can end and the process exit.
+   */
+  const unrecorded = new Set<() => void>();
   let listening = false;
 
   const server: Server = createServer(
@@ -250,6 +256,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     const finish = () => {
       if (recorded || !closed || !outcome) return;
       recorded = true;
+      unrecorded.delete(forceFinish);
       clearTimeout(watchdog); // it would otherwise hold the request (and its body) until it fires
       lease.release();
       const reason = ctx.interruptedBy ?? outcome.reason;
@@ -258,6 +265,12 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
       bans.recordOutcome(reason, conn, ctx.pop);
     };
+    const forceFinish = () => {
+      closed = true;
+      outcome ??= { reason: 'INTERNAL', detail: 'the pipeline had not settled when the guard stopped' };
+      finish();
+    };
+    unrecorded.add(forceFinish);
     res.once('close', () => {
       closed = true;
       if (conn.inflight === ctx) conn.inflight = undefined;
@@ -343,6 +356,10 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         log.info({ timeout_ms: timeout }, 'draining: no new connections, finishing in-flight requests');
         await drainServer(server, timeout, log);
         listening = false;
+        // Connections cut at the deadline report their requests' outcomes on the next ticks; a
+        // request still waiting for the upstream then is written as it stands.
+        for (let waited = 0; unrecorded.size > 0 && waited < 1000; waited += 10) await sleep(10);
+        for (const force of [...unrecorded]) force();
         live.close();
         bans.stop();
         await state.close();

@@ -16,7 +16,8 @@ t.test('file destination: created 0640, appended, reopened by name after a renam
   await log.ready();
   t.equal(statSync(file).mode & 0o777, 0o640 & ~process.umask());
   log.write(reloadEvent('success', 'one', undefined));
-  log.flush();
+  log.flush(); // the first write may already be in the thread pool: flush() does not wait for it
+  await until(() => lines(file).length === 1, 'the first event');
   t.same(lines(file).map((e) => e.replguard.detail), ['one']);
 
   renameSync(file, `${file}.1`);
@@ -55,4 +56,19 @@ t.test('a reopen that fails is reported and the old file keeps the events', asyn
   log.flush();
   await until(() => lines(`${file}.1`).length === 1, 'the event in the old file');
   t.same(lines(`${file}.1`).map((e) => e.replguard.detail), ['after']);
+});
+
+t.test('close() returns once every event written so far is in the file, in order; later writes go nowhere', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'replguard-audit-'));
+  const file = join(dir, 'audit.ndjson');
+  const errors: string[] = [];
+  const log = createAuditLog({ stdout: false, file }, { onError: (err) => errors.push(err.message) });
+  await log.ready();
+  const sent = Array.from({ length: 500 }, (_, i) => `event-${i}`);
+  for (const detail of sent) log.write(reloadEvent('success', detail, undefined));
+  await log.close();
+  t.same(lines(file).map((e) => e.replguard.detail), sent, 'nothing lost or reordered, read right after close');
+  t.doesNotThrow(() => log.write(reloadEvent('success', 'late', undefined)), 'a late write does not throw');
+  t.same(errors, ['audit event written after the audit log was closed'], 'and is reported');
+  t.equal(lines(file).length, sent.length);
 });
