@@ -3,26 +3,13 @@
 // and no check at all beyond chain verification and the declared body limit. What replguard
 // costs above this figure is its own pipeline (authentication, limits, body contract, audit).
 // Usage: node undici-min.mjs <config.json>
-import https from 'node:https';
-import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
+import { readConfig, serve } from './tls-server.mjs';
 
-const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const cfg = readConfig();
 const pool = new Pool(cfg.upstream, { connections: 256, pipelining: 1 });
 
-const server = https.createServer({
-  key: readFileSync(cfg.key), cert: readFileSync(cfg.cert), ca: readFileSync(cfg.ca),
-  requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3',
-  keepAliveTimeout: 300_000,
-}, (req, res) => {
-  if (req.method !== 'POST' || req.url !== cfg.path) {
-    res.writeHead(404, { 'content-length': 0 }).end();
-    return;
-  }
-  if (Number(req.headers['content-length'] ?? 0) > cfg.maxBodyBytes) {
-    res.writeHead(413, { 'content-length': 0, connection: 'close' }).end();
-    return;
-  }
+serve(cfg, (req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -39,6 +26,3 @@ const server = https.createServer({
     });
   });
 });
-server.headersTimeout = 30_000;
-server.requestTimeout = 30_000;
-server.listen(cfg.port, '127.0.0.1');
