@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import YAML from 'yaml';
 import type { TestPki } from './pki.ts';
+import { productCommand } from './runtime.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const MAIN = join(ROOT, 'dist', 'main.js');
@@ -68,7 +69,7 @@ export function writeConfig(config: Record<string, unknown>): string {
 
 export async function startGuard(config: Record<string, unknown>, options: { command?: string[] } = {}): Promise<GuardProcess> {
   const configFile = writeConfig(config);
-  const command = options.command ?? [process.execPath, MAIN];
+  const command = options.command ?? productCommand();
   const child = spawn(command[0]!, [...command.slice(1), 'serve', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   const audit: AuditRecord[] = [];
   const operational: AuditRecord[] = [];
@@ -135,7 +136,7 @@ export async function startGuard(config: Record<string, unknown>, options: { com
 
 /** Runs a CLI command to completion. */
 export function runCli(args: string[], options: { command?: string[] } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const command = options.command ?? [process.execPath, MAIN];
+  const command = options.command ?? productCommand();
   const child = spawn(command[0]!, [...command.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
