@@ -51,7 +51,7 @@ type SonicBoom = ReturnType<typeof pino.destination>;
 /** SonicBoom sets `fd` once the file is open (its type declarations leave it out). */
 const isOpen = (s: SonicBoom) => (s as unknown as { fd: number }).fd >= 0;
 
-export function createAuditLog(settings: Readonly<Config['audit']> = { stdout: true }, options: AuditOptions = {}): AuditLog {
+export function createAuditLog(settings: Readonly<Pick<Config['audit'], 'stdout' | 'file'>> = { stdout: true }, options: AuditOptions = {}): AuditLog {
   // pino's own first 'error' listener re-emits the error it does not handle (all but EPIPE), so
   // the first error would reach us twice.
   const reportOnce = (destination: 'stdout' | 'file') => {

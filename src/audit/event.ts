@@ -57,6 +57,9 @@ export interface AuditEvent {
     dataset: 'replguard.audit';
     /** Nanoseconds, per ECS. */
     duration?: number;
+    /** On a summary of repeated refusals (audit/repeats.ts): the first and the last of them. */
+    start?: string;
+    end?: string;
   };
   /** Absent only on events not tied to a client (e.g. a POP's ban ending). */
   source?: { ip: string; port: number };
@@ -89,6 +92,11 @@ export interface AuditEvent {
     upstream_duration?: number;
     /** What went wrong beyond the reason code (never sent to the client). */
     detail?: string;
+    /**
+     * On a summary of repeated refusals (audit/repeats.ts): how many refusals of this reason
+     * from this client the event stands for, beyond the one written when they began.
+     */
+    repeated?: number;
     /** On ban events: which key, since and until when (ISO 8601), and what started it. */
     ban?: { key: string; since?: string; until: string; failures?: number; trigger?: string };
   };

@@ -1,7 +1,9 @@
 /**
- * mTLS identity: the client certificate (already chain-verified at the handshake) names a
- * configured peer by CN, DNS SAN or URI SAN, and matches the peer's pins when it has any.
- * The match is memoised per connection, so a keep-alive connection pays for it once.
+ * mTLS identity: the client certificate (chain-verified at the handshake by the runtime and by
+ * tls/client-trust.ts) names a configured peer by CN, DNS SAN or URI SAN, and matches the peer's
+ * pins when it has any. The names come from the certificate's DER (tls/x509.ts), not from a
+ * runtime's formatting. The match is memoised per connection, so a keep-alive connection pays
+ * for it once.
  */
 import type { Config, PeerConfig } from '../config/schema.ts';
 import type { PeerCertificateInfo, RequestContext } from '../pipeline/context.ts';
@@ -52,16 +54,27 @@ export function createPeerIndex(peers: readonly PeerConfig[]): PeerIndex {
   };
 }
 
-export function createMtlsStage(config: Pick<Config, 'peers'>, now: () => number = Date.now): Stage {
+/**
+ * The client certificate's identity. Runs whenever the connection has a verified certificate,
+ * whatever `auth.methods` says: a certificate that verifies names a POP, and every credential of
+ * the request must name the same one (a verified certificate of POP A with a valid token of POP
+ * B is AUTH_IDENTITY_MISMATCH, not a request of B). With `mtls` in `auth.methods` a certificate
+ * is required (the TLS gate refuses a connection without one; this is the backstop).
+ */
+export function createMtlsStage(config: Pick<Config, 'peers' | 'auth'>): Stage {
   const index = createPeerIndex(config.peers);
+  const required = config.auth.methods.includes('mtls');
   const stage: Stage = {
     name: 'mtls',
     run(ctx: RequestContext) {
-      ctx.credentials.push('mtls');
       const cert = ctx.conn.peer;
-      // The handshake handler closes unverified connections; this is the fail-closed backstop.
-      if (!cert) throw new Rejection('TLS_CLIENT_CERT_MISSING', 'no verified client certificate on the connection');
-      if (cert.notAfterMs <= now()) throw new Rejection('AUTH_CERT_EXPIRED', 'certificate expired during the connection', { closeConnection: true });
+      if (!cert) {
+        if (required) throw new Rejection('TLS_CLIENT_CERT_MISSING', 'no verified client certificate on the connection');
+        return;
+      }
+      ctx.credentials.push('mtls');
+      // Memoised per connection and per stage instance: a config reload builds a new stage, so
+      // a pin added or a peer removed applies to the next request of an open connection.
       let match = ctx.conn.memo.get(stage) as Match | undefined;
       if (match === undefined) {
         match = index.match(cert);

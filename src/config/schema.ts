@@ -237,6 +237,27 @@ export const configSchema = z.strictObject({
     .strictObject({
       ...listenerLimits,
       /**
+       * Time a client has from its TCP connection to the end of its TLS handshake; after it the
+       * connection is cut (TLS_HANDSHAKE_TIMEOUT). Enforced by the guard itself on both runtimes.
+       * Default 10s.
+       */
+      handshake_timeout: duration('10s').default(10_000),
+      /**
+       * Most connections that have not authenticated yet (accepted, handshake in progress, or open
+       * without a verified certificate or a verified request), all addresses together; further
+       * ones are cut at accept (LIMIT_CONNECTIONS_EXCEEDED). The rest of `max_connections` stays
+       * for connections that authenticated: an unauthenticated flood cannot take it. Default: half
+       * of `max_connections` (at least 1).
+       */
+      max_unauthenticated_connections: z.number().int().min(1).optional(),
+      /**
+       * Most unauthenticated connections from one client address (IPv6: per /64); further ones are
+       * cut at accept (LIMIT_ADDRESS_CONNECTIONS_EXCEEDED). Default 32 (a POP's connection pool
+       * opening at once), and at most half of `max_unauthenticated_connections`, so that one
+       * address can never take the whole unauthenticated pool.
+       */
+      max_unauthenticated_per_address: z.number().int().min(1).optional(),
+      /**
        * Requests per authenticated POP per minute (fixed one-minute windows); over it, 429 with
        * Retry-After. Default 60, the review's figure.
        */
@@ -313,6 +334,13 @@ export const configSchema = z.strictObject({
        * stdout, when on, keeps every event.
        */
       file: filePath.optional(),
+      /**
+       * Repeated refusals of one kind from one client address that carry no request (connections
+       * cut at accept or at the TLS layer) are written once per this window, with a count
+       * (`replguard.repeated`), so that a flood cannot flood the SIEM; metrics still count every
+       * one. Default 10s; 0 writes every refusal.
+       */
+      repeat_window: duration('10s').default(10_000),
     })
     .prefault({}),
 });
@@ -327,6 +355,14 @@ export type AuthMethod = (typeof AUTH_METHODS)[number];
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 export type JwtConfig = NonNullable<Config['auth']['jwt']>;
 export type ReplayConfig = z.output<typeof replaySchema>;
+
+/** The connection caps in force: the configured ones, or their documented defaults. */
+export function connectionLimits(limits: Pick<Config['limits'], 'max_connections' | 'max_unauthenticated_connections' | 'max_unauthenticated_per_address'>): {
+  total: number; unauthenticated: number; perAddress: number;
+} {
+  const unauthenticated = limits.max_unauthenticated_connections ?? Math.max(1, Math.floor(limits.max_connections / 2));
+  return { total: limits.max_connections, unauthenticated, perAddress: limits.max_unauthenticated_per_address ?? Math.min(32, Math.max(1, Math.floor(unauthenticated / 2))) };
+}
 /** The `replay:` values used when the section is left out. */
 export const REPLAY_DEFAULTS: Readonly<ReplayConfig> = Object.freeze(replaySchema.parse({}));
 

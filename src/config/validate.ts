@@ -10,7 +10,7 @@ import { normalisePath } from '../route/normalise.ts';
 import { loadSignerMaterial } from '../signer/material.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { checkAppendableFile, checkReadableFile, checkSecretFile } from './files.ts';
-import { SIGNER_ROUTE, type Config, type PrimaryConfig } from './schema.ts';
+import { connectionLimits, SIGNER_ROUTE, type Config, type PrimaryConfig } from './schema.ts';
 
 export interface Validation {
   problems: ConfigProblem[];
@@ -135,6 +135,9 @@ export function validateConfig(config: Config): Validation {
 
 /** Rate and ban windows (rate-limiter-flexible counts in whole seconds) and the store block. */
 function validateLimitsAndStore(config: Config, problem: (path: string, message: string) => void): void {
+  const caps = connectionLimits(config.limits);
+  if (caps.unauthenticated > caps.total) problem('limits.max_unauthenticated_connections', `${caps.unauthenticated} is more than limits.max_connections (${caps.total}); keep part of max_connections for authenticated POPs`);
+  if (caps.perAddress > caps.unauthenticated) problem('limits.max_unauthenticated_per_address', `${caps.perAddress} is more than limits.max_unauthenticated_connections (${caps.unauthenticated}): one address could take every unauthenticated slot`);
   for (const key of ['rate_burst_window', 'failure_window', 'ban_duration'] as const) {
     const ms = config.limits[key];
     if (ms < 1000 || ms % 1000 !== 0) problem(`limits.${key}`, `${ms} ms is not a whole number of seconds (at least 1s); write e.g. 10m`);

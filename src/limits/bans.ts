@@ -1,10 +1,15 @@
 /**
  * Bans after repeated failures. Every request outcome (and every connection refused at the TLS
  * layer or by the HTTP parser) is handed to `recordOutcome` from the one place that knows it
- * (server/guard.ts); the reasons that count are decided here (`countsTowardBan`). A failure
- * counts against the client address, and against the POP when one is authenticated (the POP
- * the verified certificate names, or the one the auth stage settled on): an unverified
- * certificate can never get a POP banned.
+ * (server/guard.ts); the reasons that count are decided here (`countsTowardBan`).
+ *
+ * Who a failure counts against (docs/limits.md, "Who gets banned"): the POP, when the credential
+ * naming it was fully verified (a certificate whose chain, name and pins verified against the
+ * peers in force now, or a bearer secret / JWT that verified); otherwise the client address
+ * only. So nobody can get a POP banned without holding one of its credentials, and failures from
+ * a shared address (NAT, a load balancer) never ban the POPs behind it. For the same reason an
+ * address ban does not cut a POP that presents a fully verified certificate: address bans are
+ * for unauthenticated traffic.
  *
  * `limits.ban_after_failures` failures within `limits.failure_window` (rate-limiter-flexible
  * counters, a fixed window from the first failure) ban the key for `limits.ban_duration`.
@@ -50,7 +55,7 @@ const COUNTED_FAMILIES = ['TLS_CLIENT_CERT_', 'AUTH_', 'SIGNATURE_', 'REPLAY_'] 
  * BODY_TOO_LARGE or BODY_INCOMPLETE, which an honest client meets on a bad network).
  */
 const COUNTED_MALFORMED: ReadonlySet<string> = new Set([
-  'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_FRAMING_INVALID', 'ROUTE_TARGET_INVALID',
+  'TLS_HANDSHAKE_MALFORMED', 'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_FRAMING_INVALID', 'ROUTE_TARGET_INVALID',
   'BODY_CONTENT_TYPE_INVALID', 'BODY_NOT_UTF8', 'BODY_NOT_JSON', 'BODY_NOT_OBJECT', 'BODY_DUPLICATE_KEY', 'BODY_ENTRIES_INVALID',
   'BODY_SOURCE_POP_MISSING', 'BODY_SOURCE_POP_MISMATCH', 'BODY_TIMESTAMP_MISMATCH', 'BODY_NONCE_MISMATCH',
 ]);
@@ -73,12 +78,20 @@ export function bannableReasons(): Reason[] {
   return (Object.keys(REASONS) as Reason[]).filter(countsTowardBan);
 }
 
+/** Names the configured POP a verified certificate stands for (pins included), against the peers in force. */
+export interface CertificatePopIndex {
+  match(cert: PeerCertificateInfo): { readonly pop: string } | { readonly reason: Reason };
+}
+
 export interface BanDeps {
   readonly now: () => number;
   readonly audit: AuditLog;
   readonly log: OperationalLog;
-  /** The configured POP a verified certificate names (pins included), or undefined. */
-  readonly popOfCertificate: (cert: PeerCertificateInfo) => string | undefined;
+  /**
+   * The peer index of the config in force (it changes on reload: a pin added then makes a
+   * certificate that no longer matches it name nobody, so it can no longer get its POP banned).
+   */
+  readonly peers: () => CertificatePopIndex;
 }
 
 export interface BanState {
@@ -100,7 +113,14 @@ export class Bans {
   private readonly now: () => number;
   /** Bans this process knows to be active: key -> until. Bounded; the store stays authoritative. */
   private readonly local: LRUCache<string, number>;
-  private readonly connectionPops = new WeakMap<ConnectionInfo, string | null>();
+  /** The POP a connection's certificate names, memoised per connection and peer index. */
+  private readonly connectionPops = new WeakMap<ConnectionInfo, { index: CertificatePopIndex; pop: string | undefined }>();
+  /**
+   * Client addresses from which a POP connected with a fully verified certificate lately: an
+   * address ban does not cut them at accept (the handshake has to show who connects), so that a
+   * POP behind a shared address keeps working. Bounded; entries last one ban duration.
+   */
+  private readonly verifiedAddresses: LRUCache<string, number>;
   /** Every configured POP's key, re-read each sweep (bounded by the peer list). */
   private readonly peerKeys: readonly string[];
   private timer: NodeJS.Timeout | undefined;
@@ -116,6 +136,7 @@ export class Bans {
     this.durationMs = config.limits.ban_duration;
     this.now = deps.now;
     this.local = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
+    this.verifiedAddresses = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
     this.peerKeys = config.peers.map((p) => popKey(p.id));
   }
 
@@ -129,32 +150,72 @@ export class Bans {
     this.timer = undefined;
   }
 
-  /** The POP the connection's verified certificate names, memoised per connection. */
+  /**
+   * The POP the connection's verified certificate names under the peers in force, memoised per
+   * connection until the peer index changes (a config reload).
+   */
   connectionPop(conn: ConnectionInfo): string | undefined {
-    let pop = this.connectionPops.get(conn);
-    if (pop === undefined) {
-      pop = (conn.peer && this.deps.popOfCertificate(conn.peer)) ?? null;
-      this.connectionPops.set(conn, pop);
-    }
-    return pop ?? undefined;
+    if (!conn.peer) return undefined;
+    const index = this.deps.peers();
+    const memo = this.connectionPops.get(conn);
+    if (memo && memo.index === index) return memo.pop;
+    const match = index.match(conn.peer);
+    const pop = 'pop' in match ? match.pop : undefined;
+    this.connectionPops.set(conn, { index, pop });
+    return pop;
   }
 
-  /** The keys a connection is known by: its address, and its certificate's POP when it has one. */
+  /**
+   * The one key a connection's request is known by: the POP when a credential naming it was
+   * fully verified (`pop`, or the connection's certificate), else the client address.
+   */
   connectionKeys(conn: ConnectionInfo, pop?: string): string[] {
-    const keys = [connectionAddressKey(conn)];
     const p = pop ?? this.connectionPop(conn);
-    if (p !== undefined) keys.push(popKey(p));
-    return keys;
+    return [p !== undefined ? popKey(p) : connectionAddressKey(conn)];
   }
 
-  /** At the TLS layer, synchronously: an active ban this process knows of, for the address or the certificate's POP. */
+  /** A POP connected with a fully verified certificate from this address (see verifiedAddresses). */
+  noteVerifiedAddress(conn: ConnectionInfo): void {
+    this.verifiedAddresses.set(connectionAddressKey(conn), this.now() + this.durationMs);
+  }
+
+  /** Whether a POP connected from this address with a verified certificate lately. */
+  isVerifiedAddress(addressKey: string): boolean {
+    const until = this.verifiedAddresses.get(addressKey);
+    return until !== undefined && until > this.now();
+  }
+
+  /**
+   * At accept, before the handshake, synchronously: an active ban of this address that this
+   * process knows of, unless a POP connected from it with a verified certificate lately (then
+   * the handshake decides: see bannedAtHandshake).
+   */
+  bannedAtAccept(addressKey: string): { key: string; until: number } | undefined {
+    const now = this.now();
+    if (this.isVerifiedAddress(addressKey)) return undefined;
+    const until = this.knownBan(addressKey, now);
+    return until === undefined ? undefined : { key: addressKey, until };
+  }
+
+  /** After the handshake, synchronously: an active ban of the certificate's POP, or of the address when there is no verified POP. */
   bannedAtHandshake(conn: ConnectionInfo): { key: string; until: number } | undefined {
     const now = this.now();
     for (const key of this.connectionKeys(conn)) {
-      const until = this.local.get(key);
-      if (until !== undefined && until > now) return { key, until };
+      const until = this.knownBan(key, now);
+      if (until !== undefined) return { key, until };
     }
     return undefined;
+  }
+
+  /** The end of an active ban of `key` as this process knows it (the store itself when it is in memory). */
+  private knownBan(key: string, now: number): number | undefined {
+    const getNow = this.state.bans.getNow;
+    if (getNow) {
+      const [record] = getNow([key]);
+      return record && record.until > now ? record.until : undefined;
+    }
+    const until = this.local.get(key);
+    return until !== undefined && until > now ? until : undefined;
   }
 
   /**
@@ -191,7 +252,7 @@ export class Bans {
     return active;
   }
 
-  /** Counts a refusal against the client's address and POP, and bans them at the threshold. Never throws. */
+  /** Counts a refusal against the verified POP, or else the client's address, and bans it at the threshold. Never throws. */
   recordOutcome(reason: Reason, conn: ConnectionInfo, pop: string | undefined): void {
     if (!countsTowardBan(reason)) return;
     for (const key of this.connectionKeys(conn, pop)) {

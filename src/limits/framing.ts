@@ -10,9 +10,12 @@
  *  - an empty Transfer-Encoding beside a Content-Length (two framings in one message);
  *  - Transfer-Encoding on an HTTP/1.0 request (RFC 9112 section 6.1: "MUST treat the message as
  *    if the framing is faulty");
- *  - more than one Host field (RFC 9112 section 3.2: "MUST respond with a 400").
- * And more header fields than `limits.max_headers`: Node silently drops the fields past its
- * count from `req.headers`, so they are counted here from the raw list and refused instead.
+ *  - more than one Host field, or none in an HTTP/1.1 request (RFC 9112 section 3.2: "MUST
+ *    respond with a 400"; the server's own Host check is off so that this refusal gets the
+ *    generic body, the security headers and its audit event).
+ * And more header fields than `limits.max_headers`: the runtimes silently drop the fields past
+ * their count (Node from `req.headers`, Deno from `rawHeaders` too), so the listener keeps one
+ * more than the limit (server/listen.ts) and a request that has it is refused here.
  */
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
@@ -41,6 +44,7 @@ export function createFramingStage(config: Pick<Config, 'limits'>): Stage {
         throw new Rejection('HTTP_FRAMING_INVALID', detail, { closeConnection: true });
       };
       if (hosts > 1) refuse(`${hosts} Host fields`);
+      if (hosts === 0 && ctx.req.httpVersion === '1.1') refuse('no Host field in an HTTP/1.1 request');
       if (transferEncoding === undefined) return;
       if (ctx.req.httpVersion === '1.0') refuse('Transfer-Encoding on an HTTP/1.0 request');
       if (contentLength) refuse('Transfer-Encoding and Content-Length together');

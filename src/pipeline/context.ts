@@ -2,9 +2,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Reason } from './reasons.ts';
 
-/** The client certificate as read once per TLS connection. */
+/**
+ * The client certificate as read once per TLS connection, from its DER bytes (tls/x509.ts), and
+ * only once its chain verified (tls/client-trust.ts and the runtime's own verification).
+ */
 export interface PeerCertificateInfo {
-  /** The subject as an RFC 2253-like string, for the audit log. */
+  /** The subject as text, for the audit log only. */
   readonly subject: string;
   /** Every subject CN (normally exactly one). */
   readonly commonNames: readonly string[];
@@ -12,6 +15,7 @@ export interface PeerCertificateInfo {
   readonly uriSans: readonly string[];
   /** Lowercase hex SHA-256 of the DER certificate. */
   readonly sha256: string;
+  /** The earliest notAfter of the verified path (leaf and issuers). */
   readonly notAfterMs: number;
 }
 
@@ -20,7 +24,23 @@ export interface ConnectionInfo {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly tlsVersion: string | undefined;
+  /** The verified client certificate; undefined when the client sent none (or it failed: then the connection is closed). */
   readonly peer: PeerCertificateInfo | undefined;
+  /**
+   * The chain the client presented (DER, leaf first), kept so that the connection can be judged
+   * again when the CA bundle or the CRL changes while it is open (tls/connection-stage.ts).
+   */
+  readonly peerChain: readonly Uint8Array[];
+  /** The fingerprint of the client trust (CA bundle and CRLs) the chain was last verified against. */
+  verifiedTrust: string | undefined;
+  /** Until when (ms) that verification holds without a new check (a notAfter, a CRL's nextUpdate). */
+  verifiedUntilMs: number;
+  /**
+   * True once the connection carried a verified identity (a certificate naming a configured POP,
+   * or a request whose credential verified): it no longer counts as unauthenticated
+   * (server/tls-gate.ts caps those per address).
+   */
+  authenticated: boolean;
   /** Per-connection memo for stages (e.g. the matched POP), keyed by the stage instance. */
   readonly memo: Map<object, unknown>;
   /** The request being processed on this connection, if any. */
@@ -59,4 +79,43 @@ export interface RequestContext {
   responseBytes: number;
   /** Set when the outcome was decided outside the pipeline (e.g. a timeout). */
   interruptedBy: Reason | undefined;
+}
+
+/** A connection's info with nothing known yet beyond what is given (one factory for the guard, the signer and the tests). */
+export function newConnection(fields: Pick<ConnectionInfo, 'remoteAddress' | 'remotePort'> & Partial<Pick<ConnectionInfo, 'tlsVersion' | 'peer' | 'peerChain' | 'verifiedTrust' | 'verifiedUntilMs' | 'authenticated'>>): ConnectionInfo {
+  return {
+    remoteAddress: fields.remoteAddress,
+    remotePort: fields.remotePort,
+    tlsVersion: fields.tlsVersion,
+    peer: fields.peer,
+    peerChain: fields.peerChain ?? [],
+    verifiedTrust: fields.verifiedTrust,
+    verifiedUntilMs: fields.verifiedUntilMs ?? Infinity,
+    authenticated: fields.authenticated ?? false,
+    memo: new Map(),
+    inflight: undefined,
+  };
+}
+
+/** A request's context before any stage has run (one factory for the guard, the signer and the tests). */
+export function newRequestContext(fields: Pick<RequestContext, 'id' | 'req' | 'res' | 'conn' | 'startedAt'> & Partial<Pick<RequestContext, 'pop' | 'path'>>): RequestContext {
+  return {
+    id: fields.id,
+    req: fields.req,
+    res: fields.res,
+    conn: fields.conn,
+    startedAt: fields.startedAt,
+    path: fields.path,
+    pop: fields.pop,
+    credentials: [],
+    body: undefined,
+    entries: undefined,
+    webhookId: undefined,
+    webhookTimestamp: undefined,
+    jti: undefined,
+    tokenFingerprint: undefined,
+    upstreamMs: undefined,
+    responseBytes: 0,
+    interruptedBy: undefined,
+  };
 }

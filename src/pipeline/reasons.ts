@@ -9,16 +9,21 @@ export const REASONS = {
   FORWARDED: { status: 200, alert: false, description: 'every check passed; the upstream answered (its status is logged)' },
 
   TLS_CLIENT_CERT_MISSING: { status: 401, alert: true, connection: true, description: 'mTLS is required and the client sent no certificate' },
-  TLS_CLIENT_CERT_UNTRUSTED: { status: 401, alert: true, connection: true, description: 'the client certificate does not chain to tls.client_ca_file' },
+  TLS_CLIENT_CERT_UNTRUSTED: { status: 401, alert: true, connection: true, description: 'the client certificate does not chain to tls.client_ca_file (another CA, self-signed, a signature that does not verify)' },
   TLS_CLIENT_CERT_EXPIRED: { status: 401, alert: true, connection: true, description: 'the client certificate has expired' },
   TLS_CLIENT_CERT_NOT_YET_VALID: { status: 401, alert: true, connection: true, description: 'the client certificate is not valid yet' },
-  TLS_CLIENT_CERT_REVOKED: { status: 401, alert: true, connection: true, description: 'the client certificate is listed in tls.crl_file' },
-  TLS_CLIENT_CERT_INVALID: { status: 401, alert: true, connection: true, description: 'the client certificate failed verification for another reason (bad signature, purpose, CRL problem)' },
-  TLS_HANDSHAKE_FAILED: { status: 400, alert: false, connection: true, description: 'the TLS handshake failed (protocol version, cipher, malformed record)' },
+  TLS_CLIENT_CERT_REVOKED: { status: 401, alert: true, connection: true, description: 'the client certificate (or an issuer of its chain) is listed in tls.crl_file; also the outcome of a request on a connection opened before the CRL that revokes it was loaded' },
+  TLS_CLIENT_CERT_INVALID: { status: 401, alert: true, connection: true, description: 'the client certificate failed verification for another reason (not for client authentication, a CA certificate, an issuer that is not a CA, an unknown critical extension, no current CRL from its issuer)' },
+  TLS_HANDSHAKE_FAILED: { status: 400, alert: false, connection: true, description: 'the TLS handshake failed or broke off (protocol version, no common cipher, the client went away), or negotiated a protocol or cipher outside the policy' },
+  TLS_HANDSHAKE_MALFORMED: { status: 400, alert: false, connection: true, description: 'the client sent bytes that are not TLS (a malformed record or ClientHello, plain HTTP): counts toward a ban of the address' },
+  TLS_HANDSHAKE_TIMEOUT: { status: 408, alert: false, connection: true, description: 'the TLS handshake did not complete within limits.handshake_timeout of the TCP connection' },
+  LIMIT_CONNECTIONS_EXCEEDED: { status: 503, alert: false, connection: true, description: 'cut at accept: limits.max_connections connections are open, or limits.max_unauthenticated_connections have not authenticated yet' },
+  LIMIT_ADDRESS_CONNECTIONS_EXCEEDED: { status: 429, alert: false, connection: true, description: 'cut at accept: this client address already holds limits.max_unauthenticated_per_address connections that have not authenticated' },
 
   HTTP_MALFORMED: { status: 400, alert: false, description: 'the HTTP request could not be parsed (including request-smuggling forms)' },
   HTTP_HEADERS_TOO_LARGE: { status: 400, alert: false, description: 'the request headers exceed the size or count limit' },
   HTTP_TIMEOUT: { status: 408, alert: false, description: 'the request (headers or body) did not arrive in time' },
+  HTTP_EXPECTATION_FAILED: { status: 417, alert: false, description: 'the request has an Expect field other than 100-continue; the connection is closed' },
 
   ROUTE_TARGET_INVALID: { status: 400, alert: false, description: 'the path is not in normal form ("..", ".", "//", encoded "/" or ".", bad characters) or not origin-form' },
   ROUTE_QUERY_NOT_ALLOWED: { status: 400, alert: false, description: 'the request has a query string; the replication API takes none' },
@@ -28,7 +33,7 @@ export const REASONS = {
   AUTH_PEER_UNKNOWN: { status: 403, alert: true, description: 'the certificate is valid but names no configured peer' },
   AUTH_PEER_AMBIGUOUS: { status: 403, alert: true, description: 'the certificate matches more than one configured peer' },
   AUTH_CERT_PIN_MISMATCH: { status: 403, alert: true, description: "the certificate's SHA-256 is not among the peer's cert_sha256 pins" },
-  AUTH_CERT_EXPIRED: { status: 401, alert: true, description: 'the client certificate expired while its connection was open' },
+  AUTH_CERT_EXPIRED: { status: 401, alert: true, description: 'the client certificate (or an issuer of its chain) expired while its connection was open' },
 
   // Bearer secrets and JWTs (auth/bearer.ts, auth/jwt.ts), identity agreement.
   AUTH_TOKEN_IN_QUERY: { status: 400, alert: true, description: 'the query string carries a credential-like parameter (access_token, token, ...) or a JWT; refused before anything else reads it, and never logged (rotate that credential)' },
@@ -54,7 +59,7 @@ export const REASONS = {
   // Request framing that Node's parser lets through but a guard must refuse (limits/framing.ts).
   HTTP_FRAMING_INVALID: { status: 400, alert: false, description: 'ambiguous or unsupported message framing (Transfer-Encoding other than "chunked", Transfer-Encoding with Content-Length or on HTTP/1.0, duplicate Host); the connection is closed' },
   LIMIT_BANNED: { status: 403, alert: false, description: 'the client address or the POP is banned after repeated failures' },
-  LIMIT_BANNED_CONNECTION: { status: 403, alert: false, connection: true, description: 'a banned client address or POP (from its certificate) was refused at the TLS layer' },
+  LIMIT_BANNED_CONNECTION: { status: 403, alert: false, connection: true, description: 'a banned client address was cut at accept (before any handshake), or a banned POP (from its certificate) at the TLS layer' },
   LIMIT_ADDRESS_RATE_EXCEEDED: { status: 429, alert: false, description: 'the client address sent more than limits.address_rate_per_minute requests (counted before authentication)' },
   LIMIT_RATE_EXCEEDED: { status: 429, alert: false, description: 'the POP sent more than limits.rate_per_minute requests (plus its burst allowance)' },
   LIMIT_STORE_UNAVAILABLE: { status: 503, alert: true, description: 'the shared store (Redis) holding bans and rate counters cannot be reached; refused, never let through' },

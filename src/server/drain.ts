@@ -2,7 +2,7 @@
  * Listener plumbing both roles need: draining a server on shutdown, and the raw refusal written
  * to a socket whose request Node's HTTP parser rejected (there is no response object then).
  */
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { OperationalLog } from '../log/operational.ts';
 import { errorBody } from '../pipeline/respond.ts';
@@ -26,17 +26,25 @@ export async function drainServer(server: Server, timeoutMs: number, log: Operat
   }
 }
 
-/** Writes the fixed refusal (400 or 408, the generic body) straight to the socket and closes it. Returns the body's size. */
-export function writeRawRefusal(socket: Socket, status: 400 | 408, requestId: string): number {
+/**
+ * Writes the fixed refusal (the generic body, the security headers, `connection: close`) straight
+ * to the socket and closes it once the bytes are out. Returns the body's size. The socket is not
+ * destroyed at once: on Deno a destroy right after the write drops the answer.
+ */
+export function writeRawRefusal(socket: Socket, status: number, requestId: string): number {
   const body = errorBody(status, requestId);
   if (socket.writable) {
     socket.end(
-      `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n` +
       `cache-control: no-store\r\nx-replguard-request-id: ${requestId}\r\n\r\n${body}`,
+      () => socket.destroy(),
     );
+    // A client that does not read must not hold the socket open.
+    setTimeout(() => socket.destroy(), 2000).unref();
+  } else {
+    socket.destroy();
   }
-  socket.destroy();
   return Buffer.byteLength(body);
 }
 

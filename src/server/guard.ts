@@ -1,7 +1,9 @@
 /**
- * The guard (role: backup). Wires the TLS listener, the pipeline of PRODUCT.md and the admin
- * listener; it decides nothing itself. Per request: build the context, run the stages, send
- * a refusal through the one response boundary, write exactly one audit event.
+ * The guard (role: backup). Wires the TLS listener, its TLS gate (server/tls-gate.ts: what is
+ * decided before the first HTTP byte), the pipeline of PRODUCT.md and the admin listener; it
+ * decides nothing itself. Per request: build the context, run the stages, send a refusal through
+ * the one response boundary, write exactly one audit event. Requests the HTTP layer refuses
+ * before a response object exists (malformed, CONNECT) get the same generic answer and event.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
@@ -9,29 +11,24 @@ import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { connectionEvent, reloadEvent, requestEvent, type AuditEvent } from '../audit/event.ts';
-import { createPeerIndex } from '../auth/mtls.ts';
 import type { Config } from '../config/schema.ts';
 import { Bans } from '../limits/bans.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { createMetrics, type Metrics } from '../metrics/metrics.ts';
-import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
+import { newRequestContext, type ConnectionInfo, type RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
-
-import { classifyAuthorizationError, readPeerCertificate } from '../tls/peer-certificate.ts';
+import { createRepeatAggregator } from '../audit/repeats.ts';
 import { createSharedState } from '../store/create.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { ReloadListener, ReloadTrigger } from '../reload/source.ts';
 import { startAdminServer } from './admin.ts';
-import { drainServer, plainAddress, writeRawRefusal } from './drain.ts';
+import { drainServer, writeRawRefusal } from './drain.ts';
 import { listenerOptions, listenOrExplain } from './listen.ts';
 import { createLiveGuard, type LiveGuard } from './reload.ts';
-
-const CONNECTION = Symbol('replguard.connection');
-type GuardSocket = Socket & { [CONNECTION]?: ConnectionInfo };
+import { attachTlsGate } from './tls-gate.ts';
 
 export interface GuardDeps {
   readonly audit: AuditLog;
@@ -69,16 +66,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   // Nonces, rate counters and bans: in memory, or in Redis shared with other replicas. Made once
   // per process: a config reload builds a new pipeline over the same state.
   const state = createSharedState(config, { now, log });
-  const peers = createPeerIndex(config.peers);
-  const bans = new Bans(config, state, {
-    now,
-    audit,
-    log,
-    popOfCertificate: (cert) => {
-      const match = peers.match(cert);
-      return 'pop' in match ? match.pop : undefined;
-    },
-  });
+  // The peer index comes from the config in force at each call (a reload changes it).
+  let live!: LiveGuard;
+  const bans = new Bans(config, state, { now, audit, log, peers: () => live.peers() });
   bans.start();
 
   // Every reload result is counted and, unless nothing changed, audited (a failure is an alert).
@@ -92,7 +82,6 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   };
 
   // Config, TLS context and pipeline in force; they change on reload (server/reload.ts).
-  let live: LiveGuard;
   try {
     live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore: state.nonces, bans, limiters: state.limiters } });
   } catch (err) {
@@ -116,75 +105,52 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const unrecorded = new Set<() => void>();
   let listening = false;
 
+  const limits = config.limits;
   const server: Server = createServer(
     {
       ...live.tlsOptions(),
       requestCert: true,
-      // Chains are verified by OpenSSL during the handshake either way; deciding here (in
-      // secureConnection) lets the audit event name the precise reason before the socket closes.
+      // Chains are verified by the runtime during the handshake AND by the TLS gate after it
+      // (tls/client-trust.ts), which names the precise reason before the socket closes.
       rejectUnauthorized: false,
       sessionTimeout: 300,
-      // A client that never finishes its handshake is cut like one that never finishes its headers.
-      handshakeTimeout: config.limits.header_timeout,
-      ...listenerOptions(config.limits),
+      // The gate's own handshake deadline (limits.handshake_timeout) cuts first; this is Node's backstop.
+      handshakeTimeout: limits.handshake_timeout + 1000,
+      // A missing Host is refused by the framing stage, with the security headers and an audit event.
+      requireHostHeader: false,
+      ...listenerOptions(limits),
     },
     (req, res) => handle(req, res),
   );
   live.serve(server);
 
-  // The client CA bundle and CRL a connection is verified with are those in force when it was
-  // accepted (Node binds the TLS context then, before the handshake's round trips), so they are
-  // noted at accept, keyed by the client's address and port until the handshake is over.
-  const trustAtAccept = new Map<string, string>();
-  server.on('connection', (raw: Socket) => {
-    const key = `${raw.remoteAddress}:${raw.remotePort}`;
-    trustAtAccept.set(key, live.trust());
-    raw.once('close', () => trustAtAccept.delete(key));
+  // Connection-level refusals (accept, TLS): aggregated per client and reason in the audit
+  // trail, each one counted in the metrics.
+  const repeats = createRepeatAggregator(config.audit.repeat_window, now, {
+    count: (event) => metrics.observe(event),
+    write: (event) => audit.write(event),
   });
-
-  // Runs before the HTTP layer sees the socket: an unverified peer never gets a request parsed.
-  server.prependListener('secureConnection', (socket: TLSSocket) => {
-    const authorized = socket.authorized === true;
-    const peer = readPeerCertificate(socket);
-    const conn: ConnectionInfo = {
-      remoteAddress: plainAddress(socket.remoteAddress),
-      remotePort: socket.remotePort ?? 0,
-      tlsVersion: socket.getProtocol() ?? undefined,
-      peer: authorized ? peer : undefined,
-      memo: new Map(),
-      inflight: undefined,
-    };
-    // The client CA bundle and CRL this connection was verified with (see handle()).
-    const acceptedKey = `${socket.remoteAddress}:${socket.remotePort}`;
-    conn.memo.set(live, trustAtAccept.get(acceptedKey));
-    trustAtAccept.delete(acceptedKey);
-    if (live.config().auth.methods.includes('mtls') && (!authorized || !peer)) {
-      const reason = classifyAuthorizationError(String(socket.authorizationError ?? ''), peer !== undefined);
-      // The unverified certificate's names are logged for forensics, never used for a decision.
-      record(connectionEvent({ ...conn, peer }, reason, String(socket.authorizationError ?? 'no certificate')));
-      bans.recordOutcome(reason, conn, undefined);
-      socket.destroy();
-      return;
-    }
-    const banned = bans.bannedAtHandshake(conn);
-    if (banned) {
-      record(connectionEvent(conn, 'LIMIT_BANNED_CONNECTION', `${banned.key} is banned until ${new Date(banned.until).toISOString()}`));
-      socket.destroy();
-      return;
-    }
-    (socket as GuardSocket)[CONNECTION] = conn;
-  });
-
-  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-    const conn = bareConnection(socket);
-    record(connectionEvent(conn, 'TLS_HANDSHAKE_FAILED', err.code ?? err.message));
-  });
+  const gate = attachTlsGate(server, { now, config: () => live.config(), trust: () => live.clientTrust(), bans, repeats });
 
   /** What interrupted a request outside the pipeline (the HTTP parser's code), for its audit event. */
   const interruptions = new WeakMap<RequestContext, string>();
 
+  /** A refusal written straight to the socket (no response object exists), with its one audit event. */
+  const refuseRaw = (socket: Socket, conn: ConnectionInfo, reason: Reason, detail: string | undefined, request?: IncomingMessage) => {
+    const id = randomUUID();
+    const status = REASONS[reason].status;
+    const bytes = writeRawRefusal(socket, status, id);
+    const event = connectionEvent(conn, reason, detail);
+    event.event.action = 'replication-request';
+    event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes } } };
+    if (request?.method !== undefined) event.http.request.method = request.method.slice(0, 16);
+    event.replguard.request_id = id;
+    record(event);
+    bans.recordOutcome(reason, conn, undefined);
+  };
+
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const conn = (socket as GuardSocket)[CONNECTION];
+    const conn = gate.connectionOf(socket);
     // A socket already answered and closed (e.g. after a timeout) reports its EOF as a second error.
     if (!conn || socket.destroyed || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
       socket.destroy();
@@ -205,43 +171,32 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    const id = randomUUID();
-    const status = REASONS[reason].status === 408 ? 408 : 400;
-    const bytes = writeRawRefusal(socket, status, id);
-    const event = connectionEvent(conn, reason, err.code);
-    event.event.action = 'replication-request';
-    event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes } } };
-    event.replguard.request_id = id;
-    record(event);
-    bans.recordOutcome(reason, conn, undefined);
+    refuseRaw(socket, conn, reason, err.code);
   });
 
-  function handle(req: IncomingMessage, res: ServerResponse): void {
-    const conn = (req.socket as GuardSocket)[CONNECTION];
+  // CONNECT (authority-form target, a tunnel): never served. Node hands it to this event
+  // instead of the request handler; without a listener the socket would close unanswered.
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    const conn = gate.connectionOf(socket);
     if (!conn) {
-      // Not set up by secureConnection (cannot happen for a TLS socket): fail closed.
+      socket.destroy();
+      return;
+    }
+    refuseRaw(socket, conn, 'ROUTE_TARGET_INVALID', 'CONNECT (authority-form target) is never served', req);
+  });
+
+  // An Expect other than 100-continue: refused through the pipeline's response boundary (417),
+  // with its audit event (Node would answer 417 itself, without either).
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => handle(req, res, new Rejection('HTTP_EXPECTATION_FAILED', 'an Expect field other than 100-continue', { closeConnection: true })));
+
+  function handle(req: IncomingMessage, res: ServerResponse, refusal?: Rejection): void {
+    const conn = gate.connectionOf(req.socket);
+    if (!conn) {
+      // Not admitted by the TLS gate (cannot happen for a TLS socket): fail closed.
       res.destroy();
       return;
     }
-    const ctx: RequestContext = {
-      id: randomUUID(),
-      req,
-      res,
-      conn,
-      startedAt: performance.now(),
-      path: undefined,
-      pop: undefined,
-      credentials: [],
-      body: undefined,
-      entries: undefined,
-      webhookId: undefined,
-      webhookTimestamp: undefined,
-      jti: undefined,
-      tokenFingerprint: undefined,
-      upstreamMs: undefined,
-      responseBytes: 0,
-      interruptedBy: undefined,
-    };
+    const ctx = newRequestContext({ id: randomUUID(), req, res, conn, startedAt: performance.now() });
     conn.inflight = ctx;
     // The pipeline in force now serves this whole request, even if a reload swaps it meanwhile.
     const lease = live.acquire();
@@ -264,6 +219,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       const status = res.headersSent ? res.statusCode : 0;
       record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
       bans.recordOutcome(reason, conn, ctx.pop);
+      // A credential of this request verified (ctx.pop is only ever set by one that did): the
+      // connection leaves the unauthenticated pool.
+      if (ctx.pop !== undefined) gate.authenticated(conn);
     };
     const forceFinish = () => {
       closed = true;
@@ -286,12 +244,11 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         }, live.config().upstream.timeout + 5000).unref();
       }
     });
-    // Draining, or the client CA bundle / CRL changed since this connection's handshake: this
-    // is its last request, so that the client reconnects and is verified against the new set.
-    const closeAfter = draining || conn.memo.get(live) !== live.trust();
+    // Draining: this is the connection's last request.
+    const closeAfter = draining;
     if (closeAfter) res.setHeader('connection', 'close');
 
-    lease.pipeline.run(ctx).then(
+    (refusal ? Promise.reject(refusal) : lease.pipeline.run(ctx)).then(
       () => {
         outcome ??= { reason: 'FORWARDED', detail: undefined };
         responseBytes = ctx.responseBytes;
@@ -361,6 +318,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         for (let waited = 0; unrecorded.size > 0 && waited < 1000; waited += 10) await sleep(10);
         for (const force of [...unrecorded]) force();
         live.close();
+        gate.close();
+        repeats.flush();
+        repeats.close();
         bans.stop();
         await state.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
@@ -369,16 +329,5 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       })();
       return shutdownPromise;
     },
-  };
-}
-
-function bareConnection(socket: Socket): ConnectionInfo {
-  return {
-    remoteAddress: plainAddress(socket.remoteAddress),
-    remotePort: socket.remotePort ?? 0,
-    tlsVersion: undefined,
-    peer: undefined,
-    memo: new Map(),
-    inflight: undefined,
   };
 }

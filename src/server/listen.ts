@@ -45,7 +45,9 @@ export function listenerOptions(limits: ListenerLimits): ServerOptions {
 export function applyListenerLimits(server: HttpServer, limits: ListenerLimits): void {
   // maxHeaderSize is read when a connection's parser is set up (not in @types/node's Server).
   (server as HttpServer & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_bytes;
-  server.maxHeadersCount = limits.max_headers;
+  // One more than the limit: a request that reaches it has too many (limits/framing.ts refuses
+  // it), on runtimes that keep every field and on those that cut the list at this count alike.
+  server.maxHeadersCount = limits.max_headers + 1;
   server.maxConnections = limits.max_connections;
   server.headersTimeout = limits.header_timeout;
   server.requestTimeout = limits.request_timeout;

@@ -18,6 +18,8 @@ import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
 import type { ReloadListener, ReloadResult, ReloadTrigger } from '../reload/source.ts';
 import { createRouteStage } from '../route/route-stage.ts';
+import type { ClientTrust } from '../tls/client-trust.ts';
+import { createConnectionTrustStage } from '../tls/connection-stage.ts';
 import { createBodyContractStage } from '../replay/body-contract.ts';
 import { SIGNATURE_HEADERS } from '../replay/signature.ts';
 import { createSignatureStage } from '../replay/signature-stage.ts';
@@ -33,6 +35,8 @@ export interface PipelineDeps {
   readonly bans: Bans;
   /** The shared state's rate limiters (store/create.ts). */
   readonly limiters: Pick<Limiters, 'addressRate' | 'popRate'>;
+  /** The client trust in force (CA bundle and CRLs), which changes with the TLS material. */
+  readonly clientTrust: () => ClientTrust;
   /**
    * Told the result of every reload of a stage's file-backed material (metrics). A stage whose
    * material comes from files creates it with `createReloadableSource({..., onReload})`.
@@ -70,8 +74,10 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
   }
   const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS });
   const stages: Stage[] = [
-    // 1. TLS: verified at the handshake (server/guard.ts), where banned clients are cut too.
+    // 1. TLS: verified at the handshake (server/tls-gate.ts), where banned clients are cut too;
+    //    a connection's certificate is verified again when the trust changed since.
     //    HTTP framing the parser let through (smuggling forms, too many header fields).
+    createConnectionTrustStage({ trust: deps.clientTrust, now: deps.now }),
     createFramingStage(config),
     // 2. Ban check (address, and the POP the certificate names), then the per-address rate limit.
     createBanStage(deps.bans),
@@ -80,9 +86,10 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     //    other query is the route stage's ROUTE_QUERY_NOT_ALLOWED.
     createQueryTokenStage(),
     createRouteStage(config),
-    // 4. Authentication: every configured credential names a POP; they must agree
-    //    (mtls sets the POP, bearer and jwt compare with it: auth/identity.ts).
-    ...(methods.includes('mtls') ? [createMtlsStage(config, deps.now)] : []),
+    // 4. Authentication: every credential names a POP; they must agree (a verified client
+    //    certificate always takes part and sets the POP first; bearer and jwt compare with it:
+    //    auth/identity.ts).
+    createMtlsStage(config),
     ...credentials,
     // 5. Rate limit: a ban of a POP that only authentication named, then the per-POP limit.
     createBanStage(deps.bans),

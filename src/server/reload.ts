@@ -28,6 +28,8 @@ import { parseConfig, type LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
+import { createPeerIndex, type PeerIndex } from '../auth/mtls.ts';
+import type { ClientTrust } from '../tls/client-trust.ts';
 import type { TlsMaterial } from '../tls/material.ts';
 import { createReloadableTlsContext, type ReloadableTlsContext } from '../tls/reloadable-context.ts';
 import { applyListenerLimits } from './listen.ts';
@@ -71,8 +73,10 @@ export interface LiveGuard {
   /** Installs the TLS context and limits on the server; later reloads apply to it too. */
   serve(server: Server): void;
   acquire(): PipelineLease;
-  /** Fingerprint of the client CA bundle and CRL in force (a connection made under another one should reconnect). */
-  trust(): string;
+  /** The client trust in force (CA bundle and CRLs). */
+  clientTrust(): ClientTrust;
+  /** The peer index of the config in force (a config reload makes a new one). */
+  peers(): PeerIndex;
   /** Reloads the config, the TLS material and the stages' material, in that order. Never throws. */
   reload(trigger: ReloadTrigger): void;
   /** Stops every watcher and timer and closes every pipeline. */
@@ -88,12 +92,13 @@ interface Generation {
 /** Builds what is in force from the config (throws a ConfigError when unusable: start-up fails). */
 export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps): LiveGuard {
   const { log, now } = deps;
-  const pipelineDeps: PipelineDeps = { log, now, onReload: deps.onReload, ...deps.shared };
+  const pipelineDeps: PipelineDeps = { log, now, onReload: deps.onReload, ...deps.shared, clientTrust: () => tls.current().clientTrust };
   const tlsFor = (config: Readonly<Config>) => createReloadableTlsContext(config.tls, {
     log, now, onReload: deps.onReload, intervalMs: config.auth.reload_interval, watch: deps.watch,
   });
 
   let config = initial;
+  let peers = createPeerIndex(config.peers);
   let tls: ReloadableTlsContext = tlsFor(config);
   let server: Server | undefined;
   const generations = new Set<Generation>();
@@ -143,6 +148,7 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
     current = newGeneration(pipeline);
     retire(previous);
     config = effective;
+    peers = createPeerIndex(effective.peers);
     for (const path of kept) log.warn({ source: 'config', key: path }, 'this key changes only with a restart: the value in force is kept');
     for (const w of next.warnings) log.warn({ source: 'config', key: w.path }, w.message);
   };
@@ -215,7 +221,8 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
         },
       };
     },
-    trust: () => tls.trustFingerprint(),
+    clientTrust: () => tls.current().clientTrust,
+    peers: () => peers,
     reload(trigger) {
       configSource?.reload(trigger);
       tls.reload(trigger);
@@ -233,6 +240,9 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
 /** The server settings that follow the config; Node reads each of them per connection or per check. */
 export function applyServerLimits(server: Server, config: Readonly<Config>): void {
   applyListenerLimits(server, config.limits);
+  // The TLS gate enforces limits.max_connections itself, with an audit event (server/tls-gate.ts);
+  // the runtime's own cap stays above it as a backstop (it drops sockets silently).
+  server.maxConnections = config.limits.max_connections + 64;
 }
 
 /** The leaf key paths under RESTART_ONLY whose values differ between two configs. */

@@ -24,7 +24,7 @@ import { signerEvent, type SignerEventInput } from '../audit/signer-event.ts';
 import { SIGNER_ROUTE, type PrimaryConfig } from '../config/schema.ts';
 import { createBodyStage } from '../limits/body.ts';
 import type { OperationalLog } from '../log/operational.ts';
-import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
+import { newConnection, newRequestContext, type RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { sendRejection, setSecurityHeaders } from '../pipeline/respond.ts';
 import { downstreamResponseHeaders } from '../proxy/headers.ts';
@@ -142,19 +142,8 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const conn: ConnectionInfo = {
-      remoteAddress: plainAddress(req.socket.remoteAddress),
-      remotePort: req.socket.remotePort ?? 0,
-      tlsVersion: undefined,
-      peer: undefined,
-      memo: new Map(),
-      inflight: undefined,
-    };
-    const ctx: RequestContext = {
-      id: randomUUID(), req, res, conn, startedAt: performance.now(), path: undefined, pop: config.pop_id,
-      credentials: [], body: undefined, entries: undefined, webhookId: undefined, webhookTimestamp: undefined,
-      jti: undefined, tokenFingerprint: undefined, upstreamMs: undefined, responseBytes: 0, interruptedBy: undefined,
-    };
+    const conn = newConnection({ remoteAddress: plainAddress(req.socket.remoteAddress), remotePort: req.socket.remotePort ?? 0 });
+    const ctx = newRequestContext({ id: randomUUID(), req, res, conn, startedAt: performance.now(), pop: config.pop_id });
     if (draining) res.setHeader('connection', 'close');
 
     // Steps 1-3: refused here, nothing is sent; one event with attempt 0.

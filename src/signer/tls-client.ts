@@ -14,6 +14,7 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { PrimaryConfig } from '../config/schema.ts';
 import type { Reason } from '../pipeline/reasons.ts';
+import { TLS12_CIPHER_STRING } from '../tls/policy.ts';
 import type { ClientTlsMaterial } from './material.ts';
 
 /** Where and whom the signer connects to, from `backup:`. */
@@ -92,7 +93,7 @@ export function createBackupAgent(target: BackupTarget, material: ClientTlsMater
     ...(isIP(target.serverName) === 0 ? { servername: target.serverName } : {}),
     minVersion: target.minVersion,
     // TLS 1.2 (opt-in only): forward-secret AEAD suites, as the guard offers. TLS 1.3 suites are all AEAD.
-    ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
+    ciphers: TLS12_CIPHER_STRING,
     rejectUnauthorized: true,
     checkServerIdentity: (_host: string, cert: PeerCertificate) => verifyBackupIdentity(target, cert),
   });

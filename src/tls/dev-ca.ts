@@ -73,6 +73,26 @@ export class DevCa {
     return new DevCa(cert, forgeKey, keyPem);
   }
 
+  /** An intermediate CA signed by this one (for chains of more than one level). */
+  issueIntermediate(commonName: string, validDays = 1825): DevCa {
+    const { forgeKey, publicKey, keyPem } = newKeyPair();
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = publicKey;
+    cert.serialNumber = serial();
+    cert.validity.notBefore = new Date(Date.now() - 3_600_000);
+    cert.validity.notAfter = new Date(Date.now() + validDays * DAY);
+    cert.setSubject([{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'replguard demo' }]);
+    cert.setIssuer(this.cert.subject.attributes);
+    cert.setExtensions([
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      { name: 'subjectKeyIdentifier' },
+      { name: 'authorityKeyIdentifier', keyIdentifier: this.cert.generateSubjectKeyIdentifier().getBytes() },
+    ]);
+    cert.sign(this.key, forge.md.sha256.create());
+    return new DevCa(cert, forgeKey, keyPem);
+  }
+
   issue(options: CertOptions): Issued {
     const { forgeKey, publicKey, keyPem } = newKeyPair();
     const cert = forge.pki.createCertificate();

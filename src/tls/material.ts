@@ -1,20 +1,34 @@
 /**
  * The server's TLS material, read and checked as a set: PEM parses, the key matches the
- * certificate, the certificate is in its validity period, the CA bundle and CRL parse.
- * Problems are ConfigProblems (operator-facing). The result feeds `tls.createServer` and,
- * on reload, `server.setSecureContext`.
+ * certificate, the certificate is in its validity period, the CA bundle parses, and every CRL
+ * parses and is signed by a CA of the bundle. Problems are ConfigProblems (operator-facing).
+ * The result feeds `tls.createServer` and, on reload, `server.setSecureContext`, and carries
+ * the guard's own client verifier (client-trust.ts).
+ *
+ * The CRL is never handed to the runtime: Deno's `node:tls` ignores `crl` (a revoked certificate
+ * would be accepted), so revocation is decided by client-trust.ts on both runtimes alike. That
+ * also keeps OpenSSL from refusing a certificate of an issuer the CRL file does not cover with
+ * UNABLE_TO_GET_CRL before the guard could name the precise reason.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
+import { createClientTrust, type ClientTrust } from './client-trust.ts';
+import { loadCrlIndex, type CrlIndex } from './crl.ts';
+import { TLS12_CIPHER_STRING } from './policy.ts';
+import { parseCertificate, type ParsedCertificate } from './x509.ts';
 
 export interface TlsMaterial {
   /** For tls.createServer / setSecureContext. */
   readonly secureContext: SecureContextOptions;
   readonly serverCertificate: X509Certificate;
   readonly caCertificates: readonly X509Certificate[];
+  /** Verifies client certificate chains against the CA bundle and the CRLs of this set. */
+  readonly clientTrust: ClientTrust;
+  /** The CRLs' validity, by issuer (for metrics and warnings); undefined without tls.crl_file. */
+  readonly crls: CrlIndex | undefined;
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -66,18 +80,25 @@ export function loadTlsMaterial(tls: Config['tls'], now: number = Date.now()): T
     }
   }
   let caCertificates: X509Certificate[] = [];
+  let anchors: ParsedCertificate[] = [];
   if (caPem !== undefined) {
     try {
       caCertificates = parseCertificates(caPem);
-      for (const ca of caCertificates) {
-        if (!ca.ca) problems.push({ path: 'tls.client_ca_file', message: `${tls.client_ca_file}: "${ca.subject.replace(/\n/g, ', ')}" is not a CA certificate` });
+      anchors = caCertificates.map((ca) => parseCertificate(ca.raw));
+      for (const ca of anchors) {
+        if (!ca.isCa) problems.push({ path: 'tls.client_ca_file', message: `${tls.client_ca_file}: "${ca.subjectText}" is not a CA certificate` });
       }
     } catch (err) {
       problems.push({ path: 'tls.client_ca_file', message: `${tls.client_ca_file}: not a PEM CA bundle (${(err as Error).message})` });
     }
   }
-  if (crlPem !== undefined && !/-----BEGIN X509 CRL-----/.test(crlPem)) {
-    problems.push({ path: 'tls.crl_file', message: `${tls.crl_file}: no PEM CRL ("-----BEGIN X509 CRL-----") found` });
+  let crls: CrlIndex | undefined;
+  if (crlPem !== undefined && anchors.length > 0) {
+    try {
+      crls = loadCrlIndex(crlPem, anchors);
+    } catch (err) {
+      problems.push({ path: 'tls.crl_file', message: `${tls.crl_file}: ${(err as Error).message}` });
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -85,10 +106,9 @@ export function loadTlsMaterial(tls: Config['tls'], now: number = Date.now()): T
     cert: certPem,
     key: keyPem,
     ca: caPem,
-    ...(crlPem !== undefined ? { crl: crlPem } : {}),
     minVersion: tls.min_version,
     // TLS 1.2 (opt-in only): forward-secret AEAD suites. TLS 1.3 suites are all AEAD.
-    ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
+    ciphers: TLS12_CIPHER_STRING,
     honorCipherOrder: true,
   };
   // OpenSSL is the judge of the set as a whole (e.g. a CRL it cannot parse).
@@ -97,5 +117,5 @@ export function loadTlsMaterial(tls: Config['tls'], now: number = Date.now()): T
   } catch (err) {
     throw new ConfigError([{ path: 'tls', message: `the TLS material is refused by OpenSSL: ${(err as Error).message}` }]);
   }
-  return { secureContext, serverCertificate: leaf!, caCertificates };
+  return { secureContext, serverCertificate: leaf!, caCertificates, clientTrust: createClientTrust(anchors, crls), crls };
 }

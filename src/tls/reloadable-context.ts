@@ -9,10 +9,10 @@
  *   the context they were made with. The new context also has new session-ticket keys (Node
  *   makes fresh ones unless given some, and we give none), so a session resumed after a reload
  *   cannot skip the new client CA bundle or CRL (a unit test holds this).
- * - A change of the client CA bundle or the CRL (what decides who may connect) raises the
- *   trust generation, so that the guard can ask connections made before it to reconnect after
- *   their current request: a removed CA or a revoked certificate is then refused at the
- *   handshake instead of living on in a keep-alive connection.
+ * - A change of the client CA bundle or the CRL (what decides who may connect) changes the
+ *   trust fingerprint: the guard then re-verifies each open connection's certificate chain
+ *   against the new set before its next request (server/tls-gate.ts), so a removed CA or a
+ *   revoked certificate gets no further request through a keep-alive connection.
  */
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:tls';
@@ -67,7 +67,7 @@ export function createReloadableTlsContext(tls: Config['tls'], deps: ReloadableT
   const load = () => {
     const material = loadTlsMaterial(tls, deps.now());
     const o = material.secureContext;
-    const trust = sha256(o.ca, o.crl);
+    const trust = material.clientTrust.fingerprint;
     return { value: { material, trust }, fingerprint: sha256(o.cert, o.key, trust, o.minVersion) };
   };
   const source = createReloadableSource<TlsSet>({

@@ -20,7 +20,7 @@ import { call } from '../helpers/client.ts';
 import { baseConfig, startGuard, TEST_LIMITS, type AuditRecord } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleSum, sampleValue } from '../helpers/prometheus.ts';
-import { rawTls } from '../helpers/raw-tls.ts';
+import { rawTcp, rawTls } from '../helpers/raw-tls.ts';
 import { findSecrets, needlesFromFile, referencedFiles } from '../helpers/secrets.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 
@@ -55,7 +55,7 @@ t.test('one event per request for every reachable reason, metrics to match, no s
       { id: 'oslo-03', cert: { dns_san: 'oslo-03.pops.example' } },
       { id: 'lima-04', cert: { cn: 'lima-04' }, cert_sha256: [new X509Certificate(readFileSync(pinned.cert)).fingerprint256] },
     ],
-    limits: { ...TEST_LIMITS, max_body_bytes: '1KiB', header_timeout: '1s' },
+    limits: { ...TEST_LIMITS, max_body_bytes: '1KiB', header_timeout: '1s', handshake_timeout: '1s' },
     log: { level: 'debug' },
     audit: { stdout: true, file: auditFile },
   });
@@ -120,10 +120,18 @@ t.test('one event per request for every reachable reason, metrics to match, no s
   }
   await rawTls(guard.port, pki.caFile, { cert: good, tls: { maxVersion: 'TLSv1.2' }, ms: 5000 });
   expected.push({ reason: 'TLS_HANDSHAKE_FAILED' });
+  // Bytes that are not TLS at all, and a client that never starts its handshake.
+  await rawTcp(guard.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 5000);
+  expected.push({ reason: 'TLS_HANDSHAKE_MALFORMED' });
+  await rawTcp(guard.port, '', 5000);
+  expected.push({ reason: 'TLS_HANDSHAKE_TIMEOUT' });
 
   // Refused by the HTTP parser or its timers.
   await rawTls(guard.port, pki.caFile, { cert: good, send: ['GARBAGE\r\n\r\n'], ms: 5000 });
   expected.push({ reason: 'HTTP_MALFORMED' });
+  const expectation = await rawTls(guard.port, pki.caFile, { cert: good, send: ['POST /api/replication/apply HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\ncontent-length: 2\r\n\r\n'], ms: 5000 });
+  t.match(expectation.text, /^HTTP\/1\.1 417 [^]*\r\nx-content-type-options: nosniff\r\n/, 'an unknown expectation: 417 with the security headers');
+  expected.push({ reason: 'HTTP_EXPECTATION_FAILED', requestId: /x-replguard-request-id: ([0-9a-f-]{36})/.exec(expectation.text)?.[1], status: 417 });
   await rawTls(guard.port, pki.caFile, { cert: good, send: [`POST /api/replication/apply HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`], ms: 5000 });
   expected.push({ reason: 'HTTP_HEADERS_TOO_LARGE' });
   await rawTls(guard.port, pki.caFile, { cert: good, send: ['POST /api/replication/apply HTTP/1.1\r\nhost: x\r\n'], ms: 8000 });
@@ -202,7 +210,9 @@ t.test('one event per request for every reachable reason, metrics to match, no s
         t.ok(e.event.duration >= 0, `${where} duration`);
         t.match(e.tls.client.hash.sha256, /^[0-9a-f]{64}$/, where);
         t.match(e.tls.client.subject, /^CN=/, where);
-        t.same(e.replguard.credentials, reason.startsWith('ROUTE_') || reason === 'AUTH_TOKEN_IN_QUERY' ? [] : ['mtls'], `${where} credentials`);
+        // The connection's certificate is re-checked before the route (AUTH_CERT_EXPIRED); the
+        // route and query stages run before the mTLS identity.
+        t.same(e.replguard.credentials, reason.startsWith('ROUTE_') || reason === 'AUTH_TOKEN_IN_QUERY' || reason === 'AUTH_CERT_EXPIRED' ? [] : ['mtls'], `${where} credentials`);
       }
     }
     const forwarded = events.find((e) => e.event.reason === 'FORWARDED' && e.user_agent)!;

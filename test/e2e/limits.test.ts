@@ -16,7 +16,7 @@ t.test('limits and timeouts', async (t) => {
   const cert = pki.client('calgary-01');
   const backup = await startBackup();
   const guard = await startGuard(baseConfig(pki, backup.url, {
-    limits: { max_body_bytes: '1KiB', header_timeout: '2s', request_timeout: '30s', max_connections: 4, ban_after_failures: 1000 },
+    limits: { max_body_bytes: '1KiB', header_timeout: '2s', handshake_timeout: '2s', request_timeout: '30s', max_connections: 4, ban_after_failures: 1000 },
   }));
   t.teardown(async () => {
     await guard.stop();
@@ -77,7 +77,7 @@ t.test('limits and timeouts', async (t) => {
     t.same(eventsAfter(before).map((e) => e.event.reason).sort(), ['FORWARDED', 'HTTP_TIMEOUT'], 'one event each, the timeout not reported twice');
   });
 
-  await t.test('a client that never starts its TLS handshake is cut at the header timeout', async (t) => {
+  await t.test('a client that never starts its TLS handshake is cut at limits.handshake_timeout', async (t) => {
     const socket = tcpConnect(guard.port, '127.0.0.1');
     const closed = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 10_000);
@@ -89,10 +89,14 @@ t.test('limits and timeouts', async (t) => {
     });
     socket.destroy();
     t.ok(closed, 'closed by the guard');
+    const [event] = await guard.waitForEvents((e) => e.event.reason === 'TLS_HANDSHAKE_TIMEOUT', 1);
+    t.equal(event!.source.ip, '127.0.0.1');
+    t.ok(event!.source.port > 0, 'the client port is known before any TLS');
   });
 
   await t.test('limits.max_connections: connections past the cap are dropped; freed slots serve again', async (t) => {
-    const held = await Promise.all([0, 1, 2, 3].map(() => tlsConnect(guard.port, pki.caFile, { cert })));
+    const held = [];
+    for (let i = 0; i < 4; i++) held.push(await tlsConnect(guard.port, pki.caFile, { cert }));
     let refused = false;
     try {
       const extra = await tlsConnect(guard.port, pki.caFile, { cert });
@@ -102,6 +106,8 @@ t.test('limits and timeouts', async (t) => {
       refused = true;
     }
     t.ok(refused, 'the fifth connection is refused');
+    const [event] = await guard.waitForEvents((e) => e.event.reason === 'LIMIT_CONNECTIONS_EXCEEDED', 1);
+    t.equal(event!.event.action, 'tls-connection', 'cut at accept, audited');
     for (const s of held) s.destroy();
     await sleep(100);
     const reply = await post(guard.port, pki.caFile, { cert });

@@ -1,7 +1,8 @@
 // TLS material reloads without a restart, under a steady stream of authorised requests: the
 // server certificate (new handshakes see the new one), the client CA bundle (overlap, then the
-// old CA removed: refused at the handshake, also when resuming a session), the CRL; and invalid
-// new material (key not matching, garbage PEM, expired) leaves the guard serving with the old set.
+// old CA removed: refused at the handshake, also when resuming a session, and on a connection
+// that was already open), the CRL (the same three ways); and invalid new material (key not
+// matching, garbage PEM, expired) leaves the guard serving with the old set.
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +36,8 @@ t.test('rotation under a steady stream: server certificate, then the client CA w
   const guard = await startGuard(baseConfig(pki, backup.url, {
     tls: { cert_file: secret.path('tls.crt'), key_file: secret.path('tls.key'), client_ca_file: caBundle },
     auth: { methods: ['mtls'], reload_interval: '1h' },
+    // Each refusal its own event: this file counts them (aggregation is tested in tls-gate.test.ts).
+    audit: { repeat_window: '0s' },
   }));
   let clientCert = calgary;
   const traffic = startTraffic(guard.port, pki.caFile, () => ({ cert: clientCert }));
@@ -89,8 +92,12 @@ t.test('rotation under a steady stream: server certificate, then the client CA w
     t.notOk(resumed.ok, 'also when it offers the session it got before the removal');
     t.ok(await guard.waitForEvents((e) => e.event.reason === 'TLS_CLIENT_CERT_UNTRUSTED', untrusted + 2), 'both audited as TLS_CLIENT_CERT_UNTRUSTED');
 
+    const forwarded = backup.received().length;
     const last = await lingering.post();
-    t.same([last.reused, last.connection], [true, 'close'], 'the open old-CA connection is told to close after its next request');
+    t.same([last.status, last.reused, last.connection], [401, true, 'close'], 'the open old-CA connection gets no further request through, and is closed');
+    const [refusal] = await guard.waitForEvents((e) => e.event.reason === 'TLS_CLIENT_CERT_UNTRUSTED' && e.event.action === 'replication-request', 1);
+    t.equal(refusal!.http.response.status_code, 401, 'audited as a refused request with the reason');
+    t.ok(backup.received().slice(forwarded).every((r) => r.headers['x-replguard-client-cert-sha256'] !== sha(readFileSync(calgary.cert, 'utf8'))), 'nothing of it reached the backup');
     await t.rejects(lingering.post(), 'and cannot reconnect');
 
     t.ok(await traffic.more(3));
@@ -107,6 +114,7 @@ t.test('invalid new material leaves the guard serving with the old set; a CRL re
   const guard = await startGuard(baseConfig(pki, backup.url, {
     tls: { cert_file: cert, key_file: key, client_ca_file: pki.caFile, crl_file: crl },
     auth: { methods: ['mtls'], reload_interval: '1h' },
+    audit: { repeat_window: '0s' },
   }));
   const traffic = startTraffic(guard.port, pki.caFile, () => ({ cert: calgary }));
   t.teardown(async () => {
@@ -150,16 +158,24 @@ t.test('invalid new material leaves the guard serving with the old set; a CRL re
     t.equal(reloads(guard, 'tls').length, swaps);
   });
 
-  await t.test('a new CRL revokes a client certificate at the next handshake', async (t) => {
+  await t.test('a new CRL revokes a client certificate at the next handshake and on its open connection', async (t) => {
     const victim = pki.client('calgary-01');
     t.ok((await probeTls(guard.port, pki.caFile, victim)).ok, 'accepted before');
+    const open = keepAliveClient(guard.port, pki.caFile, victim);
+    t.teardown(() => open.close());
+    t.equal((await open.post()).status, 200, 'a keep-alive connection opened before the CRL');
     const revoked = connectionRefusals(guard, 'TLS_CLIENT_CERT_REVOKED');
     const swaps = reloads(guard, 'tls').length;
     atomicWrite(crl, readFileSync(pki.crl([victim]), 'utf8'), 0o644);
     await sighup(guard, 'tls');
     t.ok(await waitFor(() => reloads(guard, 'tls').length === swaps + 1), 'the new CRL is in force');
     t.notOk((await probeTls(guard.port, pki.caFile, victim)).ok, 'refused at the handshake');
-    t.ok(await guard.waitForEvents((e) => e.event.reason === 'TLS_CLIENT_CERT_REVOKED', revoked + 1), 'audited as TLS_CLIENT_CERT_REVOKED');
+    const forwarded = backup.received().length;
+    const next = await open.post();
+    t.same([next.status, next.reused, next.connection], [401, true, 'close'], 'its next request on the open connection is refused, and the connection closed');
+    const victimSha = sha(readFileSync(victim.cert, 'utf8'));
+    t.notOk(backup.received().slice(forwarded).some((r) => r.headers['x-replguard-client-cert-sha256'] === victimSha), 'nothing of it reached the backup (the stream of another certificate goes on)');
+    t.ok(await guard.waitForEvents((e) => e.event.reason === 'TLS_CLIENT_CERT_REVOKED', revoked + 2), 'both audited as TLS_CLIENT_CERT_REVOKED');
   });
 
   t.ok(await traffic.more(2));

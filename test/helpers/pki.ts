@@ -76,20 +76,28 @@ export function makePki(pops: string[] = ['calgary-01']): TestPki {
       return { cert: write(`${n}.crt`, c.certPem, 0o644), key: write(`${n}.key`, c.keyPem, 0o600) };
     },
     crl(revoked) {
-      const db = join(dir, `crl-db-${counter++}`);
-      execFileSync('mkdir', ['-p', db]);
-      writeFileSync(join(db, 'index.txt'), '');
-      writeFileSync(join(db, 'crlnumber'), '01\n');
-      const conf = join(db, 'ca.cnf');
-      writeFileSync(conf, [
-        '[ ca ]', 'default_ca = test', '[ test ]', `dir = ${db}`, 'database = $dir/index.txt',
-        'crlnumber = $dir/crlnumber', 'default_md = sha256', 'default_crl_days = 30',
-        `certificate = ${caFile}`, `private_key = ${caKey}`, '',
-      ].join('\n'));
-      for (const r of revoked) execFileSync('openssl', ['ca', '-config', conf, '-revoke', r.cert], { stdio: 'ignore' });
-      const out = join(dir, `revoked-${counter++}.crl`);
-      execFileSync('openssl', ['ca', '-config', conf, '-gencrl', '-out', out], { stdio: 'ignore' });
-      return out;
+      return writeCrl(dir, { cert: caFile, key: caKey }, revoked.map((r) => r.cert));
     },
   };
+}
+
+/**
+ * A CRL signed with `ca`'s key (the openssl CLI: node-forge cannot write CRLs) that revokes the
+ * given certificate files; returns its path. `days` is its validity (nextUpdate), `md` the digest.
+ */
+export function writeCrl(dir: string, ca: CertFiles, revokedCertFiles: readonly string[], options: { days?: number; md?: string } = {}): string {
+  const db = join(dir, `crl-db-${counter++}`);
+  execFileSync('mkdir', ['-p', db]);
+  writeFileSync(join(db, 'index.txt'), '');
+  writeFileSync(join(db, 'crlnumber'), '01\n');
+  const conf = join(db, 'ca.cnf');
+  writeFileSync(conf, [
+    '[ ca ]', 'default_ca = test', '[ test ]', `dir = ${db}`, 'database = $dir/index.txt',
+    'crlnumber = $dir/crlnumber', `default_md = ${options.md ?? 'sha256'}`, `default_crl_days = ${options.days ?? 30}`,
+    `certificate = ${ca.cert}`, `private_key = ${ca.key}`, '',
+  ].join('\n'));
+  for (const cert of revokedCertFiles) execFileSync('openssl', ['ca', '-config', conf, '-revoke', cert], { stdio: 'ignore' });
+  const out = join(dir, `revoked-${counter++}.crl`);
+  execFileSync('openssl', ['ca', '-config', conf, '-gencrl', '-out', out], { stdio: 'ignore' });
+  return out;
 }

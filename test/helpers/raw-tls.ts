@@ -3,6 +3,7 @@
  * and for TLS clients with unusual settings. Resolves with everything the server sent once
  * the server closes the connection (or after `ms`, then the socket is destroyed).
  */
+import { connect as netConnect } from 'node:net';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { clientTls, type CertFiles } from './pki.ts';
 
@@ -51,6 +52,33 @@ export function rawTls(port: number, caFile: string, options: RawOptions = {}): 
         return;
       }
       if (options.end) socket.end();
+    });
+  });
+}
+
+/**
+ * Plain TCP to the TLS port: `bytes` written at once (empty: nothing is sent, as a client that
+ * never starts its handshake). Resolves with what came back once the guard closes (or after `ms`).
+ */
+export function rawTcp(port: number, bytes: string, ms = 10_000, localAddress?: string): Promise<{ text: string; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    let text = '';
+    let settled = false;
+    const socket = netConnect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) });
+    const done = (closedByServer: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closedByServer });
+    };
+    const timer = setTimeout(() => done(false), ms);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (text += d));
+    socket.on('error', () => done(true));
+    socket.on('close', () => done(true));
+    socket.on('connect', () => {
+      if (bytes) socket.write(bytes);
     });
   });
 }

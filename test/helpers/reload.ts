@@ -159,7 +159,8 @@ export function probeTls(port: number, caFile: string, cert?: CertFiles, session
     socket.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, error: err.code ?? err.message }));
     socket.on('close', () => finish({ ok: false, error: 'closed by the server' }));
     socket.on('secureConnect', () => {
-      const serverSha256 = socket.getPeerCertificate().fingerprint256.replace(/:/g, '').toLowerCase();
+      // A resumed session carries no server certificate on some runtimes.
+      const serverSha256 = socket.getPeerCertificate()?.fingerprint256?.replace(/:/g, '').toLowerCase() ?? '';
       // A refused client certificate ends the connection right after the handshake; a request
       // proves the server kept it.
       socket.write('GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n');

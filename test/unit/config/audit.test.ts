@@ -22,12 +22,12 @@ const problems = (audit: unknown) => {
 };
 
 t.test('defaults: stdout on, no file', async (t) => {
-  t.same(parse(undefined).config.audit, { stdout: true });
+  t.same(parse(undefined).config.audit, { stdout: true, repeat_window: 10_000 });
 });
 
 t.test('a relative file starts at the config file’s folder', async (t) => {
   t.equal(parse({ file: 'audit.ndjson' }).config.audit.file, join(dir, 'audit.ndjson'));
-  t.same(parse({ stdout: false, file: 'audit.ndjson' }).config.audit, { stdout: false, file: join(dir, 'audit.ndjson') });
+  t.same(parse({ stdout: false, file: 'audit.ndjson' }).config.audit, { stdout: false, file: join(dir, 'audit.ndjson'), repeat_window: 10_000 });
 });
 
 t.test('operator mistakes name the key', async (t) => {

@@ -5,13 +5,14 @@ import type { AuditEvent } from '../../../src/audit/event.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { bannableReasons, Bans, countsTowardBan } from '../../../src/limits/bans.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
-import type { ConnectionInfo } from '../../../src/pipeline/context.ts';
+import { createPeerIndex } from '../../../src/auth/mtls.ts';
+import { newConnection, type ConnectionInfo } from '../../../src/pipeline/context.ts';
 import { createSharedState } from '../../../src/store/create.ts';
 
 t.test('the reasons that count toward a ban (docs/limits.md lists the same)', async (t) => {
   t.same(bannableReasons(), [
     'TLS_CLIENT_CERT_MISSING', 'TLS_CLIENT_CERT_UNTRUSTED', 'TLS_CLIENT_CERT_EXPIRED', 'TLS_CLIENT_CERT_NOT_YET_VALID',
-    'TLS_CLIENT_CERT_REVOKED', 'TLS_CLIENT_CERT_INVALID', 'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'ROUTE_TARGET_INVALID',
+    'TLS_CLIENT_CERT_REVOKED', 'TLS_CLIENT_CERT_INVALID', 'TLS_HANDSHAKE_MALFORMED', 'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'ROUTE_TARGET_INVALID',
     'AUTH_PEER_UNKNOWN', 'AUTH_PEER_AMBIGUOUS', 'AUTH_CERT_PIN_MISMATCH', 'AUTH_CERT_EXPIRED',
     'AUTH_TOKEN_IN_QUERY', 'AUTH_CREDENTIAL_MISSING', 'AUTH_CREDENTIAL_MALFORMED', 'AUTH_BEARER_INVALID',
     'AUTH_JWT_MALFORMED', 'AUTH_JWT_HEADER_REFUSED', 'AUTH_JWT_KEY_UNKNOWN', 'AUTH_JWT_KEY_NOT_BOUND', 'AUTH_JWT_SIGNATURE_INVALID',
@@ -24,7 +25,7 @@ t.test('the reasons that count toward a ban (docs/limits.md lists the same)', as
     'BODY_CONTENT_TYPE_INVALID', 'BODY_NOT_UTF8', 'BODY_NOT_JSON', 'BODY_NOT_OBJECT', 'BODY_DUPLICATE_KEY', 'BODY_SOURCE_POP_MISSING',
     'BODY_SOURCE_POP_MISMATCH', 'BODY_TIMESTAMP_MISMATCH', 'BODY_NONCE_MISMATCH', 'BODY_ENTRIES_INVALID',
   ]);
-  for (const reason of ['FORWARDED', 'HTTP_TIMEOUT', 'TLS_HANDSHAKE_FAILED', 'ROUTE_NOT_FOUND', 'BODY_TOO_LARGE', 'BODY_INCOMPLETE', 'LIMIT_RATE_EXCEEDED', 'LIMIT_BANNED', 'LIMIT_STORE_UNAVAILABLE', 'REPLAY_STORE_FULL', 'REPLAY_STORE_UNAVAILABLE', 'UPSTREAM_UNAVAILABLE', 'INTERNAL'] as const) {
+  for (const reason of ['FORWARDED', 'HTTP_TIMEOUT', 'TLS_HANDSHAKE_FAILED', 'TLS_HANDSHAKE_TIMEOUT', 'LIMIT_CONNECTIONS_EXCEEDED', 'LIMIT_ADDRESS_CONNECTIONS_EXCEEDED', 'LIMIT_BANNED_CONNECTION', 'HTTP_EXPECTATION_FAILED', 'ROUTE_NOT_FOUND', 'BODY_TOO_LARGE', 'BODY_INCOMPLETE', 'LIMIT_RATE_EXCEEDED', 'LIMIT_BANNED', 'LIMIT_STORE_UNAVAILABLE', 'REPLAY_STORE_FULL', 'REPLAY_STORE_UNAVAILABLE', 'UPSTREAM_UNAVAILABLE', 'INTERNAL'] as const) {
     t.notOk(countsTowardBan(reason), reason);
   }
 });
@@ -36,16 +37,18 @@ t.test('ban lifecycle on the injected clock', async (t) => {
   let clock = 1_800_000_000_000;
   const state = createSharedState({ limits, store: configSchema.shape.store.parse({}) }, { now: () => clock, log });
   const events: AuditEvent[] = [];
+  // The peer index in force; a test swaps it like a config reload does.
+  let index = createPeerIndex(peers);
   const bans = new Bans({ limits, peers }, state, {
     now: () => clock,
     log,
     audit: { write: (e) => void events.push(e), flush: () => undefined },
-    popOfCertificate: (cert) => (cert.commonNames[0] === 'calgary-01' ? 'calgary-01' : undefined),
+    peers: () => index,
   });
   const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
-  const conn = (address: string, cn?: string): ConnectionInfo => ({
-    remoteAddress: address, remotePort: 1, tlsVersion: 'TLSv1.3', memo: new Map(), inflight: undefined,
-    peer: cn === undefined ? undefined : { subject: `CN=${cn}`, commonNames: [cn], dnsSans: [], uriSans: [], sha256: '00'.repeat(32), notAfterMs: clock + 1e9 },
+  const conn = (address: string, cn?: string, sha256 = '00'.repeat(32)): ConnectionInfo => newConnection({
+    remoteAddress: address, remotePort: 1, tlsVersion: 'TLSv1.3',
+    peer: cn === undefined ? undefined : { subject: `CN=${cn}`, commonNames: [cn], dnsSans: [], uriSans: [], sha256, notAfterMs: clock + 1e9 },
   });
 
   await t.test('an unverified or unknown certificate never gets a POP counted', async (t) => {
@@ -56,17 +59,51 @@ t.test('ban lifecycle on the injected clock', async (t) => {
     t.notOk(bans.bannedAtHandshake(conn('192.0.2.2')));
   });
 
-  await t.test('the POP the certificate names is counted and banned with the address', async (t) => {
+  await t.test('the POP the verified certificate names is counted, not the shared address', async (t) => {
     events.length = 0;
     bans.recordOutcome('ROUTE_TARGET_INVALID', conn('2001:db8:1:2::10', 'calgary-01'), undefined);
     bans.recordOutcome('ROUTE_TARGET_INVALID', conn('2001:db8:1:2::11', 'calgary-01'), undefined);
     bans.recordOutcome('HTTP_FRAMING_INVALID', conn('2001:db8:1:2:ffff::1', 'calgary-01'), undefined);
     await settle();
-    t.same(events.map((e) => e.replguard.ban?.key).sort(), ['addr:2001:db8:1:2::/64', 'pop:calgary-01'], 'IPv6 counted per /64');
+    t.same(events.map((e) => e.replguard.ban?.key), ['pop:calgary-01']);
     t.equal(events[0]!.event.kind, 'alert');
     const ban = await bans.check(['pop:calgary-01']);
     t.equal(ban?.until, clock + 600_000);
     t.equal(ban?.reason, 'HTTP_FRAMING_INVALID');
+    t.ok(bans.bannedAtHandshake(conn('203.0.113.7', 'calgary-01')), 'the POP is cut at the handshake from any address');
+    t.notOk(bans.bannedAtAccept('addr:2001:db8:1:2::/64'), 'its addresses are not banned');
+  });
+
+  await t.test('unauthenticated failures from an address never ban the POPs behind it', async (t) => {
+    events.length = 0;
+    for (let i = 0; i < 3; i++) bans.recordOutcome('AUTH_BEARER_INVALID', conn('198.51.100.50'), undefined);
+    await settle();
+    t.same(events.map((e) => e.replguard.ban?.key), ['addr:198.51.100.50']);
+    t.ok(bans.bannedAtAccept('addr:198.51.100.50'), 'the address is cut at accept');
+    t.ok(bans.bannedAtHandshake(conn('198.51.100.50')), 'and after the handshake without a certificate');
+    t.ok(bans.bannedAtHandshake(conn('198.51.100.50', 'denver-02')), 'a certificate naming no configured POP is no exception');
+    t.notOk(bans.bannedAtHandshake(conn('198.51.100.60')), 'another address is not banned');
+    const denver = createPeerIndex([...peers, { id: 'denver-02', cert: { cn: 'denver-02' }, cert_sha256: [] }]);
+    index = denver;
+    t.notOk(bans.bannedAtHandshake(conn('198.51.100.50', 'denver-02')), 'a verified POP behind the banned address is served');
+    bans.noteVerifiedAddress(conn('198.51.100.50', 'denver-02'));
+    t.notOk(bans.bannedAtAccept('addr:198.51.100.50'), 'once a POP verified from it, the address is not cut at accept: the handshake decides');
+    index = createPeerIndex(peers);
+    t.ok(bans.bannedAtHandshake(conn('198.51.100.50', 'denver-02')), 'denver-02 removed by a reload: the address ban applies to its certificate again');
+  });
+
+  await t.test('a pin added by a reload: the old certificate no longer names the POP, so it cannot get it banned', async (t) => {
+    events.length = 0;
+    const newCert = 'ab'.repeat(32);
+    index = createPeerIndex([{ id: 'calgary-01', cert: { cn: 'calgary-01' }, cert_sha256: [newCert] }, { id: 'lima-04', cert: { cn: 'lima-04' }, cert_sha256: [] }]);
+    const old = conn('192.0.2.99', 'lima-04', '11'.repeat(32));
+    t.equal(bans.connectionPop(old), 'lima-04', 'memoised under the index in force');
+    index = createPeerIndex([{ id: 'calgary-01', cert: { cn: 'calgary-01' }, cert_sha256: [newCert] }, { id: 'lima-04', cert: { cn: 'lima-04' }, cert_sha256: [newCert] }]);
+    t.equal(bans.connectionPop(old), undefined, 'the same connection after the pin: no POP');
+    for (let i = 0; i < 3; i++) bans.recordOutcome('AUTH_CERT_PIN_MISMATCH', old, undefined);
+    await settle();
+    t.same(events.map((e) => e.replguard.ban?.key), ['addr:192.0.2.99'], 'the address is banned, never lima-04');
+    index = createPeerIndex(peers);
   });
 
   await t.test('a ban ends on the clock, and is reported once', async (t) => {
@@ -78,7 +115,7 @@ t.test('ban lifecycle on the injected clock', async (t) => {
     await bans.sweep();
     await settle();
     t.same(events.map((e) => `${e.event.reason} ${e.replguard.ban?.key}`).sort(), [
-      'LIMIT_BAN_ENDED addr:192.0.2.1', 'LIMIT_BAN_ENDED addr:2001:db8:1:2::/64', 'LIMIT_BAN_ENDED pop:calgary-01',
+      'LIMIT_BAN_ENDED addr:192.0.2.1', 'LIMIT_BAN_ENDED addr:192.0.2.99', 'LIMIT_BAN_ENDED addr:198.51.100.50', 'LIMIT_BAN_ENDED pop:calgary-01',
     ]);
     t.notOk(bans.bannedAtHandshake(conn('192.0.2.1')));
   });

@@ -9,7 +9,8 @@ import { configSchema } from '../../../src/config/schema.ts';
 import { Bans } from '../../../src/limits/bans.ts';
 import { addressKey, popKey } from '../../../src/limits/client-key.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
-import type { ConnectionInfo } from '../../../src/pipeline/context.ts';
+import { createPeerIndex } from '../../../src/auth/mtls.ts';
+import { newConnection, type ConnectionInfo } from '../../../src/pipeline/context.ts';
 import { createSharedState } from '../../../src/store/create.ts';
 import type { RateLimiterLru } from '../../../src/store/lru-limiter.ts';
 import type { MemoryBanStore } from '../../../src/store/memory-bans.ts';
@@ -27,28 +28,27 @@ const MAX = 1000;
 
 /** A forged identity: a distinct address, and a certificate naming no configured POP. */
 function forged(i: number): ConnectionInfo {
-  return {
+  return newConnection({
     remoteAddress: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
     remotePort: 40000,
     tlsVersion: 'TLSv1.3',
     peer: { subject: `CN=pop-${i}`, commonNames: [`pop-${i}`], dnsSans: [], uriSans: [], sha256: 'cd'.repeat(32), notAfterMs: Date.now() + 86_400_000 },
-    memo: new Map(),
-    inflight: undefined,
-  };
+  });
 }
 
-const legit: ConnectionInfo = { ...forged(-1), remoteAddress: '192.0.2.10', peer: { ...forged(-1).peer!, subject: 'CN=calgary-01', commonNames: ['calgary-01'] } };
+const legit: ConnectionInfo = newConnection({ ...forged(-1), remoteAddress: '192.0.2.10', peer: { ...forged(-1).peer!, subject: 'CN=calgary-01', commonNames: ['calgary-01'] } });
 
 t.test(`a flood of ${FLOOD} distinct forged identities`, async (t) => {
   const limits = configSchema.shape.limits.parse({ rate_per_minute: 1000, address_rate_per_minute: 600, ban_after_failures: 10, max_tracked_addresses: MAX });
   const peers = [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, cert_sha256: [] }, { id: 'denver-02', cert: { cn: 'denver-02' }, cert_sha256: [] }];
+  const index = createPeerIndex(peers);
   const state = createSharedState({ limits, store: configSchema.shape.store.parse({}) }, { now: Date.now, log: createOperationalLog('error') });
   let alerts = 0;
   const bans = new Bans({ limits, peers }, state, {
     now: Date.now,
     log: createOperationalLog('error'),
     audit: { write: () => void (alerts += 1), flush: () => undefined },
-    popOfCertificate: (cert) => (cert.commonNames[0] === 'calgary-01' ? 'calgary-01' : undefined),
+    peers: () => index,
   });
   const settle = () => new Promise((resolve) => setImmediate(resolve));
 

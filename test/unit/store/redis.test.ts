@@ -9,7 +9,8 @@ import type { AuditEvent } from '../../../src/audit/event.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { Bans } from '../../../src/limits/bans.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
-import type { ConnectionInfo } from '../../../src/pipeline/context.ts';
+import { createPeerIndex } from '../../../src/auth/mtls.ts';
+import { newConnection, type ConnectionInfo } from '../../../src/pipeline/context.ts';
 import { createSharedState, type SharedState } from '../../../src/store/create.ts';
 import { StoreUnavailableError } from '../../../src/store/store.ts';
 import { startRedis } from '../../helpers/redis.ts';
@@ -17,14 +18,12 @@ import { startRedis } from '../../helpers/redis.ts';
 const log = createOperationalLog('error');
 
 function conn(address: string, withCert: boolean): ConnectionInfo {
-  return {
+  return newConnection({
     remoteAddress: address,
     remotePort: 40000,
     tlsVersion: 'TLSv1.3',
     peer: withCert ? { subject: 'CN=calgary-01', commonNames: ['calgary-01'], dnsSans: [], uriSans: [], sha256: 'ab'.repeat(32), notAfterMs: Date.now() + 86_400_000 } : undefined,
-    memo: new Map(),
-    inflight: undefined,
-  };
+  });
 }
 
 async function until(pred: () => boolean | Promise<boolean>, ms = 15_000): Promise<boolean> {
@@ -80,13 +79,17 @@ t.test('redis state shared by two replicas', async (t) => {
 
   await t.test('failures on both replicas add up to one ban, started and ended once', async (t) => {
     const events: AuditEvent[] = [];
-    const deps = { now, log, audit: { write: (e: AuditEvent) => void events.push(e), flush: () => undefined }, popOfCertificate: () => 'calgary-01' };
     const peers = [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, cert_sha256: [] }];
+    const index = createPeerIndex(peers);
+    const deps = { now, log, audit: { write: (e: AuditEvent) => void events.push(e), flush: () => undefined }, peers: () => index };
     const bansA = new Bans({ limits: config(), peers }, a, deps);
     const bansB = new Bans({ limits: config(), peers }, b, deps);
     for (let i = 0; i < 5; i++) {
-      bansA.recordOutcome('AUTH_CERT_PIN_MISMATCH', conn('198.51.100.7', true), undefined);
-      bansB.recordOutcome('AUTH_CERT_PIN_MISMATCH', conn('198.51.100.7', true), undefined);
+      // A verified certificate's failures count against its POP; unauthenticated ones against the address.
+      bansA.recordOutcome('AUTH_ROUTE_NOT_ALLOWED', conn('198.51.100.7', true), undefined);
+      bansB.recordOutcome('AUTH_ROUTE_NOT_ALLOWED', conn('198.51.100.7', true), undefined);
+      bansA.recordOutcome('AUTH_BEARER_INVALID', conn('198.51.100.7', false), undefined);
+      bansB.recordOutcome('AUTH_BEARER_INVALID', conn('198.51.100.7', false), undefined);
     }
     t.ok(await until(() => events.filter((e) => e.event.reason === 'LIMIT_BAN_STARTED').length >= 2), 'bans started');
     await sleep(100);
@@ -129,7 +132,7 @@ t.test('redis state shared by two replicas', async (t) => {
     t.ok(nonce instanceof StoreUnavailableError, 'nonce store: StoreUnavailableError');
     const rate = await a.limiters.popRate.consume('pop:denver-02').then(() => undefined, (e: unknown) => e);
     t.ok(rate instanceof Error && !(rate instanceof RateLimiterRes), 'limiter: an error, not a verdict');
-    const bans = new Bans({ limits: config(), peers: [] }, a, { now, log, audit: { write: () => undefined, flush: () => undefined }, popOfCertificate: () => undefined });
+    const bans = new Bans({ limits: config(), peers: [] }, a, { now, log, audit: { write: () => undefined, flush: () => undefined }, peers: () => createPeerIndex([]) });
     t.rejects(bans.check(['addr:198.51.100.8']), 'ban check rejects');
 
     await redis.start();

@@ -1,0 +1,185 @@
+/**
+ * Who may connect: the client certificate chain checked against `tls.client_ca_file` and
+ * `tls.crl_file` by the guard itself, the same way on Node.js and on Deno, right after the
+ * handshake and before any HTTP byte of the connection is read (server/tls-gate.ts).
+ *
+ * The runtime's TLS stack verifies the chain too (OpenSSL on Node, rustls on Deno) and both
+ * verdicts must accept: this module is what makes the controls equal on both runtimes (Deno
+ * ignores `crl`, and the two report failures with different codes), gives every refusal one
+ * precise reason, and can re-judge a connection that is already open when the trust changes
+ * (a CRL reload reaches keep-alive connections: `verify` is cheap enough to run again).
+ *
+ * Hand-written on purpose, and small: neither runtime exposes its verifier for a chain it did not
+ * just receive, and no well-kept library verifies X.509 paths synchronously (pkijs and
+ * @peculiar/x509 verify through WebCrypto, which is asynchronous). The ASN.1 is decoded by
+ * `@peculiar/asn1-x509` (x509.ts) and signatures are checked by `node:crypto`.
+ * Rules (RFC 5280 section 6, reduced to what a client-certificate check needs):
+ *  - the path is built from the leaf through the certificates the client sent (at most
+ *    MAX_PRESENTED) to a certificate of the CA bundle, each link matched by name and verified
+ *    by signature; no path: UNTRUSTED (another CA, self-signed, a forged signature);
+ *  - every certificate of the path within its validity: EXPIRED / NOT_YET_VALID;
+ *  - every issuer a CA (basicConstraints cA, keyCertSign when key usage is present, path
+ *    length respected), the leaf not a CA, usable for TLS client authentication (extended key
+ *    usage clientAuth or anyExtendedKeyUsage when present, digitalSignature or keyAgreement
+ *    when key usage is present), no unknown critical extension: INVALID otherwise;
+ *  - with CRLs configured: the leaf's issuer must have a current CRL (like OpenSSL's
+ *    X509_V_FLAG_CRL_CHECK), and no certificate of the path may be listed in its issuer's CRL:
+ *    REVOKED; a CRL past its nextUpdate, or not yet valid, refuses every client of that issuer:
+ *    INVALID (fails closed, as OpenSSL does).
+ */
+import { createHash } from 'node:crypto';
+import type { Reason } from '../pipeline/reasons.ts';
+import type { CrlIndex } from './crl.ts';
+import { KeyUsageFlags, parseCertificate, type ParsedCertificate } from './x509.ts';
+
+/** Most certificates read from what the client sent (leaf included); the rest is ignored. */
+export const MAX_PRESENTED = 10;
+/** Longest path, leaf and anchor included. */
+export const MAX_PATH = 8;
+
+/**
+ * How far a CRL's thisUpdate may lie ahead of this clock: a CRL published a moment ago by a CA
+ * whose clock runs a little ahead is not refused (a future thisUpdate revokes nothing wrongly;
+ * the signature is what makes the CRL authentic). Its nextUpdate gets no tolerance.
+ */
+const CRL_CLOCK_SKEW_MS = 5 * 60_000;
+
+const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const EKU_ANY = '2.5.29.37.0';
+
+export type ClientVerdict =
+  | {
+    readonly ok: true;
+    readonly leaf: ParsedCertificate;
+    readonly path: readonly ParsedCertificate[];
+    /** The earliest notAfter of the path. */
+    readonly notAfterMs: number;
+    /** Until when this verdict holds without a new check: the earliest notAfter, or nextUpdate of a CRL consulted. */
+    readonly validUntilMs: number;
+  }
+  | { readonly ok: false; readonly reason: Reason; readonly detail: string; readonly leaf: ParsedCertificate | undefined };
+
+export interface ClientTrust {
+  /** Verifies a presented chain (leaf first, DER) at `now` (ms). Never throws. */
+  verify(chain: readonly Uint8Array[], now: number): ClientVerdict;
+  /** Identifies the CA bundle and the CRLs: equal fingerprints mean equal verdicts. */
+  readonly fingerprint: string;
+  /** Whether CRLs are checked. */
+  readonly checksRevocation: boolean;
+}
+
+export function createClientTrust(anchors: readonly ParsedCertificate[], crls: CrlIndex | undefined): ClientTrust {
+  const bySubject = new Map<string, ParsedCertificate[]>();
+  const anchorHashes = new Set<string>();
+  for (const anchor of anchors) {
+    const list = bySubject.get(anchor.subjectKey) ?? [];
+    list.push(anchor);
+    bySubject.set(anchor.subjectKey, list);
+    anchorHashes.add(anchor.sha256);
+  }
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify({
+      anchors: [...anchorHashes].sort(),
+      crls: crls ? [...crls].map(([k, v]) => [k, [...v.revoked].sort(), v.thisUpdateMs, v.nextUpdateMs ?? null]).sort() : null,
+    }))
+    .digest('hex');
+
+  const refuse = (reason: Reason, detail: string, leaf: ParsedCertificate | undefined): ClientVerdict => ({ ok: false, reason, detail, leaf });
+
+  return {
+    fingerprint,
+    checksRevocation: crls !== undefined,
+    verify(chain, now) {
+      if (chain.length === 0) return refuse('TLS_CLIENT_CERT_MISSING', 'no client certificate', undefined);
+      let presented: ParsedCertificate[];
+      try {
+        presented = chain.slice(0, MAX_PRESENTED).map((der) => parseCertificate(der));
+      } catch (err) {
+        return refuse('TLS_CLIENT_CERT_INVALID', `a presented certificate cannot be read (${(err as Error).message})`, undefined);
+      }
+      const leaf = presented[0]!;
+
+      // Path building: leaf -> (presented intermediates) -> an anchor of the bundle.
+      const path: ParsedCertificate[] = [leaf];
+      let current = leaf;
+      for (;;) {
+        if (anchorHashes.has(current.sha256)) break; // the client sent a bundle certificate itself
+        const issuedBy = (candidate: ParsedCertificate) =>
+          candidate.subjectKey === current.issuerKey && !path.includes(candidate) && safe(() => current.x509.checkIssued(candidate.x509) && current.x509.verify(candidate.x509.publicKey));
+        const anchor = bySubject.get(current.issuerKey)?.find(issuedBy);
+        if (anchor) {
+          path.push(anchor);
+          break;
+        }
+        const next = presented.slice(1).find(issuedBy);
+        if (!next) {
+          const named = bySubject.has(current.issuerKey) || presented.some((p) => p.subjectKey === current.issuerKey);
+          return refuse('TLS_CLIENT_CERT_UNTRUSTED', current === leaf
+            ? (named ? 'the certificate\'s signature does not verify with its issuer' : 'the certificate does not chain to tls.client_ca_file')
+            : `the chain through ${current.subjectText} does not reach tls.client_ca_file`, leaf);
+        }
+        path.push(next);
+        if (path.length >= MAX_PATH) return refuse('TLS_CLIENT_CERT_INVALID', `the chain is longer than ${MAX_PATH} certificates`, leaf);
+        current = next;
+      }
+
+      let notAfterMs = Infinity;
+      for (const cert of path) {
+        const which = cert === leaf ? 'the certificate' : `its issuer ${cert.subjectText}`;
+        if (now < cert.notBeforeMs) return refuse('TLS_CLIENT_CERT_NOT_YET_VALID', `${which} is not valid before ${new Date(cert.notBeforeMs).toISOString()}`, leaf);
+        if (now > cert.notAfterMs) return refuse('TLS_CLIENT_CERT_EXPIRED', `${which} expired at ${new Date(cert.notAfterMs).toISOString()}`, leaf);
+        if (cert.unknownCritical.length > 0) return refuse('TLS_CLIENT_CERT_INVALID', `${which} has a critical extension this guard does not implement (${cert.unknownCritical.join(', ')})`, leaf);
+        notAfterMs = Math.min(notAfterMs, cert.notAfterMs);
+      }
+      if (path.length === 1) return refuse('TLS_CLIENT_CERT_INVALID', 'the client presented a CA certificate of tls.client_ca_file itself', leaf);
+      for (let i = 1; i < path.length; i++) {
+        const issuer = path[i]!;
+        if (!issuer.isCa) return refuse('TLS_CLIENT_CERT_INVALID', `${issuer.subjectText} is not a CA (basicConstraints)`, leaf);
+        if (issuer.keyUsage !== undefined && (issuer.keyUsage & KeyUsageFlags.keyCertSign) === 0) return refuse('TLS_CLIENT_CERT_INVALID', `${issuer.subjectText} may not sign certificates (key usage)`, leaf);
+        // pathLenConstraint: how many intermediates may follow this CA below it.
+        if (issuer.pathLength !== undefined && i - 1 > issuer.pathLength) return refuse('TLS_CLIENT_CERT_INVALID', `the chain is longer than ${issuer.subjectText} allows`, leaf);
+      }
+      if (leaf.isCa) return refuse('TLS_CLIENT_CERT_INVALID', 'the client certificate is a CA certificate', leaf);
+      if (leaf.extendedKeyUsage !== undefined && !leaf.extendedKeyUsage.includes(EKU_CLIENT_AUTH) && !leaf.extendedKeyUsage.includes(EKU_ANY)) {
+        return refuse('TLS_CLIENT_CERT_INVALID', 'the certificate is not for TLS client authentication (extended key usage)', leaf);
+      }
+      if (leaf.keyUsage !== undefined && (leaf.keyUsage & (KeyUsageFlags.digitalSignature | KeyUsageFlags.keyAgreement)) === 0) {
+        return refuse('TLS_CLIENT_CERT_INVALID', 'the certificate\'s key usage allows no TLS client signature', leaf);
+      }
+
+      let validUntilMs = notAfterMs;
+      if (crls) {
+        // Every certificate below the anchor, against its issuer's CRL. A listed one is named
+        // first (the most precise reason); then the leaf's issuer must have a current CRL.
+        for (let i = 0; i < path.length - 1; i++) {
+          const cert = path[i]!;
+          const revocations = crls.get(cert.issuerKey);
+          const which = cert === leaf ? 'the certificate' : `its issuer ${cert.subjectText}`;
+          if (revocations?.revoked.has(cert.serial)) return refuse('TLS_CLIENT_CERT_REVOKED', `${which} (serial ${cert.serial}) is listed in the CRL of ${revocations.issuer}`, leaf);
+        }
+        for (let i = 0; i < path.length - 1; i++) {
+          const cert = path[i]!;
+          const revocations = crls.get(cert.issuerKey);
+          if (!revocations) {
+            if (cert === leaf) return refuse('TLS_CLIENT_CERT_INVALID', 'tls.crl_file has no CRL from the certificate\'s issuer', leaf);
+            continue;
+          }
+          if (now + CRL_CLOCK_SKEW_MS < revocations.thisUpdateMs) return refuse('TLS_CLIENT_CERT_INVALID', `the CRL of ${revocations.issuer} is not valid yet`, leaf);
+          if (revocations.nextUpdateMs !== undefined && now > revocations.nextUpdateMs) {
+            return refuse('TLS_CLIENT_CERT_INVALID', `the CRL of ${revocations.issuer} expired at ${new Date(revocations.nextUpdateMs).toISOString()}; publish a new one`, leaf);
+          }
+          if (revocations.nextUpdateMs !== undefined) validUntilMs = Math.min(validUntilMs, revocations.nextUpdateMs);
+        }
+      }
+      return { ok: true, leaf, path, notAfterMs, validUntilMs };
+    },
+  };
+}
+
+function safe(check: () => boolean): boolean {
+  try {
+    return check();
+  } catch {
+    return false;
+  }
+}
