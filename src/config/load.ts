@@ -71,8 +71,7 @@ export function loadRoleConfig(file: string): LoadedRoleConfig {
  * and at every reload of the file.
  */
 export function checkConfigFile(file: string): ConfigProblem | undefined {
-  const problem = checkTrustedPath(file, '');
-  return problem && { path: '', message: `config file: ${problem.message}` };
+  return checkTrustedPath(file, '');
 }
 
 /** Parses guard config text as if read from `file` (relative paths resolve against its folder). */

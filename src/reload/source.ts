@@ -142,7 +142,7 @@ export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): 
 
   const refuse = (trigger: ReloadTrigger, err: unknown): ReloadResult => {
     const error = err instanceof ConfigError
-      ? err.problems.map((p) => `${p.path}: ${p.message}`).join('; ')
+      ? err.problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; ')
       : String((err as Error)?.message ?? err);
     log.error({ source: name, trigger, problems: error }, `reload of ${name} refused: the material in force stays in force`);
     return report(trigger, { changed: false, error });
