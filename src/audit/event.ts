@@ -99,6 +99,8 @@ export interface AuditEvent {
     repeated?: number;
     /** On ban events: which key, since and until when (ISO 8601), and what started it. */
     ban?: { key: string; since?: string; until: string; failures?: number; trigger?: string };
+    /** On CREDENTIAL_REMOVED: each file whose material went out of force, its config key and POP. */
+    removed?: Array<{ key: string; file: string; pop?: string }>;
   };
 }
 
@@ -191,20 +193,42 @@ export function connectionEvent(conn: ConnectionInfo, reason: Reason, detail: st
 export const RELOAD_REASONS = {
   CONFIG_RELOADED: { alert: false, description: 'new credential material was loaded and is in force' },
   CONFIG_RELOAD_FAILED: { alert: true, description: 'new material was refused; the previous material stays in force' },
+  CREDENTIAL_REMOVED: { alert: true, description: 'a reload took credential material out of force (a file deleted or emptied): its POP is refused with it from now on' },
 } as const;
+
+/** A file whose material a reload took out of force (reload/source.ts HeldFile). */
+export interface RemovedFile {
+  readonly key: string;
+  readonly file: string;
+  readonly pop?: string;
+}
 
 /**
  * A reload of certificates, keys or tokens (SIGHUP, file change, interval). A failure is an
- * alert: someone may be swapping credentials, or a rotation is about to cause an outage.
+ * alert: someone may be swapping credentials, or a rotation is about to cause an outage. A
+ * success that removed material is CREDENTIAL_REMOVED, an alert too: it is how an operator cuts
+ * a POP off (or how someone with access to the files would), and `replguard.removed` says which
+ * key path and POP; `replguard.pop` is set when they are all one POP's.
  * `detail` is operator text (file and key path, never file content).
  */
-export function reloadEvent(result: 'success' | 'failure', trigger: string, detail: string | undefined): AuditEvent {
-  const reason: keyof typeof RELOAD_REASONS = result === 'success' ? 'CONFIG_RELOADED' : 'CONFIG_RELOAD_FAILED';
-  return {
+export function reloadEvent(result: 'success' | 'failure', trigger: string, detail: string | undefined, removed: readonly RemovedFile[] = []): AuditEvent {
+  const reason: keyof typeof RELOAD_REASONS = result === 'failure' ? 'CONFIG_RELOAD_FAILED' : removed.length > 0 ? 'CREDENTIAL_REMOVED' : 'CONFIG_RELOADED';
+  const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
-    event: base(reason, RELOAD_REASONS[reason].alert, result, 'config-reload', ['configuration'], ['change']),
+    event: base(reason, RELOAD_REASONS[reason].alert, result, 'config-reload', ['configuration'], removed.length > 0 ? ['change', 'deletion'] : ['change']),
     replguard: { detail: clip(`${trigger}${detail !== undefined ? `: ${detail}` : ''}`) },
   };
+  if (removed.length > 0) {
+    event.replguard.removed = removed.map((r) => {
+      const entry: { key: string; file: string; pop?: string } = { key: clip(r.key)!, file: clip(r.file)! };
+      if (r.pop !== undefined) entry.pop = clip(r.pop)!;
+      return entry;
+    });
+    const pops = new Set(removed.map((r) => r.pop));
+    const [only] = pops;
+    if (pops.size === 1 && only !== undefined) event.replguard.pop = only;
+  }
+  return event;
 }
 
 /** What a ban event says about the ban (limits/bans.ts). */

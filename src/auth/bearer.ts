@@ -5,19 +5,24 @@
  * the peer that owns the file.
  *
  * Loading, at start-up and at every reload, all or nothing: each file must exist, not be
- * readable by others, and hold either nothing (a retired slot) or a strong secret (see
- * secret-strength.ts) made of RFC 6750 b64token characters without "." (so that it can never be
- * mistaken for a JWT). One secret must not belong to two peers.
+ * readable by others nor changeable by anyone but root and this user (config/files.ts), and
+ * hold either nothing (a retired slot) or a strong secret (see secret-strength.ts) made of
+ * RFC 6750 b64token characters without "." (so that it can never be mistaken for a JWT). One
+ * secret must not belong to two peers.
+ *
+ * A missing file is a configuration error at start-up (a typo must not start a guard that
+ * admits nobody); at a reload it is a removal, like an emptied file: that secret is refused from
+ * the swap on, on connections already open too (it is looked up per request).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
-import { checkSecretFile } from '../config/files.ts';
+import { checkSecretFile, isMissing } from '../config/files.ts';
 import type { Config, PeerConfig } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
-import { createReloadableSource, type Loaded, type ReloadListener } from '../reload/source.ts';
+import { createReloadableSource, type HeldFile, type Loaded, type LoadPhase, type ReloadListener } from '../reload/source.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
@@ -60,10 +65,14 @@ export function readTokenFile(file: string, keyPath: string): { secret: string |
   return { secret: text };
 }
 
-/** Reads every peer's token files, all or nothing. Throws a ConfigError with every problem. */
-export function loadTokenSet(peers: readonly PeerConfig[]): Loaded<TokenSet> {
+/**
+ * Reads every peer's token files, all or nothing. Throws a ConfigError with every problem. At
+ * `'reload'`, a file that no longer exists holds no secret (a removal) instead of being one.
+ */
+export function loadTokenSet(peers: readonly PeerConfig[], phase: LoadPhase = 'start'): Loaded<TokenSet> {
   const problems: ConfigProblem[] = [];
   const tokens: BearerToken[] = [];
+  const inventory: HeldFile[] = [];
   const peersWithoutToken: string[] = [];
   // Load time, not request time: a lookup by digest here leaks nothing to a client.
   const ownerByDigest = new Map<string, string>();
@@ -71,6 +80,7 @@ export function loadTokenSet(peers: readonly PeerConfig[]): Loaded<TokenSet> {
     let count = 0;
     peer.token_files.forEach((file, j) => {
       const keyPath = `peers[${i}].token_files[${j}]`;
+      if (phase === 'reload' && isMissing(file)) return;
       const read = readTokenFile(file, keyPath);
       if ('problem' in read) {
         problems.push(read.problem);
@@ -86,13 +96,14 @@ export function loadTokenSet(peers: readonly PeerConfig[]): Loaded<TokenSet> {
       }
       ownerByDigest.set(hex, peer.id);
       tokens.push({ pop: peer.id, digest, fingerprint: credentialFingerprint(read.secret), file });
+      inventory.push({ key: keyPath, file, pop: peer.id });
       count += 1;
     });
     if (peer.token_files.length > 0 && count === 0) peersWithoutToken.push(peer.id);
   });
   if (problems.length > 0) throw new ConfigError(problems);
   const fingerprint = createHash('sha256').update(tokens.map((t) => `${t.pop}:${t.digest.toString('hex')}`).join('\n')).digest('hex');
-  return { value: { tokens, peersWithoutToken }, fingerprint };
+  return { value: { tokens, peersWithoutToken }, fingerprint, inventory };
 }
 
 export interface BearerStageDeps {
@@ -110,11 +121,11 @@ export interface BearerStageDeps {
 export function createBearerStage(config: Pick<Config, 'peers' | 'auth'>, deps: BearerStageDeps): CredentialStage {
   const jwtToo = config.auth.methods.includes('jwt');
   const warnEmpty = (set: TokenSet) => {
-    for (const pop of set.peersWithoutToken) deps.log.warn({ pop }, 'every token file of this peer is empty: it cannot authenticate with a bearer secret');
+    for (const pop of set.peersWithoutToken) deps.log.warn({ pop }, 'every token file of this peer is empty or removed: it cannot authenticate with a bearer secret');
   };
   const source = createReloadableSource({
     name: 'bearer tokens',
-    load: () => loadTokenSet(config.peers),
+    load: (phase) => loadTokenSet(config.peers, phase),
     paths: config.peers.flatMap((p) => p.token_files),
     onSwap: warnEmpty,
     log: deps.log,

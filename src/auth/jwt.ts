@@ -19,6 +19,11 @@
  *
  * Verified tokens are cached by the SHA-256 of the token (never the token) until their `exp` or
  * `max_token_age`, whichever is first; any reload of keys or revoked ids clears the cache.
+ *
+ * Keys: a missing key file or folder, or an empty folder, is a configuration error at start-up;
+ * at a reload it is a removal (those keys are refused from the swap on). The revoked-id list is
+ * the opposite: a missing one at a reload is refused and the ids in force stay revoked, since
+ * deleting a revocation list must not un-revoke anything.
  */
 import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -26,12 +31,12 @@ import { join } from 'node:path';
 import { errors as joseErrors, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
-import { checkReadableFile } from '../config/files.ts';
+import { checkReadableFile, checkTrustedPath, isMissing } from '../config/files.ts';
 import { JWT_ALGORITHMS, type Config, type JwtAlgorithm, type JwtConfig } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
-import { createReloadableSource, type Loaded, type ReloadableSource, type ReloadListener } from '../reload/source.ts';
+import { createReloadableSource, type HeldFile, type Loaded, type LoadPhase, type ReloadableSource, type ReloadListener } from '../reload/source.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
@@ -65,6 +70,8 @@ export interface VerificationKey {
 export interface KeySet {
   readonly keys: readonly VerificationKey[];
   readonly byKid: ReadonlyMap<string, VerificationKey>;
+  /** Per `public_keys` entry, whether its path was a folder (undefined: removed). */
+  readonly folders: ReadonlyArray<boolean | undefined>;
 }
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
@@ -187,33 +194,69 @@ export function parseKeyFile(text: string, alg: JwtAlgorithm): Array<{ kid: stri
   return out;
 }
 
-/** The files of a key entry: the file itself, or the regular files of a folder (dot-names skipped). */
-function keyFiles(path: string): string[] {
+/**
+ * The files of a key entry: the file itself, or the regular files of a folder (dot-names
+ * skipped, which also skips a Kubernetes volume's `..data`). At a reload, names that are gone
+ * (a dangling link the kubelet has not removed yet) are left out.
+ */
+function keyFiles(path: string, phase: LoadPhase): string[] {
   if (!statSync(path).isDirectory()) return [path];
   return readdirSync(path)
     .filter((name) => !name.startsWith('.'))
     .sort()
     .map((name) => join(path, name))
-    .filter((file) => statSync(file).isFile());
+    .filter((file) => !(phase === 'reload' && isMissing(file)) && statSync(file).isFile());
+}
+
+export interface KeySetOptions {
+  /** `'reload'`: a missing file or folder, or an empty folder, is a removal, not a problem. */
+  readonly phase?: LoadPhase;
+  /**
+   * What each entry was at the first load (KeySet.folders): an entry that was a file and is now
+   * a folder (or the other way round) is refused as unusable, never read as something else.
+   */
+  readonly folders?: ReadonlyArray<boolean | undefined>;
 }
 
 /** Reads and checks every configured key, all or nothing. Throws a ConfigError with every problem. */
-export function loadKeySet(jwt: Pick<JwtConfig, 'public_keys' | 'issuer'>, peerIds: ReadonlySet<string>): Loaded<KeySet> {
+export function loadKeySet(jwt: Pick<JwtConfig, 'public_keys' | 'issuer'>, peerIds: ReadonlySet<string>, options: KeySetOptions = {}): Loaded<KeySet> {
+  const phase = options.phase ?? 'start';
   const problems: ConfigProblem[] = [];
   const keys: VerificationKey[] = [];
   const byKid = new Map<string, VerificationKey>();
+  const inventory: HeldFile[] = [];
+  const folders: Array<boolean | undefined> = [];
   jwt.public_keys.forEach((entry, i) => {
     const at = `auth.jwt.public_keys[${i}]`;
     if (entry.pop !== undefined && !peerIds.has(entry.pop)) problems.push({ path: `${at}.pop`, message: `"${entry.pop}" is not a configured peer id` });
     if (entry.issuer !== undefined && !jwt.issuer.includes(entry.issuer)) problems.push({ path: `${at}.issuer`, message: `"${entry.issuer}" is not listed in auth.jwt.issuer` });
+    if (phase === 'reload' && isMissing(entry.path)) {
+      folders.push(undefined);
+      return; // removed: every key of this entry goes out of force
+    }
     let files: string[];
+    let folder: boolean;
     try {
-      files = keyFiles(entry.path);
+      folder = statSync(entry.path).isDirectory();
+      files = keyFiles(entry.path, phase);
     } catch (err) {
       problems.push({ path: `${at}.path`, message: `${entry.path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
       return;
     }
-    if (files.length === 0) problems.push({ path: `${at}.path`, message: `${entry.path} holds no key files` });
+    folders.push(folder);
+    const was = options.folders?.[i];
+    if (was !== undefined && was !== folder) {
+      problems.push({ path: `${at}.path`, message: `${entry.path} was a ${was ? 'folder' : 'file'} and is now a ${folder ? 'folder' : 'file'}; put back what the config means, or change the config` });
+      return;
+    }
+    if (folder) {
+      const unsafe = checkTrustedPath(entry.path, `${at}.path`, 'folder');
+      if (unsafe) {
+        problems.push(unsafe);
+        return;
+      }
+    }
+    if (files.length === 0 && phase === 'start') problems.push({ path: `${at}.path`, message: `${entry.path} holds no key files` });
     for (const file of files) {
       const unreadable = checkReadableFile(file, `${at}.path`);
       if (unreadable) {
@@ -221,6 +264,7 @@ export function loadKeySet(jwt: Pick<JwtConfig, 'public_keys' | 'issuer'>, peerI
         continue;
       }
       try {
+        const before = keys.length;
         for (const parsed of parseKeyFile(readFileSync(file, 'utf8'), entry.alg)) {
           const key: VerificationKey = { ...parsed, alg: entry.alg, file, ...(entry.pop !== undefined ? { pop: entry.pop } : { issuer: entry.issuer! }) };
           const other = byKid.get(key.kid);
@@ -231,6 +275,7 @@ export function loadKeySet(jwt: Pick<JwtConfig, 'public_keys' | 'issuer'>, peerI
           byKid.set(key.kid, key);
           keys.push(key);
         }
+        if (keys.length > before) inventory.push({ key: `${at}.path`, file, ...(entry.pop !== undefined ? { pop: entry.pop } : {}) });
       } catch (err) {
         problems.push({ path: `${at}.path`, message: `${file}: ${(err as Error).message}` });
       }
@@ -240,12 +285,18 @@ export function loadKeySet(jwt: Pick<JwtConfig, 'public_keys' | 'issuer'>, peerI
   const fingerprint = createHash('sha256')
     .update(JSON.stringify(keys.map((k) => [k.kid, k.alg, k.pop ?? null, k.issuer ?? null, k.thumbprint])))
     .digest('hex');
-  return { value: { keys, byKid }, fingerprint };
+  return { value: { keys, byKid, folders }, fingerprint, inventory };
 }
 
-/** The revoked token ids: one per line, blank lines and `#` comments ignored. */
-export function loadRevokedIds(file: string | undefined): Loaded<ReadonlySet<string>> {
+/**
+ * The revoked token ids: one per line, blank lines and `#` comments ignored. Missing is refused
+ * at a reload too, with the ids in force kept: a deleted list must not un-revoke them.
+ */
+export function loadRevokedIds(file: string | undefined, phase: LoadPhase = 'start'): Loaded<ReadonlySet<string>> {
   if (file === undefined) return { value: new Set(), fingerprint: '' };
+  if (phase === 'reload' && isMissing(file)) {
+    throw new ConfigError([{ path: 'auth.jwt.revoked_ids_file', message: `${file} does not exist: the ids revoked in force stay revoked (deleting a revocation list never un-revokes); to clear the list, empty the file` }]);
+  }
   const unreadable = checkReadableFile(file, 'auth.jwt.revoked_ids_file');
   if (unreadable) throw new ConfigError([unreadable]);
   const text = readFileSync(file, 'utf8');
@@ -473,10 +524,17 @@ export function createJwtStage(config: Pick<Config, 'pop_id' | 'peers' | 'auth'>
   const cache = jwt.cache_max_entries > 0 ? new LRUCache<string, VerifiedToken>({ max: jwt.cache_max_entries }) : undefined;
   const clear = () => cache?.clear();
 
+  // What each entry was (file or folder) at the first load: a reload never reads it as the other.
+  let folders: KeySet['folders'] | undefined;
   const keySource: ReloadableSource<KeySet> = createReloadableSource({
     name: 'JWT public keys',
-    load: () => loadKeySet(jwt, peerIds),
+    load: (phase) => {
+      const loaded = loadKeySet(jwt, peerIds, { phase, ...(folders ? { folders } : {}) });
+      folders ??= loaded.value.folders;
+      return loaded;
+    },
     paths: jwt.public_keys.map((k) => k.path),
+    // Removed keys must not live on in verified tokens: the cache goes with every swap.
     onSwap: clear,
     log: deps.log,
     onReload: deps.onReload,
@@ -487,7 +545,7 @@ export function createJwtStage(config: Pick<Config, 'pop_id' | 'peers' | 'auth'>
     revokedSource = jwt.revoked_ids_file !== undefined
       ? createReloadableSource({
         name: 'revoked JWT ids',
-        load: () => loadRevokedIds(jwt.revoked_ids_file),
+        load: (phase) => loadRevokedIds(jwt.revoked_ids_file, phase),
         paths: [jwt.revoked_ids_file],
         onSwap: clear,
         log: deps.log,

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import YAML from 'yaml';
 import { ConfigError, formatPath, type ConfigProblem } from './errors.ts';
+import { checkTrustedPath } from './files.ts';
 import { configKeyPaths, keysUnder, suggestKey, type Role } from './keys.ts';
 import { configSchema, primaryConfigSchema, type Config, type PrimaryConfig } from './schema.ts';
 import { validateConfig, validatePrimaryConfig } from './validate.ts';
@@ -40,7 +41,11 @@ export function loadConfig(file: string): LoadedConfig {
   return requireBackup(loadRoleConfig(file));
 }
 
-/** Reads a config of either role: the file's `role` key decides which schema applies. */
+/**
+ * Reads a config of either role: the file's `role` key decides which schema applies. A config
+ * file that anyone but root and this user could change (config/files.ts) is refused, together
+ * with every other problem of its content.
+ */
 export function loadRoleConfig(file: string): LoadedRoleConfig {
   const absolute = resolve(file);
   let text: string;
@@ -49,7 +54,24 @@ export function loadRoleConfig(file: string): LoadedRoleConfig {
   } catch (err) {
     throw new ConfigError([{ path: '', message: `cannot read config file ${absolute}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
   }
-  return parseRoleConfig(text, absolute);
+  const unsafe = checkConfigFile(absolute);
+  if (!unsafe) return parseRoleConfig(text, absolute);
+  try {
+    parseRoleConfig(text, absolute);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError([unsafe, ...err.problems]);
+    throw err;
+  }
+  throw new ConfigError([unsafe]);
+}
+
+/**
+ * Whether only root and this process's user can change the config file (it names every trust
+ * anchor and key: whoever can edit it can make the guard trust their CA). Checked at start-up
+ * and at every reload of the file.
+ */
+export function checkConfigFile(file: string): ConfigProblem | undefined {
+  return checkTrustedPath(file, '');
 }
 
 /** Parses guard config text as if read from `file` (relative paths resolve against its folder). */

@@ -16,6 +16,12 @@
  *   installed by `apply` BEFORE the swap; when it throws, the reload is refused like invalid
  *   material, so that what the source says is in force and what is installed never differ.
  * - Every attempt (ok, unchanged, failed) goes to `onReload`, one place for metrics.
+ * - Removal is a new state, not a failure: a loader is told whether it loads at start-up
+ *   (`'start'`: a missing file is a configuration error, a typo must not start a guard that
+ *   admits nobody) or again (`'reload'`: a deleted credential file is a removal and its
+ *   credentials are refused from then on). Each load lists the files its credentials came from
+ *   (`inventory`); a swap reports those that dropped out (`removed`), so that the audit trail
+ *   says which credential of which POP was cut off.
  */
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
@@ -26,13 +32,27 @@ export interface Loaded<T> {
   readonly value: T;
   /** Identifies the content (e.g. a hash over the files): equal fingerprints mean nothing changed. */
   readonly fingerprint: string;
+  /** The credential files that hold material in force now (none for material without removals). */
+  readonly inventory?: readonly HeldFile[];
 }
+
+/** A file that holds credential material: which config key names it, and whose it is. */
+export interface HeldFile {
+  /** The key path, e.g. `peers[0].token_files[1]` or `auth.jwt.public_keys[0].path`. */
+  readonly key: string;
+  readonly file: string;
+  /** The POP the material authenticates, when it is bound to one. */
+  readonly pop?: string;
+}
+
+/** First load (a missing file is an error) or a later one (a deleted credential file is a removal). */
+export type LoadPhase = 'start' | 'reload';
 
 export interface ReloadableSourceOptions<T> {
   /** For the operational log, e.g. "bearer tokens". */
   readonly name: string;
   /** Reads and validates the material; throws (preferably a ConfigError) when it is not usable. */
-  readonly load: () => Loaded<T>;
+  readonly load: (phase: LoadPhase) => Loaded<T>;
   /** Files or directories the material comes from; their directories are watched. */
   readonly paths: readonly string[];
   /**
@@ -59,6 +79,8 @@ export interface ReloadResult {
   readonly changed: boolean;
   /** The problems when the new material was refused (the old one stays in force). */
   readonly error?: string;
+  /** Files whose material the swap took out of force (deleted, emptied, no longer in a key folder). */
+  readonly removed?: readonly HeldFile[];
 }
 
 /** One reload attempt of one source, as reported to `onReload` (e.g. a `reloads` counter). */
@@ -69,6 +91,8 @@ export interface ReloadReport {
   readonly outcome: 'ok' | 'unchanged' | 'failed';
   /** Why it failed (operator-facing: may name files, never a secret). */
   readonly error?: string;
+  /** On `ok`: the files whose material is no longer in force (see ReloadResult). */
+  readonly removed?: readonly HeldFile[];
 }
 
 export type ReloadListener = (report: ReloadReport) => void;
@@ -95,7 +119,7 @@ export interface ReloadableSource<T> {
  */
 export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): ReloadableSource<T> {
   const { name, log } = options;
-  let loaded = options.load();
+  let loaded = options.load('start');
   let swaps = 0;
   let closed = false;
   const watchers: FSWatcher[] = [];
@@ -103,7 +127,13 @@ export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): 
 
   const report = (trigger: ReloadTrigger, result: ReloadResult): ReloadResult => {
     try {
-      options.onReload?.({ source: name, trigger, outcome: reloadOutcome(result), ...(result.error !== undefined ? { error: result.error } : {}) });
+      options.onReload?.({
+        source: name,
+        trigger,
+        outcome: reloadOutcome(result),
+        ...(result.error !== undefined ? { error: result.error } : {}),
+        ...(result.removed !== undefined ? { removed: result.removed } : {}),
+      });
     } catch (err) {
       log.error({ source: name, err }, 'the reload listener failed');
     }
@@ -112,7 +142,7 @@ export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): 
 
   const refuse = (trigger: ReloadTrigger, err: unknown): ReloadResult => {
     const error = err instanceof ConfigError
-      ? err.problems.map((p) => `${p.path}: ${p.message}`).join('; ')
+      ? err.problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; ')
       : String((err as Error)?.message ?? err);
     log.error({ source: name, trigger, problems: error }, `reload of ${name} refused: the material in force stays in force`);
     return report(trigger, { changed: false, error });
@@ -122,7 +152,7 @@ export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): 
     if (closed) return { changed: false };
     let next: Loaded<T>;
     try {
-      next = options.load();
+      next = options.load('reload');
     } catch (err) {
       return refuse(trigger, err);
     }
@@ -137,12 +167,17 @@ export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): 
     } catch (err) {
       return refuse(trigger, err);
     }
+    const removed = droppedOut(loaded.inventory, next.inventory);
     loaded = next; // the one atomic step: requests read current() and see the old or the new set, never a mix
     swaps += 1;
     try {
       options.onSwap?.(next.value, previous);
     } catch (err) {
       log.error({ source: name, err }, `after reloading ${name}: a dependent cache could not be updated`);
+    }
+    if (removed.length > 0) {
+      log.warn({ source: name, trigger, changed: true, generation: swaps, removed }, `${name} reloaded: material removed, its credentials are refused from now on`);
+      return report(trigger, { changed: true, removed });
     }
     log.info({ source: name, trigger, changed: true, generation: swaps }, `${name} reloaded`);
     return report(trigger, { changed: true });
@@ -184,6 +219,13 @@ export function createReloadableSource<T>(options: ReloadableSourceOptions<T>): 
       for (const w of watchers) w.close();
     },
   };
+}
+
+/** The files of `before` that are not in `after` (same key path and file). */
+function droppedOut(before: readonly HeldFile[] | undefined, after: readonly HeldFile[] | undefined): HeldFile[] {
+  if (!before || before.length === 0) return [];
+  const kept = new Set((after ?? []).map((h) => `${h.key}\0${h.file}`));
+  return before.filter((h) => !kept.has(`${h.key}\0${h.file}`));
 }
 
 function isDirectory(path: string): boolean {

@@ -10,8 +10,9 @@
 import { createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { ConfigProblem } from '../config/errors.ts';
-import { checkReadableFile, checkSecretFile } from '../config/files.ts';
+import { checkReadableFile, checkSecretFile, isMissing } from '../config/files.ts';
 import type { PeerConfig } from '../config/schema.ts';
+import type { HeldFile, LoadPhase } from '../reload/source.ts';
 import { decodeCanonicalBase64, type SignKey, type VerifyKey } from './signature.ts';
 
 /** Least HMAC key material, in bytes (the hash's output size; RFC 2104 section 3). */
@@ -134,15 +135,18 @@ export function readSignKeyFile(file: string, keyPath: string): { key: SignKey }
 /**
  * Every peer's verification keys, or every problem with them: unreadable or malformed files,
  * and one key listed for two POPs (a signature must name one POP) or twice for the same one.
+ * A missing file is a problem at `'start'`; at `'reload'` it is a removal (no key from it).
  */
-export function readPeerSigningKeys(peers: readonly PeerConfig[]): { keys: Map<string, VerifyKey[]>; problems: ConfigProblem[] } {
+export function readPeerSigningKeys(peers: readonly PeerConfig[], phase: LoadPhase = 'start'): { keys: Map<string, VerifyKey[]>; problems: ConfigProblem[]; inventory: HeldFile[] } {
   const keys = new Map<string, VerifyKey[]>();
   const problems: ConfigProblem[] = [];
+  const inventory: HeldFile[] = [];
   const owners = new Map<string, string>();
   peers.forEach((peer, i) => {
     const own: VerifyKey[] = [];
     peer.signing_keys.forEach((file, j) => {
       const keyPath = `peers[${i}].signing_keys[${j}]`;
+      if (phase === 'reload' && isMissing(file)) return;
       const result = readVerifyKeyFile(file, keyPath);
       if ('problem' in result) {
         problems.push(result.problem);
@@ -155,10 +159,11 @@ export function readPeerSigningKeys(peers: readonly PeerConfig[]): { keys: Map<s
       }
       owners.set(result.key.id, keyPath);
       own.push(result.key);
+      inventory.push({ key: keyPath, file, pop: peer.id });
     });
     keys.set(peer.id, own);
   });
-  return { keys, problems };
+  return { keys, problems, inventory };
 }
 
 function readKeyFile(file: string, keyPath: string): string | ConfigProblem {

@@ -17,7 +17,7 @@ import { REPLAY_DEFAULTS, type Config, type PeerConfig } from '../config/schema.
 import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
-import { createReloadableSource, type Loaded, type ReloadListener } from '../reload/source.ts';
+import { createReloadableSource, type Loaded, type LoadPhase, type ReloadListener } from '../reload/source.ts';
 import { StoreUnavailableError, type NonceStore } from '../store/store.ts';
 import { readPeerSigningKeys } from './keys.ts';
 import { findVerifyingKey, parseSignatureHeaders, signedPrefix, type VerifyKey } from './signature.ts';
@@ -37,16 +37,19 @@ interface SigningKeySet {
   readonly othersOf: ReadonlyMap<string, VerifyKey[]>;
 }
 
-/** Reads every peer's keys, all or nothing (a ConfigError names every unusable file). */
-export function loadSigningKeySet(peers: readonly PeerConfig[]): Loaded<SigningKeySet> {
-  const { keys, problems } = readPeerSigningKeys(peers);
+/**
+ * Reads every peer's keys, all or nothing (a ConfigError names every unusable file). At
+ * `'reload'` a deleted key file is a removal: requests signed with its key are refused from the swap on.
+ */
+export function loadSigningKeySet(peers: readonly PeerConfig[], phase: LoadPhase = 'start'): Loaded<SigningKeySet> {
+  const { keys, problems, inventory } = readPeerSigningKeys(peers, phase);
   if (problems.length > 0) throw new ConfigError(problems);
   const ownerOf = new Map<VerifyKey, string>();
   for (const [pop, list] of keys) for (const key of list) ownerOf.set(key, pop);
   const othersOf = new Map<string, VerifyKey[]>();
   for (const pop of keys.keys()) othersOf.set(pop, [...ownerOf.keys()].filter((key) => ownerOf.get(key) !== pop));
   const fingerprint = createHash('sha256').update(JSON.stringify([...keys].map(([pop, list]) => [pop, list.map((k) => k.id)]))).digest('hex');
-  return { value: { keys, ownerOf, othersOf }, fingerprint };
+  return { value: { keys, ownerOf, othersOf }, fingerprint, inventory };
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -54,12 +57,13 @@ const EMPTY = Buffer.alloc(0);
 /**
  * Reads every peer's keys now (a ConfigError if any is unusable: fails at start-up), then keeps
  * them current like the other credentials: SIGHUP, a change in their folders, and every
- * `auth.reload_interval`; a new set that fails to load keeps the one in force.
+ * `auth.reload_interval`; a new set that fails to load keeps the one in force, a deleted key
+ * file takes its key out of force.
  */
 export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | 'auth'>, deps: SignatureStageDeps): CredentialStage {
   const source = createReloadableSource({
     name: 'signing keys',
-    load: () => loadSigningKeySet(config.peers),
+    load: (phase) => loadSigningKeySet(config.peers, phase),
     paths: config.peers.flatMap((p) => p.signing_keys),
     log: deps.log,
     onReload: deps.onReload,

@@ -71,12 +71,15 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const bans = new Bans(config, state, { now, audit, log, peers: () => live.peers() });
   bans.start();
 
-  // Every reload result is counted and, unless nothing changed, audited (a failure is an alert).
+  // Every reload result is counted and, unless nothing changed, audited (a failure is an alert,
+  // and so is a reload that took credentials out of force: CREDENTIAL_REMOVED).
   const onReload: ReloadListener = (report) => {
     if (report.outcome !== 'unchanged') {
       const result = report.outcome === 'failed' ? 'failure' : 'success';
       metrics.countReload(result);
-      record(reloadEvent(result, report.trigger, `${report.source}${report.error !== undefined ? `: ${report.error}` : ''}`));
+      const removed = report.removed ?? [];
+      const what = removed.length > 0 ? `: removed ${removed.map((r) => `${r.key} (${r.file})`).join(', ')}` : '';
+      record(reloadEvent(result, report.trigger, `${report.source}${report.error !== undefined ? `: ${report.error}` : what}`, removed));
     }
     deps.onReload?.(report);
   };

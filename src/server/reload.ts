@@ -5,7 +5,7 @@
  * Three kinds of source reload, each all or nothing, each on SIGHUP and on a change in its
  * files' folders (see reload/source.ts), each result logged and told to `onReload`:
  *  - the config file (SIGHUP and file change; no timer): re-read and fully validated
- *    (`parseConfig`, the same checks as start-up). Refused: everything stays as it is. Accepted:
+ *    (`parseConfig`, the same checks as start-up, and who may change the file). Refused: everything stays as it is. Accepted:
  *    a NEW pipeline is built from it (peers, pins, routes, auth settings, token and key file
  *    lists, body limit, upstream) and swapped in one step; requests already running finish on
  *    the pipeline they started on, which is closed once the last of them is done. The server's
@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import { ConfigError } from '../config/errors.ts';
-import { parseConfig, type LoadedConfig } from '../config/load.ts';
+import { checkConfigFile, parseConfig, type LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
@@ -166,6 +166,10 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
             first = false; // the config start-up already read and checked
             return { value: inForce, fingerprint: inForce.fingerprint };
           }
+          // Before the text: a file others can change is refused even while its text is the
+          // one in force, so that the chmod itself is an alert (CONFIG_RELOAD_FAILED).
+          const unsafe = checkConfigFile(file);
+          if (unsafe) throw new ConfigError([unsafe]);
           let text: string;
           try {
             text = readFileSync(file, 'utf8');

@@ -14,6 +14,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
+import { checkReadableFile, checkSecretFile } from '../config/files.ts';
 import type { Config } from '../config/schema.ts';
 import { createClientTrust, type ClientTrust } from './client-trust.ts';
 import { loadCrlIndex, type CrlIndex } from './crl.ts';
@@ -42,7 +43,13 @@ export function parseCertificates(pem: string): X509Certificate[] {
 
 export function loadTlsMaterial(tls: Config['tls'], now: number = Date.now()): TlsMaterial {
   const problems: ConfigProblem[] = [];
-  const read = (path: string, keyPath: string): string | undefined => {
+  const read = (path: string, keyPath: string, secret = false): string | undefined => {
+    // At every load, not only at start-up: who may change a trust anchor or key (config/files.ts).
+    const unsafe = secret ? checkSecretFile(path, keyPath) : checkReadableFile(path, keyPath);
+    if (unsafe) {
+      problems.push(unsafe);
+      return undefined;
+    }
     try {
       return readFileSync(path, 'utf8');
     } catch (err) {
@@ -52,7 +59,7 @@ export function loadTlsMaterial(tls: Config['tls'], now: number = Date.now()): T
   };
 
   const certPem = read(tls.cert_file, 'tls.cert_file');
-  const keyPem = read(tls.key_file, 'tls.key_file');
+  const keyPem = read(tls.key_file, 'tls.key_file', true);
   const caPem = read(tls.client_ca_file, 'tls.client_ca_file');
   const crlPem = tls.crl_file !== undefined ? read(tls.crl_file, 'tls.crl_file') : undefined;
 

@@ -169,16 +169,16 @@ export function probeTls(port: number, caFile: string, cert?: CertFiles, session
   });
 }
 
-/** A client with one keep-alive connection that reports whether each request reused it. */
+/** A client with one keep-alive connection that reports whether each request reused it (extra headers per request, e.g. a bearer credential). */
 export function keepAliveClient(port: number, caFile: string, cert: CertFiles) {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const ca = readFileSync(caFile);
   const tls = { cert: readFileSync(cert.cert), key: readFileSync(cert.key) };
   return {
-    post(path = '/api/replication/apply'): Promise<{ status: number; reused: boolean; connection: string | undefined }> {
+    post(path = '/api/replication/apply', headers: Record<string, string> = {}): Promise<{ status: number; reused: boolean; connection: string | undefined }> {
       const body = wireBody(cert);
       return new Promise((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, servername: 'localhost', method: 'POST', path, ca, ...tls, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000 }, (res) => {
+        const req = request({ host: '127.0.0.1', port, servername: 'localhost', method: 'POST', path, ca, ...tls, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers }, timeout: 10_000 }, (res) => {
           res.resume();
           res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket, connection: res.headers.connection }));
         });

@@ -248,7 +248,8 @@ and every Secret; updated in place on rotation, never a subPath) and the audit e
 {{- define "replguard.sidecar.volumes" -}}
 - name: replguard-files
   projected:
-    # root-owned; fsGroup makes them group-readable for the service user and nobody else
+    # root-owned; fsGroup makes them group-readable for the service user and nobody else.
+    # Never group-writable: replguard refuses a file others could change (docs/credentials.md).
     defaultMode: 0440
     sources:
       - configMap:

@@ -150,3 +150,21 @@ t.test('a successful reload is an ordinary event', async (t) => {
   t.equal(e.event.action, 'config-reload');
   t.equal(e.replguard.detail, 'file change');
 });
+
+t.test('a reload that removed credentials is CREDENTIAL_REMOVED, an alert naming the key paths and the POP', async (t) => {
+  const one = reloadEvent('success', 'SIGHUP', 'bearer tokens', [{ key: 'peers[0].token_files[1]', file: '/etc/t/b', pop: 'calgary-01' }]);
+  t.equal(one.event.reason, 'CREDENTIAL_REMOVED');
+  t.equal(one.event.kind, 'alert');
+  t.equal(one.event.outcome, 'success');
+  t.same(one.event.type, ['change', 'deletion']);
+  t.same(one.replguard.removed, [{ key: 'peers[0].token_files[1]', file: '/etc/t/b', pop: 'calgary-01' }]);
+  t.equal(one.replguard.pop, 'calgary-01', 'one POP: named');
+  const two = reloadEvent('success', 'SIGHUP', 'JWT public keys', [
+    { key: 'auth.jwt.public_keys[0].path', file: '/k/a', pop: 'calgary-01' },
+    { key: 'auth.jwt.public_keys[1].path', file: '/k/b' },
+  ]);
+  t.equal(two.replguard.pop, undefined, 'several (or an issuer key): no single POP');
+  t.equal(two.replguard.removed?.length, 2);
+  t.equal(reloadEvent('failure', 'SIGHUP', 'x', [{ key: 'k', file: 'f' }]).event.reason, 'CONFIG_RELOAD_FAILED', 'a refusal is never a removal');
+  t.equal(reloadEvent('success', 'SIGHUP', 'x', []).event.reason, 'CONFIG_RELOADED');
+});
