@@ -9,10 +9,11 @@
  *
  * Where the work runs: below OFF_THREAD_MIN_BYTES of signed content every check is done at once
  * with node:crypto, on the event loop (cheap: well under a millisecond each). From that size on,
- * HMACs and Ed25519 operations go to WebCrypto (`crypto.subtle`), which runs them on the
- * runtime's worker threads (libuv's threadpool in Node, Deno's blocking pool), one after another
- * for a request: a 10 MiB body then holds the event loop for the copy of the content WebCrypto
- * takes (a few ms), not for the hashing (about 13 ms per Ed25519 check, 6 ms per HMAC).
+ * HMACs and Ed25519 operations go to WebCrypto (`crypto.subtle`), which runs them off the event
+ * loop (Node: libuv's threadpool; Deno 2: its own worker threads, measured with
+ * bench/signature-cpu.mjs), one after another for a request: a 10 MiB body then holds the event
+ * loop for the copy of the content WebCrypto takes per check (a few ms), not for the hashing
+ * (about 13 ms per Ed25519 check, 6 ms per HMAC).
  * Ed25519 cannot be hashed incrementally (RFC 8032 hashes R || A || M per signature, and the
  * scheme is pure Ed25519, not Ed25519ph), so "hash in slices" would only help HMAC.
  *
@@ -35,7 +36,9 @@ export const MAX_SIGNATURE_ENTRIES = 8;
  * main thread. Measured on Node 20 (docs/replay.md, "Costs and limits"): at 64 KiB one check
  * costs 0.04 ms (HMAC) to 0.15 ms (Ed25519) on the event loop, about what a round trip to the
  * threadpool costs, so smaller bodies gain nothing from it; from 1 MiB on a check costs 0.6 to
- * 1.3 ms and grows linearly, which is what must not run on the event loop.
+ * 1.5 ms and grows linearly, which is what must not run on the event loop. The worst small
+ * request (8 entries x 2 Ed25519 keys just under 64 KiB) then holds the loop under 3 ms, about
+ * what one off-thread check of a 10 MiB body holds it for (WebCrypto's copy of the content).
  */
 export const OFF_THREAD_MIN_BYTES = 64 * 1024;
 /** Exact decoded lengths: an HMAC-SHA256 tag (never truncated) and an Ed25519 signature. */
