@@ -98,6 +98,14 @@ const replaySchema = z.strictObject({
    * 503 (REPLAY_STORE_FULL): a live nonce is never evicted.
    */
   max_nonces: z.number().int().min(1).max(10_000_000).default(20_000),
+  /**
+   * Most entries a request's `webhook-signature` may carry (default 8, 1 to 8). Each entry costs
+   * one check per key of the POP of its version, a pass over the whole body, so this bounds a
+   * request's verification work at entries x that POP's keys. More entries are refused with 400
+   * (SIGNATURE_TOO_MANY_ENTRIES) before any is checked. A rotation needs 2; 1 when every primary
+   * signs with one key. (8 is MAX_SIGNATURE_ENTRIES of src/replay/signature.ts; a test keeps them equal.)
+   */
+  max_signature_entries: z.number().int().min(1).max(8).default(8),
 });
 
 export const AUTH_METHODS = ['mtls', 'bearer', 'jwt', 'signature'] as const;

@@ -3,9 +3,13 @@
  * window, the signature by a key of the authenticated POP, and the nonce, in that order.
  *
  * - The timestamp must be within `replay.max_age` of the guard's clock, in both directions.
- * - One entry verifying with a key of the authenticated POP suffices (rotation). When none
- *   does, the other POPs' keys are tried too, only to name the refusal: a request that one POP
- *   signed arriving over another POP's connection is a relayed or stolen request (403).
+ * - At most `replay.max_signature_entries` entries (400 beyond, before any crypto).
+ * - One entry verifying with a key of the authenticated POP suffices (rotation). Only that POP's
+ *   keys are tried: at most entries x keys checks per request, however many POPs and keys are
+ *   configured. (Trying the other POPs' keys, to tell a request relayed from another POP, made a
+ *   refused request cost entries x every key in the config; a key of another POP is now simply
+ *   not a key of this one: SIGNATURE_MISMATCH.) Large bodies are checked off the main thread
+ *   (signature.ts).
  * - The nonce (POP, webhook-id) is recorded only after the signature verifies, so nobody can
  *   burn a POP's future ids; it is kept for 2 x max_age (+1 ms), the whole time its timestamp
  *   can be inside the window. A full store or an unavailable one refuses (503), never waves through.
@@ -20,7 +24,7 @@ import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type Loaded, type LoadPhase, type ReloadListener } from '../reload/source.ts';
 import { StoreUnavailableError, type NonceStore } from '../store/store.ts';
 import { readPeerSigningKeys } from './keys.ts';
-import { findVerifyingKey, parseSignatureHeaders, signedPrefix, type VerifyKey } from './signature.ts';
+import { findVerifyingKey, parseSignatureHeaders, signedPrefix, type VerificationWork, type VerifyKey } from './signature.ts';
 
 export interface SignatureStageDeps {
   /** Wall clock, ms since the epoch; the same clock the nonce store expires by. */
@@ -28,13 +32,15 @@ export interface SignatureStageDeps {
   readonly nonceStore: NonceStore;
   readonly log: OperationalLog;
   readonly onReload?: ReloadListener;
+  /** Told what each request's verification cost, key by key (tests count the work with it). */
+  readonly onWork?: (work: VerificationWork) => void;
+  /** Signed content from this many bytes on is checked off the main thread; default OFF_THREAD_MIN_BYTES. */
+  readonly offThreadMinBytes?: number;
 }
 
-/** Every peer's verification keys, indexed for the stage. */
+/** Every peer's verification keys, by POP id. */
 interface SigningKeySet {
-  readonly keys: ReadonlyMap<string, VerifyKey[]>;
-  readonly ownerOf: ReadonlyMap<VerifyKey, string>;
-  readonly othersOf: ReadonlyMap<string, VerifyKey[]>;
+  readonly keys: ReadonlyMap<string, readonly VerifyKey[]>;
 }
 
 /**
@@ -44,12 +50,8 @@ interface SigningKeySet {
 export function loadSigningKeySet(peers: readonly PeerConfig[], phase: LoadPhase = 'start'): Loaded<SigningKeySet> {
   const { keys, problems, inventory } = readPeerSigningKeys(peers, phase);
   if (problems.length > 0) throw new ConfigError(problems);
-  const ownerOf = new Map<VerifyKey, string>();
-  for (const [pop, list] of keys) for (const key of list) ownerOf.set(key, pop);
-  const othersOf = new Map<string, VerifyKey[]>();
-  for (const pop of keys.keys()) othersOf.set(pop, [...ownerOf.keys()].filter((key) => ownerOf.get(key) !== pop));
   const fingerprint = createHash('sha256').update(JSON.stringify([...keys].map(([pop, list]) => [pop, list.map((k) => k.id)]))).digest('hex');
-  return { value: { keys, ownerOf, othersOf }, fingerprint, inventory };
+  return { value: { keys }, fingerprint, inventory };
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -69,11 +71,12 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
     onReload: deps.onReload,
     intervalMs: config.auth.reload_interval,
   });
-  const maxAge = (config.replay ?? REPLAY_DEFAULTS).max_age;
+  const { max_age: maxAge, max_signature_entries: maxEntries } = config.replay ?? REPLAY_DEFAULTS;
   // A timestamp is accepted from max_age before it to max_age after it, edges included; the
   // store counts a nonce live while its expiry is still ahead, so the 2 x max_age span needs 1 ms more.
   const nonceTtl = 2 * maxAge + 1;
   const { now, nonceStore } = deps;
+  const verifyOptions = { onWork: deps.onWork, offThreadMinBytes: deps.offThreadMinBytes };
 
   return {
     name: 'signature',
@@ -81,8 +84,8 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
     close: () => source.close(),
     async run(ctx: RequestContext) {
       ctx.credentials.push('signature');
-      const { keys, ownerOf, othersOf } = source.current();
-      const headers = parseSignatureHeaders(ctx.req.rawHeaders);
+      const { keys } = source.current();
+      const headers = parseSignatureHeaders(ctx.req.rawHeaders, maxEntries);
       // Well-formed but not yet verified: logged as the claimed nonce.
       ctx.webhookId = headers.id;
 
@@ -95,10 +98,9 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
       if (pop === undefined) throw new Rejection('SIGNATURE_MISMATCH', 'no authenticated POP before the signature stage');
       const prefix = signedPrefix(headers.id, headers.timestamp);
       const body = ctx.body ?? EMPTY;
-      if (!findVerifyingKey(headers.entries, prefix, body, keys.get(pop) ?? [])) {
-        const foreign = findVerifyingKey(headers.entries, prefix, body, othersOf.get(pop) ?? []);
-        if (foreign) throw new Rejection('SIGNATURE_OTHER_POP', `signed with key ${foreign.id} of ${ownerOf.get(foreign)}`);
-        throw new Rejection('SIGNATURE_MISMATCH', `none of ${headers.entries.length} entries verifies with the ${keys.get(pop)?.length ?? 0} keys of ${pop}`);
+      const own = keys.get(pop) ?? [];
+      if (!(await findVerifyingKey(headers.entries, prefix, body, own, verifyOptions))) {
+        throw new Rejection('SIGNATURE_MISMATCH', `none of ${headers.entries.length} entries verifies with the ${own.length} keys of ${pop}`);
       }
 
       let result;

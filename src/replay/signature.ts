@@ -7,17 +7,40 @@
  * UTF-8 before signing, so two bodies that differ only in invalid UTF-8 bytes (both decoded to
  * U+FFFD) share its MAC; this verifier MACs the raw bytes and tells them apart.
  *
- * The signer role reuses the signing half (`signatureHeaders`).
+ * Where the work runs: below OFF_THREAD_MIN_BYTES of signed content every check is done at once
+ * with node:crypto, on the event loop (cheap: well under a millisecond each). From that size on,
+ * HMACs and Ed25519 operations go to WebCrypto (`crypto.subtle`), which runs them off the event
+ * loop (Node: libuv's threadpool; Deno 2: its own worker threads, measured with
+ * bench/signature-cpu.mjs), one after another for a request: a 10 MiB body then holds the event
+ * loop for the copy of the content WebCrypto takes per check (a few ms), not for the hashing
+ * (about 13 ms per Ed25519 check, 6 ms per HMAC).
+ * Ed25519 cannot be hashed incrementally (RFC 8032 hashes R || A || M per signature, and the
+ * scheme is pure Ed25519, not Ed25519ph), so "hash in slices" would only help HMAC.
+ *
+ * The signer role reuses the signing half (`signatureHeaders`, `signRequest`).
  */
-import { createHmac, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { createHmac, randomBytes, sign, verify, webcrypto, type KeyObject } from 'node:crypto';
 import { macsEqual } from '../crypto/secret-compare.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 
 /** The request headers of the scheme, lower-case; consumed here, never forwarded upstream. */
 export const SIGNATURE_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const;
 
-/** Most entries in `webhook-signature` (a rotation needs two; eight leaves room, bounds work). */
+/**
+ * Most entries in `webhook-signature` (a rotation needs two; eight leaves room, bounds work):
+ * the upper bound of `replay.max_signature_entries` and of the keys the signer signs with.
+ */
 export const MAX_SIGNATURE_ENTRIES = 8;
+/**
+ * Signed content (prefix + body) from this many bytes on is MACed, signed and verified off the
+ * main thread. Measured on Node 20 (docs/replay.md, "Costs and limits"): at 64 KiB one check
+ * costs 0.04 ms (HMAC) to 0.15 ms (Ed25519) on the event loop, about what a round trip to the
+ * threadpool costs, so smaller bodies gain nothing from it; from 1 MiB on a check costs 0.6 to
+ * 1.5 ms and grows linearly, which is what must not run on the event loop. The worst small
+ * request (8 entries x 2 Ed25519 keys just under 64 KiB) then holds the loop under 3 ms, about
+ * what one off-thread check of a 10 MiB body holds it for (WebCrypto's copy of the content).
+ */
+export const OFF_THREAD_MIN_BYTES = 64 * 1024;
 /** Exact decoded lengths: an HMAC-SHA256 tag (never truncated) and an Ed25519 signature. */
 export const SIGNATURE_BYTES = { v1: 32, v1a: 64 } as const;
 
@@ -60,9 +83,10 @@ export interface SignKey {
 
 /**
  * Reads the three headers from the raw header list (so that a repeated header is seen, not
- * joined) and checks their form. Throws a Rejection naming the first problem.
+ * joined) and checks their form, with at most `maxEntries` signature entries (counted before
+ * any is decoded). Throws a Rejection naming the first problem.
  */
-export function parseSignatureHeaders(rawHeaders: readonly string[]): SignedRequestHeaders {
+export function parseSignatureHeaders(rawHeaders: readonly string[], maxEntries = MAX_SIGNATURE_ENTRIES): SignedRequestHeaders {
   const values = new Map<string, string>();
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
@@ -80,8 +104,8 @@ export function parseSignatureHeaders(rawHeaders: readonly string[]): SignedRequ
   if (!TIMESTAMP.test(timestamp)) throw new Rejection('SIGNATURE_TIMESTAMP_INVALID', 'webhook-timestamp is not 1-12 decimal digits');
 
   const parts = header.split(' ');
-  if (parts.length > MAX_SIGNATURE_ENTRIES) {
-    throw new Rejection('SIGNATURE_TOO_MANY_ENTRIES', `${parts.length} entries, at most ${MAX_SIGNATURE_ENTRIES}`);
+  if (parts.length > maxEntries) {
+    throw new Rejection('SIGNATURE_TOO_MANY_ENTRIES', `${parts.length} entries, at most ${maxEntries}`);
   }
   const entries = parts.map((part, index) => parseEntry(part, index));
   return { id, timestamp, timestampSeconds: Number(timestamp), entries };
@@ -142,42 +166,150 @@ export function verifyEd25519(publicKey: KeyObject, message: Buffer, signature: 
   }
 }
 
+/** One key's share of a verification, reported to `VerifyOptions.onWork` (tests and the bench count it). */
+export interface VerificationWork {
+  readonly version: SignatureVersion;
+  /** The key's id (a short SHA-256 of its material, never the key). */
+  readonly keyId: string;
+  /** (entry, key) pairs checked: every entry of the key's version, fewer when one verified. */
+  readonly pairs: number;
+  /** Passes over the signed content: 1 for an HMAC key (one MAC for all v1 entries), one per pair for Ed25519. */
+  readonly passes: number;
+  /** Whether the passes ran on WebCrypto (off the main thread) or on node:crypto (on it). */
+  readonly offThread: boolean;
+}
+
+export interface VerifyOptions {
+  /** Signed content of at least this many bytes is checked off the main thread. Default OFF_THREAD_MIN_BYTES. */
+  readonly offThreadMinBytes?: number;
+  /** Called once per key tried, with what it cost. */
+  readonly onWork?: (work: VerificationWork) => void;
+}
+
 /**
- * The first key that verifies one of the entries over `prefix` + `body`, or undefined.
- * Each HMAC key is computed once and compared (constant time) with every v1 entry; each
- * Ed25519 key is tried against every v1a entry. Work is bounded by MAX_SIGNATURE_ENTRIES.
+ * The first key that verifies one of the entries over `prefix` + `body`, or undefined. Only the
+ * keys given are tried (the caller passes the authenticated POP's): at most `entries` x `keys`
+ * pairs. Each HMAC key is computed once and compared (constant time) with every v1 entry; each
+ * Ed25519 key is tried against every v1a entry. From `offThreadMinBytes` of signed content the
+ * passes run on WebCrypto, one at a time, so that one request keeps at most one worker thread
+ * busy and the event loop serves other connections in between; below it they run at once on
+ * node:crypto (the promise is then already settled when it is returned).
  */
-export function findVerifyingKey(
+export async function findVerifyingKey(
   entries: readonly SignatureEntry[],
   prefix: Buffer,
   body: Buffer,
   keys: readonly VerifyKey[],
-): VerifyKey | undefined {
+  options: VerifyOptions = {},
+): Promise<VerifyKey | undefined> {
   const macs = entries.filter((e) => e.version === 'v1').map((e) => e.signature);
   const sigs = entries.filter((e) => e.version === 'v1a').map((e) => e.signature);
+  const offThread = prefix.length + body.length >= (options.offThreadMinBytes ?? OFF_THREAD_MIN_BYTES);
   let message: Buffer | undefined;
   for (const key of keys) {
     if (key.version === 'v1' && macs.length > 0) {
-      const expected = hmacSha256(key.key, prefix, body);
+      let expected: Buffer;
+      if (offThread) {
+        message ??= Buffer.concat([prefix, body]);
+        expected = await hmacSha256OffThread(key.key, message);
+      } else {
+        expected = hmacSha256(key.key, prefix, body);
+      }
       let match = false;
       // No early exit between entries: which entry matched is not secret, but keep it uniform.
       for (const mac of macs) match = macsEqual(expected, mac) || match;
+      options.onWork?.({ version: 'v1', keyId: key.id, pairs: macs.length, passes: 1, offThread });
       if (match) return key;
     } else if (key.version === 'v1a' && sigs.length > 0) {
       message ??= Buffer.concat([prefix, body]);
-      for (const sig of sigs) if (verifyEd25519(key.key, message, sig)) return key;
+      let pairs = 0;
+      let verified = false;
+      for (const sig of sigs) {
+        pairs += 1;
+        verified = offThread ? await verifyEd25519OffThread(key.key, message, sig) : verifyEd25519(key.key, message, sig);
+        if (verified) break;
+      }
+      options.onWork?.({ version: 'v1a', keyId: key.id, pairs, passes: pairs, offThread });
+      if (verified) return key;
     }
   }
   return undefined;
 }
 
-/** One `webhook-signature` entry: `v1,<base64>` or `v1a,<base64>`. */
+// --- Off the main thread: WebCrypto ------------------------------------------------------
+// node:crypto's KeyObject has no CryptoKey form before Node 23 (`toCryptoKey`), so each key is
+// imported into WebCrypto once, on first use, from its exported material, as a non-extractable
+// key for the one usage it has here. Keyed by the KeyObject: a reload makes new KeyObjects,
+// and the old keys' imports go with them.
+const { subtle } = webcrypto;
+const cryptoKeys = new WeakMap<KeyObject, Promise<webcrypto.CryptoKey>>();
+
+function cryptoKeyOf(key: KeyObject): Promise<webcrypto.CryptoKey> {
+  let imported = cryptoKeys.get(key);
+  if (!imported) {
+    imported = importCryptoKey(key);
+    cryptoKeys.set(key, imported);
+    // A failed import is not cached: the next use tries again (and fails the same way, loudly).
+    imported.catch(() => cryptoKeys.delete(key));
+  }
+  return imported;
+}
+
+async function importCryptoKey(key: KeyObject): Promise<webcrypto.CryptoKey> {
+  if (key.type === 'secret') {
+    const secret = key.export();
+    try {
+      return await subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    } finally {
+      secret.fill(0);
+    }
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new TypeError(`not an HMAC or Ed25519 key: ${key.asymmetricKeyType ?? key.type}`);
+  if (key.type === 'public') return subtle.importKey('spki', key.export({ format: 'der', type: 'spki' }), { name: 'Ed25519' }, false, ['verify']);
+  const pkcs8 = key.export({ format: 'der', type: 'pkcs8' });
+  try {
+    return await subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, false, ['sign']);
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+
+/**
+ * HMAC-SHA256 of `message`, computed off the main thread (WebCrypto). The MAC is compared by
+ * the caller with `macsEqual`, as on the synchronous path: WebCrypto's own HMAC verify would
+ * compute the MAC again for every entry.
+ */
+export async function hmacSha256OffThread(key: KeyObject, message: Buffer): Promise<Buffer> {
+  const cryptoKey = await cryptoKeyOf(key);
+  return Buffer.from(await subtle.sign('HMAC', cryptoKey, message));
+}
+
+/** verifyEd25519, off the main thread (WebCrypto); false on any verification failure. */
+export async function verifyEd25519OffThread(publicKey: KeyObject, message: Buffer, signature: Buffer): Promise<boolean> {
+  if (signature.length !== SIGNATURE_BYTES.v1a) return false;
+  // Outside the try: a key WebCrypto cannot import is a bug to surface (INTERNAL), not a mismatch.
+  const cryptoKey = await cryptoKeyOf(publicKey);
+  try {
+    return await subtle.verify('Ed25519', cryptoKey, signature, message);
+  } catch {
+    return false;
+  }
+}
+
+/** One `webhook-signature` entry: `v1,<base64>` or `v1a,<base64>`, computed on the main thread. */
 export function signEntry(key: SignKey, id: string, timestamp: string, body: Buffer): string {
   const prefix = signedPrefix(id, timestamp);
   const signature = key.version === 'v1'
     ? hmacSha256(key.key, prefix, body)
     : sign(null, Buffer.concat([prefix, body]), key.key);
   return `${key.version},${signature.toString('base64')}`;
+}
+
+/** The same entry, computed off the main thread (WebCrypto); Ed25519 is deterministic, so it is the same string. */
+export async function signEntryOffThread(key: SignKey, message: Buffer): Promise<string> {
+  const cryptoKey = await cryptoKeyOf(key.key);
+  const signature = await subtle.sign(key.version === 'v1' ? 'HMAC' : 'Ed25519', cryptoKey, message);
+  return `${key.version},${Buffer.from(signature).toString('base64')}`;
 }
 
 /** A fresh webhook-id: 24 random bytes, base64url (32 characters of [A-Za-z0-9_-]). */
@@ -194,14 +326,39 @@ export function isValidWebhookTimestamp(timestamp: string): boolean {
   return TIMESTAMP.test(timestamp);
 }
 
-/** The three headers for a request, signed with every key given (several during a rotation). */
+/** The three headers for a request, signed with every key given (several during a rotation), on the main thread. */
 export function signatureHeaders(keys: readonly SignKey[], body: Buffer, id: string, timestamp: string): Record<(typeof SIGNATURE_HEADERS)[number], string> {
-  if (keys.length === 0 || keys.length > MAX_SIGNATURE_ENTRIES) throw new RangeError(`sign with 1 to ${MAX_SIGNATURE_ENTRIES} keys`);
-  if (!ID.test(id)) throw new RangeError('webhook-id must be 16 to 128 characters of [A-Za-z0-9_-]');
-  if (!TIMESTAMP.test(timestamp)) throw new RangeError('webhook-timestamp must be 1 to 12 decimal digits');
+  checkSigningInput(keys, id, timestamp);
   return {
     'webhook-id': id,
     'webhook-timestamp': timestamp,
     'webhook-signature': keys.map((k) => signEntry(k, id, timestamp, body)).join(' '),
   };
+}
+
+/**
+ * signatureHeaders for a server (the signer role): the same headers, with the signing done off
+ * the main thread from `offThreadMinBytes` of signed content on (one key after another), so
+ * that a large batch does not hold up the signer's other connections.
+ */
+export async function signRequest(
+  keys: readonly SignKey[],
+  body: Buffer,
+  id: string,
+  timestamp: string,
+  offThreadMinBytes = OFF_THREAD_MIN_BYTES,
+): Promise<Record<(typeof SIGNATURE_HEADERS)[number], string>> {
+  checkSigningInput(keys, id, timestamp);
+  const prefix = signedPrefix(id, timestamp);
+  if (prefix.length + body.length < offThreadMinBytes) return signatureHeaders(keys, body, id, timestamp);
+  const message = Buffer.concat([prefix, body]);
+  const entries: string[] = [];
+  for (const key of keys) entries.push(await signEntryOffThread(key, message));
+  return { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': entries.join(' ') };
+}
+
+function checkSigningInput(keys: readonly SignKey[], id: string, timestamp: string): void {
+  if (keys.length === 0 || keys.length > MAX_SIGNATURE_ENTRIES) throw new RangeError(`sign with 1 to ${MAX_SIGNATURE_ENTRIES} keys`);
+  if (!ID.test(id)) throw new RangeError('webhook-id must be 16 to 128 characters of [A-Za-z0-9_-]');
+  if (!TIMESTAMP.test(timestamp)) throw new RangeError('webhook-timestamp must be 1 to 12 decimal digits');
 }

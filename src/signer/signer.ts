@@ -29,7 +29,7 @@ import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { sendRejection, setSecurityHeaders } from '../pipeline/respond.ts';
 import { downstreamResponseHeaders } from '../proxy/headers.ts';
 import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts';
-import { newWebhookId, signatureHeaders } from '../replay/signature.ts';
+import { newWebhookId, signRequest } from '../replay/signature.ts';
 import { startAdminServer } from '../server/admin.ts';
 import { drainServer, plainAddress, writeRawRefusal } from '../server/drain.ts';
 import { applyListenerLimits, listenerOptions, listenOrExplain } from '../server/listen.ts';
@@ -191,11 +191,13 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       const timestamp = Math.floor(now() / 1000);
       const body = prepared.render(webhookId, timestamp);
       const credential = await attemptCredential(m.credential, config, now());
+      // A large batch is signed off the main thread, so it does not hold up other requests.
+      const signature = await signRequest(m.signKeys, body, webhookId, String(timestamp));
       const headers = {
         host: target.host,
         'content-type': 'application/json',
         'content-length': body.length,
-        ...signatureHeaders(m.signKeys, body, webhookId, String(timestamp)),
+        ...signature,
         ...(credential.authorization !== undefined ? { authorization: credential.authorization } : {}),
       };
       const outcome: AttemptOutcome = await sendAttempt({ agent: agentFor(m), target, path: SIGNER_ROUTE.path, headers, body, timeoutMs: config.backup.timeout });

@@ -1,5 +1,6 @@
 // Signed requests through the real guard to the real demo backup: the reference library's v1,
-// node:crypto's v1a, rotation, tampering, another POP's key, malformed headers, `replguard sign`.
+// node:crypto's v1a, rotation, tampering, another POP's key, malformed headers, `replguard sign`;
+// with a dozen other POPs configured, large bodies (checked off the main thread) signed and junk.
 import { sign as edSign } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,13 +23,21 @@ t.test('request signatures', async (t) => {
   const ed = makeEd25519Key();
   const zurichKey = makeHmacKey();
   const currentFile = writeKeyFile(current.text);
+  // Other POPs with several keys each: none of them is ever tried for calgary-01's requests.
+  const others = Array.from({ length: 12 }, (_, i) => ({
+    id: `other-${String(i).padStart(2, '0')}`,
+    cert: { cn: `other-${String(i).padStart(2, '0')}` },
+    signing_keys: [writeKeyFile(makeHmacKey().text), writeKeyFile(makeEd25519Key().whpk, 0o644), writeKeyFile(makeEd25519Key().whpk, 0o644)],
+  }));
 
   const backup = await startBackup();
   const guard = await startGuard(baseConfig(pki, backup.url, {
     auth: { methods: ['mtls', 'signature'] },
+    replay: { max_signature_entries: 8 },
     peers: [
       { id: 'calgary-01', cert: { cn: 'calgary-01' }, signing_keys: [currentFile, writeKeyFile(ed.whpk, 0o644)] },
       { id: 'zurich-01', cert: { cn: 'zurich-01' }, signing_keys: [writeKeyFile(zurichKey.text)] },
+      ...others,
     ],
   }));
   t.teardown(async () => {
@@ -113,8 +122,9 @@ t.test('request signatures', async (t) => {
         const body = Buffer.from(`{"source_pop":"calgary-01","entries":[],"note":"\xff"}`, 'latin1');
         return { headers: signatureHeaders([parseSignKey(current.text)], body, id, String(ts)), body };
       }, 400, 'BODY_NOT_UTF8'],
-      ["zurich-01's key over calgary-01's connection", () => signedWith([parseSignKey(zurichKey.text)]), 403, 'SIGNATURE_OTHER_POP'],
-      ["calgary-01's key over zurich-01's connection", () => ({ ...signedWith([parseSignKey(current.text)], 'zurich-01'), cert: zurichCert }), 403, 'SIGNATURE_OTHER_POP'],
+      // Another POP's key is not tried: a request it signed, relayed over this connection, is a mismatch.
+      ["zurich-01's key over calgary-01's connection", () => signedWith([parseSignKey(zurichKey.text)]), 401, 'SIGNATURE_MISMATCH'],
+      ["calgary-01's key over zurich-01's connection", () => ({ ...signedWith([parseSignKey(current.text)], 'zurich-01'), cert: zurichCert }), 401, 'SIGNATURE_MISMATCH'],
       ['timestamp 1763800000abc', () => {
         const r = signedWith([parseSignKey(current.text)]);
         return { headers: { ...r.headers, 'webhook-timestamp': `${r.headers['webhook-timestamp']}abc` }, body: r.body };
@@ -136,6 +146,42 @@ t.test('request signatures', async (t) => {
       t.same(JSON.parse(reply.body), { error: status === 400 ? 'bad_request' : status === 401 ? 'unauthorized' : 'forbidden', request_id: reply.headers['x-replguard-request-id'] }, `${name}: generic body`);
       t.equal((await eventOf(reply)).event.reason, reason, name);
     }
+    t.equal(backup.received().length, before, 'nothing reached the backup');
+  });
+
+  await t.test('large bodies with a dozen other POPs configured: signed ones pass, junk entries are refused and reach nothing', async (t) => {
+    // About 8 MiB, under limits.max_body_bytes (10 MiB): checked off the main thread.
+    const pad = 'p'.repeat(8 * 1024 * 1024);
+    const large = (id: string, ts: number) => Buffer.from(JSON.stringify({ source_pop: 'calgary-01', entries: [{ id: 1, op: 'upsert' }], timestamp: ts, nonce: id, pad }));
+    for (const key of [parseSignKey(current.text), parseSignKey(ed.privatePem)]) {
+      const id = freshId();
+      const ts = now();
+      const body = large(id, ts);
+      const before = backup.received().length;
+      const reply = await send(signatureHeaders([key], body, id, String(ts)), body);
+      t.equal(reply.status, 200, `${key.version} over a large body`);
+      t.equal((await eventOf(reply)).event.reason, 'FORWARDED');
+      t.ok(backup.received()[before]?.body.equals(body), 'forwarded byte for byte');
+    }
+
+    const before = backup.received().length;
+    // Eight well-formed Ed25519 signatures over other content: each costs a full pass over the body.
+    const junk = Array.from({ length: 8 }, (_, i) => `v1a,${edSign(null, Buffer.from(`not this request ${i}`), ed.privateKey).toString('base64')}`).join(' ');
+    for (const cert of [calgaryCert, pki.client('other-03')]) {
+      const id = freshId();
+      const ts = now();
+      const reply = await send({ 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': junk }, large(id, ts), cert);
+      t.equal(reply.status, 401);
+      const event = await eventOf(reply);
+      t.equal(event.event.reason, 'SIGNATURE_MISMATCH');
+      t.equal(event.event.kind, 'alert');
+    }
+    const nine = Array(9).fill(junk.split(' ')[0]).join(' ');
+    const id = freshId();
+    const ts = now();
+    const reply = await send({ 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': nine }, large(id, ts));
+    t.equal(reply.status, 400);
+    t.equal((await eventOf(reply)).event.reason, 'SIGNATURE_TOO_MANY_ENTRIES', 'more than replay.max_signature_entries');
     t.equal(backup.received().length, before, 'nothing reached the backup');
   });
 

@@ -128,6 +128,19 @@ t.test('primary -> signer -> guard -> backup', async (t) => {
     t.equal(seen.headers['x-replguard-request-id'], event.replguard.backup_request_id);
   });
 
+  await t.test('a large batch (signed off the main thread) arrives byte for byte and verifies at the guard', async (t) => {
+    const before = backup.received().length;
+    const raw = JSON.stringify({ source_pop: 'calgary-01', entries: [{ id: 1, op: 'upsert', blob: 'b'.repeat(4 * 1024 * 1024) }] });
+    const reply = await primaryPost(signer.port, raw);
+    t.equal(reply.status, 200, reply.body);
+    t.equal(backup.received().length, before + 1);
+    t.equal(backup.received().at(-1)!.body.toString(), raw);
+    const event = await finalOf(signer, reply);
+    t.equal(event.event.reason, 'SIGNER_DELIVERED');
+    const [guardEvent] = await guard.waitForEvents((e) => e.replguard?.request_id === event.replguard.backup_request_id, 1);
+    t.equal(guardEvent!.event.reason, 'FORWARDED');
+  });
+
   await t.test('source_pop absent: set to this POP; every request a new id and token', async (t) => {
     const first = await primaryPost(signer.port, '{ "entries": [] }');
     const second = await primaryPost(signer.port, '{}');

@@ -38,9 +38,9 @@ t.test('signatures with keys: defaults apply, relative key paths resolve against
   const { config: c } = parseConfig(config({}, { signing_keys: [basename(hmacFile)] }), `${dirname(hmacFile)}/replguard.yaml`);
   t.same(c.peers[0]!.signing_keys, [hmacFile]);
   t.equal(c.replay, undefined);
-  t.same(REPLAY_DEFAULTS, { max_age: 300_000, max_nonces: 20_000 });
-  const explicit = parseConfig(config({ replay: { max_age: '2m', max_nonces: 5000 } }), '/etc/replguard/replguard.yaml').config;
-  t.same(explicit.replay, { max_age: 120_000, max_nonces: 5000 });
+  t.same(REPLAY_DEFAULTS, { max_age: 300_000, max_nonces: 20_000, max_signature_entries: 8 });
+  const explicit = parseConfig(config({ replay: { max_age: '2m', max_nonces: 5000, max_signature_entries: 2 } }), '/etc/replguard/replguard.yaml').config;
+  t.same(explicit.replay, { max_age: 120_000, max_nonces: 5000, max_signature_entries: 2 });
 });
 
 t.test('refused combinations and values name the key', async (t) => {
@@ -55,6 +55,10 @@ t.test('refused combinations and values name the key', async (t) => {
     ['max_age without a number', config({ replay: { max_age: 'five minutes' } }), 'replay.max_age'],
     ['max_nonces of 0', config({ replay: { max_nonces: 0 } }), 'replay.max_nonces'],
     ['max_nonces as a string', config({ replay: { max_nonces: '1000' } }), 'replay.max_nonces'],
+    ['max_signature_entries of 0', config({ replay: { max_signature_entries: 0 } }), 'replay.max_signature_entries'],
+    ['max_signature_entries of 9 (the scheme bound is 8)', config({ replay: { max_signature_entries: 9 } }), 'replay.max_signature_entries'],
+    ['max_signature_entries of 1.5', config({ replay: { max_signature_entries: 1.5 } }), 'replay.max_signature_entries'],
+    ['max_signature_entries as a string', config({ replay: { max_signature_entries: '4' } }), 'replay.max_signature_entries'],
     ['a typo under replay', config({ replay: { max_nonce: 10 } }), 'replay.max_nonce'],
   ];
   for (const [name, text, path] of cases) {

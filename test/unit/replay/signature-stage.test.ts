@@ -1,7 +1,9 @@
 // The signature stage with the body contract behind it, in process, with an injected clock:
-// window edges, nonce recorded only after verification, kept for the whole window, store full.
+// window edges, nonce recorded only after verification, kept for the whole window, store full;
+// only the authenticated POP's keys are tried (the work is counted), large bodies off the main thread.
 import { configSchema } from '../../../src/config/schema.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
+import { sign as edSign } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import t from 'tap';
 import { ConfigError } from '../../../src/config/errors.ts';
@@ -10,8 +12,8 @@ import { Rejection } from '../../../src/pipeline/reasons.ts';
 import { compose } from '../../../src/pipeline/stage.ts';
 import { createBodyContractStage } from '../../../src/replay/body-contract.ts';
 import { parseSignKey } from '../../../src/replay/keys.ts';
-import { signatureHeaders, type SignKey } from '../../../src/replay/signature.ts';
-import { createSignatureStage } from '../../../src/replay/signature-stage.ts';
+import { OFF_THREAD_MIN_BYTES, signatureHeaders, type SignKey, type VerificationWork } from '../../../src/replay/signature.ts';
+import { createSignatureStage, type SignatureStageDeps } from '../../../src/replay/signature-stage.ts';
 import { MemoryNonceStore } from '../../../src/store/memory.ts';
 import { makeEd25519Key, makeHmacKey, writeKeyFile } from '../../helpers/signing.ts';
 
@@ -53,11 +55,12 @@ function signed(keys: SignKey[], options: { id?: string; ts?: number; body?: obj
   return context(signatureHeaders(keys, body, id, String(ts)), body, options.pop);
 }
 
-function setup(maxNonces = 100) {
+function setup(maxNonces = 100, options: { peers?: typeof peers; maxEntries?: number; deps?: Partial<SignatureStageDeps> } = {}) {
   const clock = { now: TS * 1000 };
   const store = new MemoryNonceStore({ maxNonces, now: () => clock.now });
+  const replay = { max_age: MAX_AGE, max_nonces: maxNonces, max_signature_entries: options.maxEntries ?? 8 };
   const run = compose([
-    createSignatureStage({ peers, replay: { max_age: MAX_AGE, max_nonces: maxNonces }, auth: AUTH }, { now: () => clock.now, nonceStore: store, log: LOG }),
+    createSignatureStage({ peers: options.peers ?? peers, replay, auth: AUTH }, { now: () => clock.now, nonceStore: store, log: LOG, ...options.deps }),
     createBodyContractStage(),
   ]);
   const outcome = async (ctx: RequestContext) => {
@@ -119,11 +122,11 @@ t.test('a forged request does not burn the id it names', async (t) => {
   t.equal(await outcome(signed([hmacKey], { id })), 'REPLAY_NONCE_REUSED');
 });
 
-t.test('keys of another POP', async (t) => {
+t.test('keys of another POP are not keys of this one', async (t) => {
   const { outcome } = setup();
-  t.equal(await outcome(signed([parseSignKey(zurich.text)])), 'SIGNATURE_OTHER_POP', "zurich-01's key over calgary-01's connection");
+  t.equal(await outcome(signed([parseSignKey(zurich.text)])), 'SIGNATURE_MISMATCH', "zurich-01's key over calgary-01's connection");
   t.equal(await outcome(signed([parseSignKey(zurich.text)], { pop: 'zurich-01' })), 'passed', 'over its own connection');
-  t.equal(await outcome(signed([hmacKey], { pop: 'zurich-01' })), 'SIGNATURE_OTHER_POP', 'and the other way round');
+  t.equal(await outcome(signed([hmacKey], { pop: 'zurich-01' })), 'SIGNATURE_MISMATCH', 'and the other way round');
   t.equal(await outcome(signed([parseSignKey(zurich.text), hmacKey])), 'passed', 'one valid entry of the own POP suffices');
   const sameId = freshId();
   t.equal(await outcome(signed([hmacKey], { id: sameId })), 'passed');
@@ -163,4 +166,74 @@ t.test('unusable keys fail at construction', async (t) => {
   const store = new MemoryNonceStore({ maxNonces: 1, now: Date.now });
   const bad = [{ ...peers[0]!, signing_keys: [writeKeyFile(makeHmacKey(16).text)] }];
   t.throws(() => createSignatureStage({ peers: bad, replay: undefined, auth: AUTH }, { now: Date.now, nonceStore: store, log: LOG }), ConfigError);
+});
+
+/** Ed25519 signatures over another message: junk that OpenSSL cannot refuse before hashing the content. */
+function junkV1a(count: number): string {
+  return Array.from({ length: count }, (_, i) => `v1a,${edSign(null, Buffer.from(`not this request ${i}`), calgaryEd.privateKey).toString('base64')}`).join(' ');
+}
+
+/** A POP with `v1` HMAC keys and `v1a` Ed25519 keys, as a peers[] entry. */
+function peerWith(id: string, v1: number, v1a: number) {
+  const files = [
+    ...Array.from({ length: v1 }, () => writeKeyFile(makeHmacKey().text)),
+    ...Array.from({ length: v1a }, () => writeKeyFile(makeEd25519Key().whpk)),
+  ];
+  return { id, cert: { cn: id }, cert_sha256: [], signing_keys: files };
+}
+
+t.test('the work of a refused request is entries x keys of the authenticated POP, whatever else is configured', async (t) => {
+  const many = [peerWith('calgary-01', 1, 2), ...Array.from({ length: 12 }, (_, i) => peerWith(`other-${String(i).padStart(2, '0')}`, 2, 3))];
+  const ownIds = new Set<string>();
+  const work: VerificationWork[] = [];
+  const { outcome } = setup(100, { peers: many, deps: { onWork: (w) => work.push(w) } });
+  const body = Buffer.from(JSON.stringify({ source_pop: 'calgary-01', entries: [], pad: 'x'.repeat(2 * OFF_THREAD_MIN_BYTES) }));
+  for (const [name, header, v1Entries, v1aEntries] of [
+    ['8 junk v1a entries', junkV1a(8), 0, 8],
+    ['3 junk v1 and 5 junk v1a entries', [...Array.from({ length: 3 }, (_, i) => `v1,${Buffer.alloc(32, i).toString('base64')}`), junkV1a(5)].join(' '), 3, 5],
+  ] as const) {
+    work.length = 0;
+    const ctx = context({ 'webhook-id': freshId(), 'webhook-timestamp': String(TS), 'webhook-signature': header }, body);
+    t.equal(await outcome(ctx), 'SIGNATURE_MISMATCH', name);
+    // calgary-01 has 1 HMAC key and 2 Ed25519 keys; the 12 other POPs' 60 keys are never tried.
+    const pairs = work.reduce((n, w) => n + w.pairs, 0);
+    const passes = work.reduce((n, w) => n + w.passes, 0);
+    t.equal(pairs, v1Entries * 1 + v1aEntries * 2, `${name}: (entry, key) pairs = entries x keys of calgary-01, by version`);
+    t.equal(passes, (v1Entries > 0 ? 1 : 0) + v1aEntries * 2, `${name}: one HMAC per key, one pass per Ed25519 pair`);
+    for (const w of work) ownIds.add(w.keyId);
+    t.ok(work.every((w) => w.offThread), `${name}: a body over OFF_THREAD_MIN_BYTES is checked off the main thread`);
+  }
+  t.equal(ownIds.size, 3, "every key tried is one of calgary-01's three");
+
+  // Below the threshold, the same checks run on the event loop.
+  work.length = 0;
+  const small = Buffer.from(JSON.stringify({ source_pop: 'calgary-01', entries: [] }));
+  t.equal(await outcome(context({ 'webhook-id': freshId(), 'webhook-timestamp': String(TS), 'webhook-signature': junkV1a(8) }, small)), 'SIGNATURE_MISMATCH');
+  t.equal(work.reduce((n, w) => n + w.pairs, 0), 16);
+  t.ok(work.every((w) => !w.offThread), 'a small body is checked on the event loop');
+});
+
+t.test('a large body signed by the POP passes off the main thread, v1 and v1a', async (t) => {
+  const work: VerificationWork[] = [];
+  const { outcome } = setup(100, { deps: { onWork: (w) => work.push(w) } });
+  const pad = 'y'.repeat(OFF_THREAD_MIN_BYTES);
+  for (const key of [hmacKey, edKey]) {
+    work.length = 0;
+    const id = freshId();
+    const body = Buffer.from(JSON.stringify({ source_pop: 'calgary-01', entries: [], nonce: id, pad }));
+    const headers = signatureHeaders([key], body, id, String(TS));
+    t.equal(await outcome(context({ ...headers, 'webhook-signature': `${junkV1a(1)} ${headers['webhook-signature']}` }, body)), 'passed', key.version);
+    t.ok(work.length > 0 && work.every((w) => w.offThread), `${key.version}: off the main thread`);
+  }
+});
+
+t.test('replay.max_signature_entries bounds the entries before any check', async (t) => {
+  const work: VerificationWork[] = [];
+  const { outcome } = setup(100, { maxEntries: 2, deps: { onWork: (w) => work.push(w) } });
+  const body = Buffer.from(JSON.stringify({ source_pop: 'calgary-01', entries: [] }));
+  t.equal(await outcome(context({ 'webhook-id': freshId(), 'webhook-timestamp': String(TS), 'webhook-signature': junkV1a(3) }, body)), 'SIGNATURE_TOO_MANY_ENTRIES');
+  t.equal(work.length, 0, 'nothing was checked');
+  const retired = parseSignKey(makeHmacKey().text);
+  t.equal(await outcome(signed([retired, hmacKey])), 'passed', 'two entries (a rotation) are within the bound');
+  t.equal(await outcome(signed([retired, retired, hmacKey])), 'SIGNATURE_TOO_MANY_ENTRIES', 'three are not');
 });

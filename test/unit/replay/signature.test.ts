@@ -7,17 +7,32 @@ import { parseVerifyKey, parseSignKey } from '../../../src/replay/keys.ts';
 import {
   decodeCanonicalBase64,
   findVerifyingKey,
+  MAX_SIGNATURE_ENTRIES,
+  OFF_THREAD_MIN_BYTES,
   parseSignatureHeaders,
   signatureHeaders,
   signedPrefix,
+  signRequest,
   newWebhookId,
+  type SignatureEntry,
+  type VerificationWork,
+  type VerifyKey,
 } from '../../../src/replay/signature.ts';
+import { REPLAY_DEFAULTS } from '../../../src/config/schema.ts';
 import { makeEd25519Key, makeHmacKey } from '../../helpers/signing.ts';
 
 const ID = 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W';
 const TS = '1763800000';
 const V1 = `v1,${Buffer.alloc(32, 7).toString('base64')}`;
 const V1A = `v1a,${Buffer.alloc(64, 9).toString('base64')}`;
+
+/** findVerifyingKey on both paths (node:crypto on the event loop, WebCrypto off it): they must agree. */
+async function findKey(entries: readonly SignatureEntry[], prefix: Buffer, body: Buffer, keys: readonly VerifyKey[]): Promise<VerifyKey | undefined> {
+  const onLoop = await findVerifyingKey(entries, prefix, body, keys, { offThreadMinBytes: Infinity });
+  const offThread = await findVerifyingKey(entries, prefix, body, keys, { offThreadMinBytes: 0 });
+  if (onLoop !== offThread) throw new Error(`the two paths disagree: ${onLoop?.id} on the event loop, ${offThread?.id} off it`);
+  return onLoop;
+}
 
 function raw(headers: Record<string, string> | Array<[string, string]>): string[] {
   return (Array.isArray(headers) ? headers : Object.entries(headers)).flat();
@@ -103,7 +118,7 @@ t.test('interop: the standardwebhooks reference library', async (t) => {
   const libSignature = lib.sign(ID, new Date(Number(TS) * 1000), body.toString());
   const parsed = parseSignatureHeaders(raw({ 'webhook-id': ID, 'webhook-timestamp': TS, 'webhook-signature': libSignature }));
   const key = parseVerifyKey(hmac.text);
-  t.equal(findVerifyingKey(parsed.entries, signedPrefix(ID, TS), body, [key]), key, 'a v1 signature made by the library verifies');
+  t.equal(await findKey(parsed.entries, signedPrefix(ID, TS), body, [key]), key, 'a v1 signature made by the library verifies');
 
   const ours = signatureHeaders([parseSignKey(hmac.text)], body, ID, TS);
   t.equal(ours['webhook-signature'], libSignature, 'our v1 signature is byte for byte the library\'s');
@@ -119,11 +134,11 @@ t.test('interop: Ed25519 (v1a) signed with node:crypto directly', async (t) => {
   const parsed = parseSignatureHeaders(raw({ 'webhook-id': ID, 'webhook-timestamp': TS, 'webhook-signature': `v1a,${sig}` }));
   for (const text of [ed.whpk, ed.publicPem]) {
     const key = parseVerifyKey(text);
-    t.equal(findVerifyingKey(parsed.entries, signedPrefix(ID, TS), body, [key]), key, text.slice(0, 10));
+    t.equal(await findKey(parsed.entries, signedPrefix(ID, TS), body, [key]), key, text.slice(0, 10));
   }
   const tampered = Buffer.from(body);
   tampered[5] ^= 1;
-  t.equal(findVerifyingKey(parsed.entries, signedPrefix(ID, TS), tampered, [parseVerifyKey(ed.whpk)]), undefined, 'one flipped bit fails');
+  t.equal(await findKey(parsed.entries, signedPrefix(ID, TS), tampered, [parseVerifyKey(ed.whpk)]), undefined, 'one flipped bit fails');
 });
 
 t.test('raw bytes are signed: two invalid-UTF-8 bodies the reference library cannot tell apart', async (t) => {
@@ -136,8 +151,8 @@ t.test('raw bytes are signed: two invalid-UTF-8 bodies the reference library can
   const signA = signatureHeaders([parseSignKey(hmac.text)], a, ID, TS)['webhook-signature'];
   const entries = parseSignatureHeaders(raw({ 'webhook-id': ID, 'webhook-timestamp': TS, 'webhook-signature': signA })).entries;
   const key = parseVerifyKey(hmac.text);
-  t.equal(findVerifyingKey(entries, signedPrefix(ID, TS), a, [key]), key);
-  t.equal(findVerifyingKey(entries, signedPrefix(ID, TS), b, [key]), undefined, 'ours does not verify the other body');
+  t.equal(await findKey(entries, signedPrefix(ID, TS), a, [key]), key);
+  t.equal(await findKey(entries, signedPrefix(ID, TS), b, [key]), undefined, 'ours does not verify the other body');
   const direct = createHmac('sha256', hmac.secret).update(`${ID}.${TS}.`).update(a).digest('base64');
   t.equal(signA, `v1,${direct}`);
 });
@@ -150,13 +165,81 @@ t.test('rotation: any entry by any listed key; a retired key alone fails', async
   const keys = [parseVerifyKey(current.text), parseVerifyKey(next.whpk)];
   const both = signatureHeaders([parseSignKey(retired.text), parseSignKey(current.text)], body, ID, TS)['webhook-signature'];
   const entries = (s: string) => parseSignatureHeaders(raw({ ...good, 'webhook-signature': s })).entries;
-  t.equal(findVerifyingKey(entries(both), signedPrefix(ID, TS), body, keys), keys[0]);
+  t.equal(await findKey(entries(both), signedPrefix(ID, TS), body, keys), keys[0]);
   const edOnly = signatureHeaders([parseSignKey(next.privatePem)], body, ID, TS)['webhook-signature'];
-  t.equal(findVerifyingKey(entries(edOnly), signedPrefix(ID, TS), body, keys), keys[1]);
+  t.equal(await findKey(entries(edOnly), signedPrefix(ID, TS), body, keys), keys[1]);
   const retiredOnly = signatureHeaders([parseSignKey(retired.text)], body, ID, TS)['webhook-signature'];
-  t.equal(findVerifyingKey(entries(retiredOnly), signedPrefix(ID, TS), body, keys), undefined);
+  t.equal(await findKey(entries(retiredOnly), signedPrefix(ID, TS), body, keys), undefined);
   const otherId = signatureHeaders([parseSignKey(current.text)], body, `${ID}x`, TS)['webhook-signature'];
-  t.equal(findVerifyingKey(entries(otherId), signedPrefix(ID, TS), body, keys), undefined, 'the id is signed');
+  t.equal(await findKey(entries(otherId), signedPrefix(ID, TS), body, keys), undefined, 'the id is signed');
   const otherTs = signatureHeaders([parseSignKey(current.text)], body, ID, '1763800001')['webhook-signature'];
-  t.equal(findVerifyingKey(entries(otherTs), signedPrefix(ID, TS), body, keys), undefined, 'the timestamp is signed');
+  t.equal(await findKey(entries(otherTs), signedPrefix(ID, TS), body, keys), undefined, 'the timestamp is signed');
+});
+
+t.test('a lower entry bound (replay.max_signature_entries) is counted before any entry is decoded', async (t) => {
+  t.equal(REPLAY_DEFAULTS.max_signature_entries, MAX_SIGNATURE_ENTRIES, 'the config default is the scheme bound');
+  const of = (n: number, max: number) => {
+    try {
+      parseSignatureHeaders(raw({ ...good, 'webhook-signature': Array(n).fill(V1).join(' ') }), max);
+      return 'ok';
+    } catch (err) {
+      if (err instanceof Rejection) return err.reason;
+      throw err;
+    }
+  };
+  t.equal(of(1, 1), 'ok');
+  t.equal(of(2, 1), 'SIGNATURE_TOO_MANY_ENTRIES');
+  t.equal(of(2, 2), 'ok');
+  t.equal(of(3, 2), 'SIGNATURE_TOO_MANY_ENTRIES');
+  // Malformed entries past the bound are not looked at: the count refuses first.
+  const junk = parseSignatureHeaders.bind(null, raw({ ...good, 'webhook-signature': `${V1} not-an-entry` }), 1);
+  t.throws(junk, { reason: 'SIGNATURE_TOO_MANY_ENTRIES' });
+});
+
+t.test('work: one HMAC per v1 key, one Ed25519 check per (v1a entry, key), and where it ran', async (t) => {
+  const hmacs = [makeHmacKey(), makeHmacKey()].map((k) => parseVerifyKey(k.text));
+  const eds = [makeEd25519Key(), makeEd25519Key(), makeEd25519Key()];
+  const keys = [...hmacs, ...eds.map((k) => parseVerifyKey(k.whpk))];
+  // Junk that OpenSSL cannot refuse early: real signatures, over another message.
+  const other = Buffer.from('another message');
+  const v1aJunk = eds.map((k) => `v1a,${edSign(null, other, k.privateKey).toString('base64')}`);
+  const header = [V1, `v1,${Buffer.alloc(32, 1).toString('base64')}`, ...v1aJunk, V1A].join(' ');
+  const entries = parseSignatureHeaders(raw({ ...good, 'webhook-signature': header })).entries;
+  for (const [name, size, offThreadMinBytes, offThread] of [
+    ['small body, default threshold', 100, undefined, false],
+    ['body at the default threshold', OFF_THREAD_MIN_BYTES, undefined, true],
+    ['forced off the main thread', 100, 0, true],
+  ] as const) {
+    const work: VerificationWork[] = [];
+    const found = await findVerifyingKey(entries, signedPrefix(ID, TS), Buffer.alloc(size, 0x20), keys, { offThreadMinBytes, onWork: (w) => work.push(w) });
+    t.equal(found, undefined, name);
+    t.same(work.map((w) => [w.version, w.keyId, w.pairs, w.passes]), [
+      ...hmacs.map((k) => ['v1', k.id, 2, 1]),
+      ...keys.slice(2).map((k) => ['v1a', k.id, 4, 4]),
+    ], `${name}: every key once, entries of its version each`);
+    t.ok(work.every((w) => w.offThread === offThread), `${name}: offThread ${offThread}`);
+  }
+  // A match stops the search: later keys are not tried, later entries of that key neither.
+  const signed = signatureHeaders([parseSignKey(eds[1]!.privatePem)], Buffer.from('{}'), ID, TS)['webhook-signature'];
+  const withMatch = parseSignatureHeaders(raw({ ...good, 'webhook-signature': `${v1aJunk[0]} ${signed} ${v1aJunk[2]}` })).entries;
+  const work: VerificationWork[] = [];
+  t.equal(await findVerifyingKey(withMatch, signedPrefix(ID, TS), Buffer.from('{}'), keys, { onWork: (w) => work.push(w) }), keys[3]);
+  t.same(work.map((w) => [w.keyId, w.pairs]), [[keys[2]!.id, 3], [keys[3]!.id, 2]], 'no HMAC work without v1 entries; stops at the match');
+});
+
+t.test('signRequest: the same headers as signatureHeaders, on both paths', async (t) => {
+  const hmac = makeHmacKey();
+  const ed = makeEd25519Key();
+  const keys = [parseSignKey(hmac.text), parseSignKey(ed.privatePem)];
+  const lib = new Webhook(hmac.text);
+  const now = String(Math.floor(Date.now() / 1000));
+  for (const size of [10, OFF_THREAD_MIN_BYTES, 3 * OFF_THREAD_MIN_BYTES + 1]) {
+    const body = Buffer.from(JSON.stringify({ pad: 'x'.repeat(size) }));
+    const onLoop = signatureHeaders(keys, body, ID, now);
+    t.same(await signRequest(keys, body, ID, now), onLoop, `${size} bytes, default threshold`);
+    t.same(await signRequest(keys, body, ID, now, 0), onLoop, `${size} bytes, off the main thread`);
+    t.ok(lib.verify(body.toString(), onLoop), 'the reference library verifies it (its v1 entry)');
+  }
+  await t.rejects(signRequest([], Buffer.alloc(1), ID, TS, 0), RangeError);
+  await t.rejects(signRequest(keys, Buffer.alloc(1), 'short', TS, 0), RangeError);
 });

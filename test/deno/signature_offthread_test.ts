@@ -1,0 +1,97 @@
+// Conformance for Deno 2 (node:test + node:assert: tap does not run under Deno): request
+// signatures checked off the main thread with WebCrypto, as the guard does for large bodies.
+// - the Wycheproof vectors (HMAC-SHA256, Ed25519) on every path: primitives, node:crypto on the
+//   event loop, WebCrypto off it (the same code as test/unit/replay/wycheproof.test.ts);
+// - a large body's checks: the work is entries x keys, it runs off the main thread, and the
+//   event loop turns between the checks;
+// - signing off the main thread gives the same headers as signing on it.
+// Run: npm run test:deno (deno test discovers *_test.ts; tap ignores them)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { parseSignKey, parseVerifyKey } from '../../src/replay/keys.ts';
+import {
+  findVerifyingKey,
+  OFF_THREAD_MIN_BYTES,
+  parseSignatureHeaders,
+  signatureHeaders,
+  signedPrefix,
+  signRequest,
+  type VerificationWork,
+} from '../../src/replay/signature.ts';
+import { runEd25519Vectors, runHmacVectors } from '../helpers/wycheproof.ts';
+
+const ID = 'deno-conformance-0001';
+const TS = '1763800000';
+
+function edKey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return {
+    sign: parseSignKey(privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()),
+    verify: parseVerifyKey(publicKey.export({ format: 'pem', type: 'spki' }).toString()),
+    privateKey,
+  };
+}
+const hmacText = () => `whsec_${randomBytes(32).toString('base64')}`;
+
+test('deno: Wycheproof HMAC-SHA256 on every path', async () => {
+  const run = await runHmacVectors();
+  assert.equal(run.total, run.numberOfTests);
+  assert.deepEqual(run.failures, []);
+  assert.equal(run.accepted + run.refused, run.total);
+  assert.ok(run.accepted > 0 && run.truncatedRefused > 0);
+});
+
+test('deno: Wycheproof Ed25519 on every path and key form', async () => {
+  const run = await runEd25519Vectors();
+  assert.equal(run.total, run.numberOfTests);
+  assert.deepEqual(run.failures, []);
+  assert.equal(run.accepted + run.refused, run.total);
+  assert.ok(run.accepted > 0 && run.refused > 0);
+});
+
+test('deno: a large body is checked off the main thread, entries x keys, the event loop turning', async () => {
+  const eds = [edKey(), edKey()];
+  const hmac = hmacText();
+  const keys = [parseVerifyKey(hmac), ...eds.map((k) => k.verify)];
+  const body = Buffer.alloc(4 * 1024 * 1024, 0x20);
+  const prefix = signedPrefix(ID, TS);
+  // Junk OpenSSL and Deno cannot refuse early: real signatures, over another message.
+  const junk = Array.from({ length: 6 }, (_, i) => `v1a,${sign(null, Buffer.from(`other ${i}`), eds[i % 2]!.privateKey).toString('base64')}`);
+  const header = [`v1,${randomBytes(32).toString('base64')}`, ...junk].join(' ');
+  const entries = parseSignatureHeaders(['webhook-id', ID, 'webhook-timestamp', TS, 'webhook-signature', header]).entries;
+
+  const work: VerificationWork[] = [];
+  let turns = 0;
+  let settled = false;
+  const spin = () => {
+    if (settled) return;
+    turns += 1;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  const found = await findVerifyingKey(entries, prefix, body, keys, { onWork: (w) => work.push(w) });
+  settled = true;
+  assert.equal(found, undefined);
+  assert.deepEqual(work.map((w) => [w.version, w.pairs, w.passes, w.offThread]), [['v1', 1, 1, true], ['v1a', 6, 6, true], ['v1a', 6, 6, true]]);
+  // 13 passes, one after another, each awaited: the loop runs at least once between two of them.
+  assert.ok(turns >= 13, `the event loop turned ${turns} times during 13 off-thread checks`);
+
+  // And a good entry among the junk still verifies, on this path.
+  const good = signatureHeaders([eds[1]!.sign], body, ID, TS)['webhook-signature'];
+  const withGood = parseSignatureHeaders(['webhook-id', ID, 'webhook-timestamp', TS, 'webhook-signature', `${junk[0]} ${good}`]).entries;
+  assert.equal(await findVerifyingKey(withGood, prefix, body, keys), keys[2]);
+  const mac = signatureHeaders([parseSignKey(hmac)], body, ID, TS)['webhook-signature'];
+  const withMac = parseSignatureHeaders(['webhook-id', ID, 'webhook-timestamp', TS, 'webhook-signature', `${junk[0]} ${mac}`]).entries;
+  assert.equal(await findVerifyingKey(withMac, prefix, body, keys), keys[0]);
+});
+
+test('deno: signing off the main thread gives the headers signing on it gives', async () => {
+  const keys = [parseSignKey(hmacText()), edKey().sign];
+  for (const size of [10, OFF_THREAD_MIN_BYTES, 2 * 1024 * 1024]) {
+    const body = Buffer.alloc(size, 0x61);
+    const onLoop = signatureHeaders(keys, body, ID, TS);
+    assert.deepEqual(await signRequest(keys, body, ID, TS), onLoop, `${size} bytes`);
+    assert.deepEqual(await signRequest(keys, body, ID, TS, 0), onLoop, `${size} bytes, forced off the main thread`);
+  }
+});
