@@ -98,27 +98,28 @@ async function handleBans(
       status, responseBytes: bytes, requestId, userAgent: req.headers['user-agent'],
     }, ban, detail, caller));
   };
-  const refuse = (rejection: Rejection) => {
+  const refuse = (reason: AdminReason, detail: string, options?: { allow?: readonly string[] }) => {
+    const rejection = new Rejection(reason, detail, options);
     sendRejection(res, requestId, rejection, false);
-    write(rejection.reason as AdminReason, rejection.status, Buffer.byteLength(errorBody(rejection.status, requestId)), undefined, rejection.detail);
+    write(reason, rejection.status, Buffer.byteLength(errorBody(rejection.status, requestId)), undefined, detail);
   };
 
   // 1. A credential in the URL is treated as leaked, and never read as one.
   const inQuery = query === undefined ? undefined : credentialInQuery(query);
-  if (inQuery !== undefined) return refuse(new Rejection('AUTH_TOKEN_IN_QUERY', inQuery));
+  if (inQuery !== undefined) return refuse('AUTH_TOKEN_IN_QUERY', inQuery);
 
   // 2. The caller, whatever the method or the rest of the target.
   const decision = decideAdminCaller({ remoteAddress: req.socket.remoteAddress, rawHeaders: req.rawHeaders }, state.adminToken?.());
   if (!decision.allowed) {
     caller = decision.fingerprint !== undefined ? { fingerprint: decision.fingerprint } : {};
-    return refuse(new Rejection(decision.reason, decision.detail));
+    return refuse(decision.reason, decision.detail);
   }
   caller = decision.via === 'admin_token' ? { via: 'admin_token', fingerprint: decision.fingerprint } : { via: 'loopback' };
 
   // 3, 4. No query; one method per path.
-  if (query !== undefined) return refuse(new Rejection('ROUTE_QUERY_NOT_ALLOWED', 'ban administration takes no query'));
+  if (query !== undefined) return refuse('ROUTE_QUERY_NOT_ALLOWED', 'ban administration takes no query');
   const allowed = path === '/bans' ? 'GET' : 'DELETE';
-  if (req.method !== allowed) return refuse(new Rejection('ROUTE_METHOD_NOT_ALLOWED', `${path === '/bans' ? '/bans' : '/bans/{key}'} takes ${allowed} only`, { allow: [allowed] }));
+  if (req.method !== allowed) return refuse('ROUTE_METHOD_NOT_ALLOWED', `${path === '/bans' ? '/bans' : '/bans/{key}'} takes ${allowed} only`, { allow: [allowed] });
 
   if (path === '/bans') {
     try {
