@@ -78,6 +78,44 @@ if [ -x "$helm_dir/helm" ] || "$tools/helm/get-helm.sh" "$helm_dir" >"$work/get-
   check "example chart: helm lint" "$helm" lint --strict "$ex"
   check "example chart: helm template | k8s-validate" bash -c '"$0" template rel "$1" | "$TOOLS/k8s-validate/run.sh" -' "$helm" "$ex"
 
+  # The admin port: health and metrics for probes and scrapers, ban administration for nobody
+  # outside the pod (replguard answers it for loopback callers, or the adminToken Secret's token).
+  # admin_port_check loopback|token HELM-ARGS...
+  admin_port_check() {
+    local want="$1"; shift
+    "$helm" template rel "$chart" "$@" | node -e '
+      const { createRequire } = require("module");
+      const { parseAllDocuments } = createRequire(process.env.K8S_VALIDATE_HOME ?? "/tmp/k8s-validate/")("yaml");
+      const docs = parseAllDocuments(require("fs").readFileSync(0, "utf8")).map((d) => d.toJS()).filter(Boolean);
+      const [want] = process.argv.slice(1);
+      const problems = [];
+      const cm = docs.find((d) => d.kind === "ConfigMap");
+      const cfg = parseAllDocuments(cm.data["replguard.yaml"])[0].toJS();
+      const main = docs.find((d) => d.kind === "Service" && !d.metadata.name.endsWith("-metrics"));
+      if (main.spec.ports.map((p) => p.targetPort).join(",") !== "tls") problems.push("the main Service exposes more than the TLS port");
+      const metricsSvc = docs.find((d) => d.kind === "Service" && d.metadata.name.endsWith("-metrics"));
+      if (metricsSvc && !docs.some((d) => d.kind === "ServiceMonitor")) problems.push("an admin-port Service without a ServiceMonitor");
+      const sm = docs.find((d) => d.kind === "ServiceMonitor");
+      if (sm && sm.spec.endpoints.some((e) => e.path !== "/metrics")) problems.push("the ServiceMonitor scrapes something else than /metrics");
+      const pod = docs.find((d) => d.kind === "Deployment")?.spec.template.spec;
+      const c = pod?.containers.find((x) => x.name === "replguard");
+      for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
+        const path = c?.[probe]?.httpGet?.path;
+        if (c && path !== "/healthz" && path !== "/readyz") problems.push(probe + " is not a health path");
+      }
+      const mounted = (pod?.volumes ?? []).flatMap((v) => (v.projected?.sources ?? []).flatMap((s) => (s.secret?.items ?? []).map((i) => i.path)));
+      if (want === "token") {
+        if (cfg.admin.token_file !== "/etc/replguard/admin/token") problems.push("admin.token_file=" + cfg.admin.token_file);
+        if (pod && !mounted.includes("admin/token")) problems.push("the admin token is not mounted");
+      } else if (cfg.admin.token_file !== undefined || mounted.includes("admin/token")) problems.push("a token without adminToken");
+      if (problems.length) { console.log(problems.join("; ")); process.exit(1); }
+      console.log("ok: " + (want === "token" ? "token " + cfg.admin.token_file : "loopback only") + (sm ? ", ServiceMonitor on /metrics" : ""));' "$want"
+  }
+  check "admin port: health and metrics only, ban administration on loopback (default values)" admin_port_check loopback
+  check "admin port: with a ServiceMonitor, still only /metrics and probes" admin_port_check loopback -f "$chart/ci/redis-values.yaml"
+  check "admin port: adminToken mounts the token and names it in admin.token_file" admin_port_check token -f "$chart/ci/existing-secrets-values.yaml"
+  check "admin port: sidecar-only, the same" admin_port_check loopback -f "$chart/ci/sidecar-only-values.yaml"
+
   # Guard rails: these values must be refused at render time
   refuses "refuses 2 replicas with the memory store" "needs redis.url" "$helm" template rel "$chart" --set replicaCount=2
   refuses "refuses credentials in redis.url" "redis.url" "$helm" template rel "$chart" --set redis.url=redis://user:pw@redis:6379

@@ -269,26 +269,54 @@ export function banEvent(reason: 'LIMIT_BAN_STARTED' | 'LIMIT_BAN_ENDED', ban: B
   };
 }
 
-/** An operator's request on the admin listener that touches bans (server/admin.ts). */
+/** The outcomes of a ban-administration request (server/admin.ts): done, or refused and why. */
+export type AdminReason =
+  | 'LIMIT_BANS_LISTED' | 'LIMIT_BAN_LIFTED'
+  | 'ADMIN_CALLER_NOT_LOOPBACK' | 'ADMIN_TOKEN_MISSING' | 'ADMIN_TOKEN_INVALID'
+  | 'AUTH_TOKEN_IN_QUERY' | 'ROUTE_QUERY_NOT_ALLOWED' | 'ROUTE_METHOD_NOT_ALLOWED';
+
+/**
+ * How the caller of a ban-administration request was let in (server/admin-access.ts): `loopback`
+ * or `admin_token` (with the token's fingerprint, never the token); nothing when it was refused
+ * before or at that decision (then `fingerprint` names a presented wrong token, if any).
+ */
+export interface AdminCallerFacts {
+  readonly via?: 'loopback' | 'admin_token';
+  readonly fingerprint?: string;
+}
+
+/**
+ * An operator's request on the admin listener that touches bans (server/admin.ts), done or
+ * refused. `event.action` names what was asked for: `bans-list` for /bans, `ban-lift` for
+ * /bans/{key}. A lift or list that went wrong (400, 404, 503) keeps its LIMIT_* code, without
+ * an alert; a refusal has its own code and is an alert when the table says so.
+ */
 export function adminEvent(
-  reason: 'LIMIT_BANS_LISTED' | 'LIMIT_BAN_LIFTED',
-  request: { ip: string; port: number; method: string; path: string; status: number; responseBytes: number; requestId: string },
+  reason: AdminReason,
+  request: { ip: string; port: number; method: string; path: string; status: number; responseBytes: number; requestId: string; userAgent?: string | string[] },
   ban: BanFacts | undefined,
   detail: string | undefined,
+  caller: AdminCallerFacts = {},
 ): AuditEvent {
   const ok = request.status < 400;
-  const lifted = reason === 'LIMIT_BAN_LIFTED';
-  return {
+  const done = reason === 'LIMIT_BANS_LISTED' || reason === 'LIMIT_BAN_LIFTED';
+  const lift = request.path !== '/bans';
+  const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
-    event: base(reason, REASONS[reason].alert && ok, ok ? 'success' : 'failure', lifted ? 'ban-lift' : 'bans-list',
-      ['configuration', 'intrusion_detection'], lifted ? ['deletion', 'end'] : ['access']),
+    event: base(reason, REASONS[reason].alert && (ok || !done), ok ? 'success' : 'failure', lift ? 'ban-lift' : 'bans-list',
+      ['configuration', 'intrusion_detection'], !done ? ['denied'] : lift ? ['deletion', 'end'] : ['access']),
     source: { ip: request.ip, port: request.port },
     http: { request: { method: clip(request.method), body: { bytes: 0 } }, response: { status_code: request.status, body: { bytes: request.responseBytes } } },
     url: { path: clip(request.path) },
     replguard: {
       request_id: request.requestId,
+      credentials: caller.via === undefined ? [] : [caller.via],
+      ...(caller.fingerprint !== undefined ? { token_fingerprint: clip(caller.fingerprint) } : {}),
       ...(ban ? { ban: banFields(ban) } : {}),
       ...(detail !== undefined ? { detail: clip(detail) } : {}),
     },
   };
+  const ua = userAgent(request.userAgent);
+  if (ua) event.user_agent = ua;
+  return event;
 }

@@ -13,7 +13,7 @@ import { Rejection } from '../pipeline/reasons.ts';
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 /** The credential of the request's single `Authorization: Bearer` header; refuses anything else. */
-export function readBearerCredential(req: IncomingMessage): string {
+export function readBearerCredential(req: Pick<IncomingMessage, 'rawHeaders'>): string {
   // Node keeps only the first of repeated Authorization headers in req.headers; count them raw.
   let value: string | undefined;
   let count = 0;

@@ -28,17 +28,26 @@ export function createQueryTokenStage(): Stage {
       const url = ctx.req.url ?? '';
       const q = url.indexOf('?');
       if (q === -1) return;
-      const query = url.slice(q + 1);
-      for (const pair of query.split('&')) {
-        const eq = pair.indexOf('=');
-        const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq)).toLowerCase().replace(/-/g, '_');
-        const value = eq === -1 ? '' : safeDecode(pair.slice(eq + 1));
-        // The detail names the parameter only when it is one of ours (no client text is logged).
-        if (CREDENTIAL_PARAMS.has(name)) throw new Rejection('AUTH_TOKEN_IN_QUERY', `query parameter "${name}"`);
-        if (JWT_LIKE.test(value) || JWT_LIKE.test(name)) throw new Rejection('AUTH_TOKEN_IN_QUERY', 'a JWT-shaped query value');
-      }
+      const found = credentialInQuery(url.slice(q + 1));
+      if (found !== undefined) throw new Rejection('AUTH_TOKEN_IN_QUERY', found);
     },
   };
+}
+
+/**
+ * What makes a query string (the part after "?") look like it carries a credential, or
+ * undefined. Also used by the admin listener's ban administration (server/admin.ts).
+ */
+export function credentialInQuery(query: string): string | undefined {
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq)).toLowerCase().replace(/-/g, '_');
+    const value = eq === -1 ? '' : safeDecode(pair.slice(eq + 1));
+    // The detail names the parameter only when it is one of ours (no client text is logged).
+    if (CREDENTIAL_PARAMS.has(name)) return `query parameter "${name}"`;
+    if (JWT_LIKE.test(value) || JWT_LIKE.test(name)) return 'a JWT-shaped query value';
+  }
+  return undefined;
 }
 
 function safeDecode(text: string): string {

@@ -125,6 +125,14 @@ const CASCADE: Record<Role, string> = {
   primary: 'a guard key (role: backup); the signer never accepts inbound replication (cascade prevention): remove it, and run the guard from its own role: backup config',
 };
 
+/** Keys of the other role that are not about cascades: what to say instead. */
+const OTHER_ROLE_HINTS: Record<Role, Record<string, string>> = {
+  backup: {},
+  primary: {
+    'admin.token_file': "the signer's admin listener serves only /healthz and /readyz: it has no ban administration, so it takes no token; remove it",
+  },
+};
+
 type Issue = { code: string; path: PropertyKey[]; message: string; keys?: string[] };
 
 function describeIssue(issue: Issue, role: Role): ConfigProblem[] {
@@ -135,7 +143,10 @@ function describeIssue(issue: Issue, role: Role): ConfigProblem[] {
     const otherRole = configKeyPaths(role === 'backup' ? 'primary' : 'backup');
     return issue.keys.map((key) => {
       const keyPath = path ? `${path}.${key}` : key;
-      if (otherRole.includes(parent ? `${parent}.${key}` : key)) return { path: keyPath, message: CASCADE[role] };
+      const schemaPath = parent ? `${parent}.${key}` : key;
+      const hint = OTHER_ROLE_HINTS[role][schemaPath];
+      if (hint !== undefined) return { path: keyPath, message: hint };
+      if (otherRole.includes(schemaPath)) return { path: keyPath, message: CASCADE[role] };
       const guess = suggestKey(key, known);
       return {
         path: path ? `${path}.${key}` : key,
@@ -173,6 +184,7 @@ function resolvePaths(config: Config, base: string): Config {
         }
         : {}),
     },
+    admin: { ...config.admin, ...(config.admin.token_file !== undefined ? { token_file: at(config.admin.token_file) } : {}) },
     audit: { ...config.audit, ...(config.audit.file !== undefined ? { file: at(config.audit.file) } : {}) },
     store: {
       ...config.store,

@@ -157,6 +157,14 @@ const jwtConfig = z.strictObject({
   cache_max_entries: z.number().int().min(0).max(1_000_000).default(10_000),
 });
 
+/** Where an admin listener (health, metrics; the guard's also ban administration) binds. */
+const adminListener = {
+  /** Default 127.0.0.1 (loopback). Elsewhere, /healthz, /readyz and /metrics are reachable from the network (a warning says so); ban administration is not (see admin.token_file). */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** Default 9090; 0 picks a free port (the `ready` log line names it). */
+  port: port.default(9090),
+};
+
 /** Limits of an HTTP listener, the guard's and the signer's alike. */
 const listenerLimits = {
   /** Largest request body; a larger declared or streamed body is 413. */
@@ -237,8 +245,18 @@ export const configSchema = z.strictObject({
   replay: replaySchema.optional(),
   admin: z
     .strictObject({
-      host: z.string().min(1).default('127.0.0.1'),
-      port: port.default(9090),
+      ...adminListener,
+      /**
+       * File holding the token for ban administration (`GET /bans`, `DELETE /bans/{key}`), sent as
+       * `Authorization: Bearer <token>`. Checked like every secret file at start-up and at reload
+       * (not readable by others, at least 32 bytes and not guessable; `replguard gen-token` makes
+       * one); re-read on SIGHUP, on a change in its folder and every `auth.reload_interval`; a bad
+       * new file keeps the token in force. When set, the token is required from EVERY caller,
+       * loopback included (a pod's containers share its loopback). Default: none, and then ban
+       * administration answers loopback callers only (127.0.0.0/8, ::1). Health and metrics never
+       * need it.
+       */
+      token_file: filePath.optional(),
     })
     .prefault({}),
   limits: z
@@ -485,7 +503,8 @@ export const primaryConfigSchema = z.strictObject({
     .prefault({}),
   /** How often the credential and signing key files are re-read as a fallback to SIGHUP and file-change events. Default 60s; 0 turns the timer off. */
   reload_interval: duration('60s').default(60_000),
-  admin: configSchema.shape.admin,
+  /** The signer's admin listener: /healthz and /readyz only (no metrics, no ban administration, so no token). */
+  admin: z.strictObject(adminListener).prefault({}),
   /** The listener limits of the primary-facing side; rate limits and bans are the guard's. */
   limits: z.strictObject(listenerLimits).prefault({}),
   shutdown_timeout: configSchema.shape.shutdown_timeout,

@@ -7,6 +7,7 @@ import { loadTokenSet } from '../auth/bearer.ts';
 import { loadKeySet, loadRevokedIds } from '../auth/jwt.ts';
 import { readPeerSigningKeys } from '../replay/keys.ts';
 import { normalisePath } from '../route/normalise.ts';
+import { loadAdminToken } from '../server/admin-access.ts';
 import { loadSignerMaterial } from '../signer/material.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { checkAppendableFile, checkReadableFile, checkSecretFile } from './files.ts';
@@ -101,7 +102,16 @@ export function validateConfig(config: Config): Validation {
     problem('admin.port', `same address as listen (${config.listen.host}:${config.listen.port}); pick another port`);
   }
   if (!isLoopback(config.admin.host)) {
-    warnings.push({ path: 'admin.host', message: `${config.admin.host} is not loopback: /metrics and ban administration are reachable from the network` });
+    const bans = config.admin.token_file === undefined ? 'only loopback callers' : 'only callers with the admin token';
+    warnings.push({ path: 'admin.host', message: `${config.admin.host} is not loopback: /healthz, /readyz and /metrics are reachable from the network (ban administration answers ${bans})` });
+  }
+  if (config.admin.token_file !== undefined) {
+    try {
+      loadAdminToken(config.admin.token_file);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+    }
   }
 
   validateLimitsAndStore(config, problem);

@@ -65,6 +65,9 @@ const COUNTED_MALFORMED: ReadonlySet<string> = new Set([
  * ours or the upstream's must not ban a POP), and never the ones an honest client meets under
  * load or network trouble: 408 timeouts, 413 too large, 429 rate limits, 404/405 routing, a TLS
  * handshake that broke off (load-balancer probes do that), nor a ban refusal itself.
+ * Ban-administration refusals on the admin listener (ADMIN_*) are not counted either, and never
+ * reach this function: the admin listener has no ban check (a ban there would lock operators out
+ * of lifting bans), and the admin token, 32 or more random bytes, is beyond guessing anyway.
  */
 export function countsTowardBan(reason: Reason): boolean {
   const entry = REASONS[reason];

@@ -26,9 +26,9 @@ export const REASONS = {
   HTTP_EXPECTATION_FAILED: { status: 417, alert: false, description: 'the request has an Expect field other than 100-continue; the connection is closed' },
 
   ROUTE_TARGET_INVALID: { status: 400, alert: false, description: 'the path is not in normal form ("..", ".", "//", encoded "/" or ".", bad characters) or not origin-form' },
-  ROUTE_QUERY_NOT_ALLOWED: { status: 400, alert: false, description: 'the request has a query string; the replication API takes none' },
+  ROUTE_QUERY_NOT_ALLOWED: { status: 400, alert: false, description: 'the request has a query string; the replication API takes none, nor does ban administration on the admin listener' },
   ROUTE_NOT_FOUND: { status: 404, alert: false, description: 'no configured route has this path' },
-  ROUTE_METHOD_NOT_ALLOWED: { status: 405, alert: false, description: 'the path is configured, for another method' },
+  ROUTE_METHOD_NOT_ALLOWED: { status: 405, alert: false, description: 'the path is configured, for another method (also /bans and /bans/{key} on the admin listener: GET and DELETE only)' },
 
   AUTH_PEER_UNKNOWN: { status: 403, alert: true, description: 'the certificate is valid but names no configured peer' },
   AUTH_PEER_AMBIGUOUS: { status: 403, alert: true, description: 'the certificate matches more than one configured peer' },
@@ -36,7 +36,7 @@ export const REASONS = {
   AUTH_CERT_EXPIRED: { status: 401, alert: true, description: 'the client certificate (or an issuer of its chain) expired while its connection was open' },
 
   // Bearer secrets and JWTs (auth/bearer.ts, auth/jwt.ts), identity agreement.
-  AUTH_TOKEN_IN_QUERY: { status: 400, alert: true, description: 'the query string carries a credential-like parameter (access_token, token, ...) or a JWT; refused before anything else reads it, and never logged (rotate that credential)' },
+  AUTH_TOKEN_IN_QUERY: { status: 400, alert: true, description: 'the query string carries a credential-like parameter (access_token, token, ...) or a JWT; refused before anything else reads it, and never logged (rotate that credential). Also on the admin listener\'s /bans' },
   AUTH_CREDENTIAL_MISSING: { status: 401, alert: true, description: 'bearer or jwt is configured and the request has no Authorization header' },
   AUTH_CREDENTIAL_MALFORMED: { status: 400, alert: true, description: 'the Authorization header is not exactly one "Bearer <token>" (another scheme, repeated, or characters outside RFC 6750 b64token)' },
   AUTH_BEARER_INVALID: { status: 401, alert: true, description: 'the bearer secret matches none of the configured token files' },
@@ -67,6 +67,12 @@ export const REASONS = {
   LIMIT_BAN_ENDED: { status: 403, alert: true, description: 'not a request outcome: the alert written when a ban expires' },
   LIMIT_BAN_LIFTED: { status: 200, alert: true, description: 'not a request outcome: the alert written when an operator lifts a ban (DELETE /bans/{key} on the admin listener)' },
   LIMIT_BANS_LISTED: { status: 200, alert: false, description: 'not a request outcome: an operator listed the active bans (GET /bans on the admin listener)' },
+
+  // Ban administration on the admin listener (server/admin-access.ts): who may list and lift bans.
+  // None of these counts toward a ban: the admin listener has no ban check (see limits/bans.ts).
+  ADMIN_CALLER_NOT_LOOPBACK: { status: 403, alert: true, description: 'ban administration (GET /bans, DELETE /bans/{key}) from an address outside 127.0.0.0/8 and ::1 while admin.token_file is not set: only loopback callers may administer bans' },
+  ADMIN_TOKEN_MISSING: { status: 401, alert: false, description: 'admin.token_file is set and the ban-administration request has no Authorization header (required from every caller, loopback included)' },
+  ADMIN_TOKEN_INVALID: { status: 401, alert: true, description: 'the ban-administration request\'s Authorization header is not "Bearer <the admin token>": a wrong secret, another scheme, or repeated' },
 
 
   BODY_TOO_LARGE: { status: 413, alert: false, description: 'the declared or streamed body exceeds limits.max_body_bytes' },

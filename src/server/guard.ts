@@ -23,7 +23,8 @@ import { errorBody, sendRejection } from '../pipeline/respond.ts';
 import { createRepeatAggregator } from '../audit/repeats.ts';
 import { createSharedState } from '../store/create.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import type { ReloadListener, ReloadTrigger } from '../reload/source.ts';
+import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
+import { loadAdminToken, type AdminToken } from './admin-access.ts';
 import { startAdminServer } from './admin.ts';
 import { drainServer, writeRawRefusal } from './drain.ts';
 import { listenerOptions, listenOrExplain } from './listen.ts';
@@ -285,15 +286,32 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   listening = true;
   const port = (server.address() as { port: number }).port;
 
+  // The admin token (admin.token_file): made once, like the admin listener (`admin` is restart-only),
+  // and reloaded with the other credential files (SIGHUP, a change in its folder, the interval).
+  let adminToken: ReloadableSource<AdminToken> | undefined;
   let admin: HttpServer;
   try {
+    const tokenFile = config.admin.token_file;
+    if (tokenFile !== undefined) {
+      adminToken = createReloadableSource({
+        name: 'admin token',
+        load: () => loadAdminToken(tokenFile),
+        paths: [tokenFile],
+        onSwap: (next) => log.info({ source: 'admin token', token_fingerprint: next.fingerprint }, 'ban administration: new admin token in force'),
+        log,
+        onReload,
+        intervalMs: config.auth.reload_interval,
+      });
+    }
     admin = await startAdminServer(config.admin.host, config.admin.port, {
       ready: () => listening && !draining && state.ready(),
       metrics: () => metrics.render(),
       bans,
+      adminToken: () => adminToken?.current(),
       audit,
     }, log);
   } catch (err) {
+    adminToken?.close();
     server.close();
     live.close();
     bans.stop();
@@ -301,14 +319,20 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     throw err;
   }
   const adminPort = (admin.address() as { port: number }).port;
-  log.info({ listen: `${config.listen.host}:${port}`, admin: `${config.admin.host}:${adminPort}`, peers: config.peers.length }, 'guard listening');
+  log.info({
+    listen: `${config.listen.host}:${port}`, admin: `${config.admin.host}:${adminPort}`, peers: config.peers.length,
+    ban_administration: adminToken ? `admin token ${adminToken.current().fingerprint}, from any caller` : 'loopback callers only',
+  }, 'guard listening');
 
   let shutdownPromise: Promise<void> | undefined;
   return {
     port,
     adminPort,
     ready: () => listening && !draining && state.ready(),
-    reload: (trigger) => live.reload(trigger),
+    reload: (trigger) => {
+      live.reload(trigger);
+      adminToken?.reload(trigger);
+    },
     shutdown() {
       shutdownPromise ??= (async () => {
         draining = true;
@@ -321,6 +345,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         for (let waited = 0; unrecorded.size > 0 && waited < 1000; waited += 10) await sleep(10);
         for (const force of [...unrecorded]) force();
         live.close();
+        adminToken?.close();
         gate.close();
         repeats.flush();
         repeats.close();

@@ -61,6 +61,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "replguard.path.clientCA" -}}{{ .Values.mountPath }}/tls/ca.crt{{- end }}
 {{- define "replguard.path.crl" -}}{{ .Values.mountPath }}/tls/ca.crl{{- end }}
 {{- define "replguard.path.auditDir" -}}/var/log/replguard{{- end }}
+{{- define "replguard.path.adminToken" -}}{{ .Values.mountPath }}/admin/token{{- end }}
 {{/* (list $root secretName key) -> <mountPath>/secrets/<name>/<key> */}}
 {{- define "replguard.path.secret" -}}
 {{- $root := index . 0 }}{{ $root.Values.mountPath }}/secrets/{{ index . 1 }}/{{ index . 2 }}
@@ -74,6 +75,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ include "replguard.path.clientCA" . }}
 {{- if .Values.clientCA.crl }}
 {{ include "replguard.path.crl" . }}
+{{- end }}
+{{- if .Values.adminToken.existingSecret }}
+{{ include "replguard.path.adminToken" . }}
 {{- end }}
 {{- range $s := .Values.extraSecrets }}
 {{- range (include "replguard.extraSecretKeys" $s) | fromJsonArray }}
@@ -112,10 +116,14 @@ auth:
   methods: [mtls]
 peers: []
 # Kubelet probes reach the pod IP, so the admin listener binds 0.0.0.0 in the pod; the
-# NetworkPolicy admits no traffic to it (except scrapes when the ServiceMonitor is on).
+# NetworkPolicy admits no traffic to it (except scrapes when the ServiceMonitor is on), and
+# replguard answers ban administration only for the pod's loopback, or with the admin token.
 admin:
   host: 0.0.0.0
   port: 9090
+  {{- if .Values.adminToken.existingSecret }}
+  token_file: {{ include "replguard.path.adminToken" . }}
+  {{- end }}
 limits:
   max_body_bytes: 10MiB
 shutdown_timeout: 25s
@@ -268,6 +276,12 @@ and every Secret; updated in place on rotation, never a subPath) and the audit e
             {{- if .Values.clientCA.crl }}
             - { key: ca.crl, path: tls/ca.crl }
             {{- end }}
+      {{- if .Values.adminToken.existingSecret }}
+      - secret:
+          name: {{ .Values.adminToken.existingSecret }}
+          items:
+            - { key: {{ .Values.adminToken.key | quote }}, path: admin/token }
+      {{- end }}
       {{- range $s := .Values.extraSecrets }}
       - secret:
           name: {{ include "replguard.extraSecretName" (list $ $s) }}

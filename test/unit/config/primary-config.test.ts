@@ -79,6 +79,9 @@ t.test('cascade prevention: the role decides which keys exist, and the message s
     t.match(backupProblems.find((x) => x.path === key)?.message, /a signer key \(role: primary\); a backup only receives replication and never sends it on \(cascade prevention\)/, key);
   }
   t.match(problems(primary({ lisen: {} })).find((p) => p.path === 'lisen')?.message, /did you mean 'listen'/, 'a plain typo is still a typo');
+  const token = problems(primary({ admin: { host: '127.0.0.1', token_file: '/etc/replguard/admin-token' } })).find((p) => p.path === 'admin.token_file');
+  t.match(token?.message, /the signer's admin listener serves only \/healthz and \/readyz: it has no ban administration/, 'admin.token_file: not a cascade, but no use to the signer');
+  t.notMatch(token?.message, /cascade/);
   let refusedAt: string | undefined;
   try {
     parseConfig(YAML.stringify(primary()), FILE);
