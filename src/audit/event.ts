@@ -3,10 +3,13 @@
  * Elastic Common Schema field names so a SIEM ingests it without mapping. Every client-supplied
  * string is a structured field, clipped to MAX_CLIENT_STRING; JSON encoding escapes newlines,
  * carriage returns, ANSI escapes and quotes, so no value can forge a line or a field.
- * Credentials never appear: only which were checked, the JWT `jti` and a short fingerprint.
+ * Credentials never appear: only which were checked, the JWT `jti` and a short fingerprint; and
+ * a client string that carries something credential-shaped (a JWT in the path, a bearer secret in
+ * the User-Agent) is cut before it (audit/redact.ts), the field named in `replguard.redacted`.
  */
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
+import { redactClientText } from './redact.ts';
 
 /** ECS version the field names follow (https://www.elastic.co/guide/en/ecs/8.11). */
 export const ECS_VERSION = '8.11.0';
@@ -29,6 +32,7 @@ const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u
 /**
  * A client-supplied string as it goes into an event: cut to MAX_CLIENT_STRING, then every unsafe
  * character written as the visible text `\uXXXX` (so the field is at most 6 x 256 + 1 characters).
+ * Use it through `Fields.client` when the string may carry a credential.
  */
 export function clip(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -97,6 +101,12 @@ export interface AuditEvent {
      * from this client the event stands for, beyond the one written when they began.
      */
     repeated?: number;
+    /**
+     * The fields cut at something credential-shaped (`url.path`, `user_agent.original`,
+     * `http.request.method`, `tls.client.subject`, `replguard.detail`): each ends in "[Redacted]"
+     * where the credential began. Absent when nothing was cut.
+     */
+    redacted?: string[];
     /** On ban events: which key, since and until when (ISO 8601), and what started it. */
     ban?: { key: string; since?: string; until: string; failures?: number; trigger?: string };
     /** On CREDENTIAL_REMOVED: each file whose material went out of force, its config key and POP. */
@@ -112,7 +122,28 @@ function base(reason: string, alert: boolean, outcome: 'success' | 'failure', ac
 // objects: a field that is unknown is left out, and an event costs no intermediate objects
 // (one is built per request).
 
-function tlsFields(conn: ConnectionInfo): AuditEvent['tls'] {
+/**
+ * Client strings for one event: redacted (audit/redact.ts), then clipped; remembers which
+ * fields were cut, for `replguard.redacted`.
+ */
+export class Fields {
+  readonly redacted: string[] = [];
+
+  /** `value` redacted and clipped; `field` is its ECS name, listed when something was cut. */
+  client(field: string, value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    const { text, cut } = redactClientText(value);
+    if (cut) this.redacted.push(field);
+    return clip(text);
+  }
+
+  /** Sets `replguard.redacted` when a field was cut. */
+  mark(replguard: { redacted?: string[] }): void {
+    if (this.redacted.length > 0) replguard.redacted = this.redacted;
+  }
+}
+
+function tlsFields(conn: ConnectionInfo, fields: Fields): AuditEvent['tls'] {
   const tls: NonNullable<AuditEvent['tls']> = {};
   const version = conn.tlsVersion?.startsWith('TLSv') ? conn.tlsVersion.slice(4) : conn.tlsVersion;
   if (version !== undefined) {
@@ -121,25 +152,29 @@ function tlsFields(conn: ConnectionInfo): AuditEvent['tls'] {
   }
   const peer = conn.peer;
   if (peer) {
-    tls.client = { subject: clip(peer.subject), hash: { sha256: peer.sha256 } };
+    tls.client = { subject: fields.client('tls.client.subject', peer.subject), hash: { sha256: peer.sha256 } };
     if (Number.isFinite(peer.notAfterMs)) tls.client.not_after = new Date(peer.notAfterMs).toISOString();
   }
   return tls;
 }
 
 /**
- * The request target up to the query. The query is never logged: a client may put a credential
- * there (`?access_token=`), and the route stage refuses any query anyway.
+ * The request target up to the query or the fragment, whichever comes first. Neither is ever
+ * logged: a client may put a credential there (`?access_token=`, `#access_token=`), and the
+ * route stage refuses both anyway.
  */
-export function withoutQuery(target: string | undefined): string | undefined {
+export function requestPath(target: string | undefined): string | undefined {
   if (target === undefined) return undefined;
-  const q = target.indexOf('?');
-  return q === -1 ? target : target.slice(0, q);
+  for (let i = 0; i < target.length; i++) {
+    const c = target.charCodeAt(i);
+    if (c === 0x3f /* ? */ || c === 0x23 /* # */) return target.slice(0, i);
+  }
+  return target;
 }
 
-function userAgent(value: string | string[] | undefined): AuditEvent['user_agent'] {
+function userAgent(value: string | string[] | undefined, fields: Fields): AuditEvent['user_agent'] {
   const text = Array.isArray(value) ? value.join(', ') : value;
-  return text === undefined ? undefined : { original: clip(text)! };
+  return text === undefined ? undefined : { original: fields.client('user_agent.original', text)! };
 }
 
 export function requestEvent(
@@ -151,20 +186,22 @@ export function requestEvent(
   detail: string | undefined,
 ): AuditEvent {
   const failed = reason !== 'FORWARDED';
+  const fields = new Fields();
   const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
     event: base(reason, REASONS[reason].alert, failed ? 'failure' : 'success', 'replication-request', ['network', 'web'], failed ? ['denied'] : ['access', 'allowed']),
     source: { ip: ctx.conn.remoteAddress, port: ctx.conn.remotePort },
-    tls: tlsFields(ctx.conn),
+    tls: tlsFields(ctx.conn, fields),
     http: {
-      request: { method: clip(ctx.req.method), body: { bytes: ctx.body?.length ?? 0 } },
+      request: { method: fields.client('http.request.method', ctx.req.method), body: { bytes: ctx.body?.length ?? 0 } },
       response: { status_code: status, body: { bytes: responseBytes } },
     },
-    url: { path: clip(ctx.path ?? withoutQuery(ctx.req.url)) },
+    // A path the route stage accepted is a configured route: the operator's text, kept whole.
+    url: { path: ctx.path !== undefined ? clip(ctx.path) : fields.client('url.path', requestPath(ctx.req.url)) },
     replguard: { request_id: ctx.id },
   };
   event.event.duration = Math.round(durationMs * 1e6);
-  const ua = userAgent(ctx.req.headers['user-agent']);
+  const ua = userAgent(ctx.req.headers['user-agent'], fields);
   if (ua) event.user_agent = ua;
   const r = event.replguard;
   if (ctx.pop !== undefined) r.pop = ctx.pop;
@@ -174,19 +211,23 @@ export function requestEvent(
   if (ctx.jti !== undefined) r.jti = clip(ctx.jti);
   if (ctx.tokenFingerprint !== undefined) r.token_fingerprint = clip(ctx.tokenFingerprint);
   if (ctx.upstreamMs !== undefined) r.upstream_duration = Math.round(ctx.upstreamMs * 1e6);
-  if (detail !== undefined) r.detail = clip(detail);
+  if (detail !== undefined) r.detail = fields.client('replguard.detail', detail);
+  fields.mark(r);
   return event;
 }
 
 /** A connection refused before any HTTP request (TLS layer). */
 export function connectionEvent(conn: ConnectionInfo, reason: Reason, detail: string | undefined): AuditEvent {
-  return {
+  const fields = new Fields();
+  const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
     event: base(reason, REASONS[reason].alert, 'failure', 'tls-connection', ['network', 'authentication'], ['connection', 'denied']),
     source: { ip: conn.remoteAddress, port: conn.remotePort },
-    tls: tlsFields(conn),
-    replguard: { ...(detail !== undefined ? { detail: clip(detail) } : {}) },
+    tls: tlsFields(conn, fields),
+    replguard: { ...(detail !== undefined ? { detail: fields.client('replguard.detail', detail) } : {}) },
   };
+  fields.mark(event.replguard);
+  return event;
 }
 
 /** Codes of the configuration-reload events (not requests, so not in the REASONS table). */
@@ -301,22 +342,24 @@ export function adminEvent(
   const ok = request.status < 400;
   const done = reason === 'LIMIT_BANS_LISTED' || reason === 'LIMIT_BAN_LIFTED';
   const lift = request.path !== '/bans';
+  const fields = new Fields();
   const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
     event: base(reason, REASONS[reason].alert && (ok || !done), ok ? 'success' : 'failure', lift ? 'ban-lift' : 'bans-list',
       ['configuration', 'intrusion_detection'], !done ? ['denied'] : lift ? ['deletion', 'end'] : ['access']),
     source: { ip: request.ip, port: request.port },
-    http: { request: { method: clip(request.method), body: { bytes: 0 } }, response: { status_code: request.status, body: { bytes: request.responseBytes } } },
-    url: { path: clip(request.path) },
+    http: { request: { method: fields.client('http.request.method', request.method), body: { bytes: 0 } }, response: { status_code: request.status, body: { bytes: request.responseBytes } } },
+    url: { path: fields.client('url.path', requestPath(request.path)) },
     replguard: {
       request_id: request.requestId,
       credentials: caller.via === undefined ? [] : [caller.via],
       ...(caller.fingerprint !== undefined ? { token_fingerprint: clip(caller.fingerprint) } : {}),
       ...(ban ? { ban: banFields(ban) } : {}),
-      ...(detail !== undefined ? { detail: clip(detail) } : {}),
+      ...(detail !== undefined ? { detail: fields.client('replguard.detail', detail) } : {}),
     },
   };
-  const ua = userAgent(request.userAgent);
+  const ua = userAgent(request.userAgent, fields);
   if (ua) event.user_agent = ua;
+  fields.mark(event.replguard);
   return event;
 }

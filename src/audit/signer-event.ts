@@ -4,10 +4,11 @@
  * guard's events (audit/event.ts): `event.action` is `replication-send`; `source` is the primary's
  * client, `destination` the guard, `http` the request sent to the guard and its answer, and
  * `tls.server` the certificate the guard presented. Nothing client-supplied is logged beyond the
- * path (clipped); never a credential, only its fingerprint.
+ * path (cut before anything credential-shaped, then clipped: see audit/event.ts `Fields`); never
+ * a credential, only its fingerprint.
  */
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
-import { clip } from './event.ts';
+import { clip, Fields } from './event.ts';
 
 export interface SignerAuditEvent {
   event: {
@@ -50,6 +51,8 @@ export interface SignerAuditEvent {
     /** The guard's x-replguard-request-id, to find its side of the story. */
     backup_request_id?: string;
     detail?: string;
+    /** The fields cut at something credential-shaped (as in the guard's events). */
+    redacted?: string[];
   };
 }
 
@@ -79,6 +82,7 @@ export interface SignerEventInput {
 
 export function signerEvent(e: SignerEventInput): SignerAuditEvent {
   const success = e.reason === 'SIGNER_DELIVERED';
+  const fields = new Fields();
   const version = e.tls?.version?.startsWith('TLSv') ? e.tls.version.slice(4) : e.tls?.version;
   const tls = e.tls && (version !== undefined || e.tls.server)
     ? {
@@ -86,7 +90,7 @@ export function signerEvent(e: SignerEventInput): SignerAuditEvent {
       ...(e.tls.server ? { server: { subject: clip(e.tls.server.subject), hash: { sha256: e.tls.server.sha256 } } } : {}),
     }
     : undefined;
-  return {
+  const event: SignerAuditEvent = {
     event: {
       kind: REASONS[e.reason].alert ? 'alert' : 'event',
       category: ['network', 'web'],
@@ -102,7 +106,7 @@ export function signerEvent(e: SignerEventInput): SignerAuditEvent {
     ...(e.sentBytes !== undefined
       ? { http: { request: { method: 'POST', body: { bytes: e.sentBytes ?? 0 } }, ...(e.backupStatus !== undefined ? { response: { status_code: e.backupStatus } } : {}) } }
       : {}),
-    url: { path: clip(e.path) },
+    url: { path: fields.client('url.path', e.path) },
     replguard: {
       request_id: e.requestId,
       pop: e.pop,
@@ -117,7 +121,9 @@ export function signerEvent(e: SignerEventInput): SignerAuditEvent {
       ...(e.tokenFingerprint !== undefined ? { token_fingerprint: e.tokenFingerprint } : {}),
       ...(e.entries !== undefined ? { entries: e.entries } : {}),
       ...(e.backupRequestId !== undefined ? { backup_request_id: clip(e.backupRequestId) } : {}),
-      ...(e.detail !== undefined ? { detail: clip(e.detail) } : {}),
+      ...(e.detail !== undefined ? { detail: fields.client('replguard.detail', e.detail) } : {}),
     },
   };
+  fields.mark(event.replguard);
+  return event;
 }

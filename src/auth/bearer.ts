@@ -7,8 +7,9 @@
  * Loading, at start-up and at every reload, all or nothing: each file must exist, not be
  * readable by others nor changeable by anyone but root and this user (config/files.ts), and
  * hold either nothing (a retired slot) or a strong secret (see secret-strength.ts) made of
- * RFC 6750 b64token characters without "." (so that it can never be mistaken for a JWT). One
- * secret must not belong to two peers.
+ * RFC 6750 b64token characters without "." (so that it can never be mistaken for a JWT), that
+ * the log redaction recognises as a secret (audit/redact.ts: not the form of a UUID, a slug or
+ * words, which logs keep). One secret must not belong to two peers.
  *
  * A missing file is a configuration error at start-up (a typo must not start a guard that
  * admits nobody); at a reload it is a removal, like an emptied file: that secret is refused from
@@ -23,6 +24,7 @@ import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type HeldFile, type Loaded, type LoadPhase, type ReloadListener } from '../reload/source.ts';
+import { hasTokenShape } from '../audit/redact.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
@@ -62,6 +64,10 @@ export function readTokenFile(file: string, keyPath: string): { secret: string |
   }
   const weakness = secretWeakness(Buffer.from(text, 'utf8'));
   if (weakness) return { problem: { path: keyPath, message: `${file}: weak secret: ${weakness}` } };
+  // Otherwise the secret sent by mistake in a URL or a User-Agent would be written to the log.
+  if (!hasTokenShape(text)) {
+    return { problem: { path: keyPath, message: `${file}: the secret has the form of an identifier or words (a UUID, a slug), which the audit log keeps in paths; use \`replguard gen-token\`` } };
+  }
   return { secret: text };
 }
 

@@ -65,5 +65,8 @@ function looksLikeWords(s: Uint8Array): boolean {
   if (!/^[\x20-\x7e]+$/.test(text)) return false;
   const others = text.replace(/[A-Za-z]/g, '').length;
   if (others * 10 >= text.length * 3) return false;
-  return /^[^A-Za-z]*(?:[A-Z]?[a-z]{2,}[^A-Za-z]*)+$/.test(text);
+  // `(?![a-z])` makes each word take its whole lower-case run: without it a run of n letters can
+  // be split into words in exponentially many ways, all tried before a failing end (a 44-byte
+  // file of 42 small letters and "AB" took seconds, a few more letters hours).
+  return /^[^A-Za-z]*(?:[A-Z]?[a-z]{2,}(?![a-z])[^A-Za-z]*)+$/.test(text);
 }

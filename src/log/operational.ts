@@ -1,10 +1,36 @@
 /**
  * Operational log: start-up, reloads, internal errors with full detail, for the operator.
  * Separate from the audit trail (log.type "operational" vs "audit"), on stderr.
+ *
+ * Messages and fields are the program's own text. The one way client text can get in is an
+ * unexpected error (`{ err }`): a library may quote what it choked on in its message, so the
+ * error's strings are cut before anything credential-shaped, line by line (audit/redact.ts),
+ * which keeps the stack's frames.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { redactClientText } from '../audit/redact.ts';
 
 export type OperationalLog = Logger;
+
+/** Every string of a serialized error (its message, stack, cause...), each line cut at its first credential-shaped word. */
+function redactError(value: unknown): unknown {
+  return redactStrings(pino.stdSerializers.err(value as Error) as unknown, 0);
+}
+
+/** Depth-bounded: an error's own fields and its causes, not an arbitrary object graph. */
+function redactStrings(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return redactLines(value);
+  if (!value || typeof value !== 'object') return value;
+  if (depth > 4) return '[Object]'; // fails closed: deeper strings are not looked at, so not written
+  if (Array.isArray(value)) return value.map((v) => redactStrings(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) out[key] = redactStrings(v, depth + 1);
+  return out;
+}
+
+function redactLines(text: string): string {
+  return text.split('\n').map((line) => redactClientText(line).text).join('\n');
+}
 
 export function createOperationalLog(level: string = 'info', destination?: DestinationStream): OperationalLog {
   return pino(
@@ -14,6 +40,7 @@ export function createOperationalLog(level: string = 'info', destination?: Desti
       messageKey: 'message',
       timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
       formatters: { level: (label) => ({ log: { level: label, type: 'operational' } }) },
+      serializers: { err: redactError },
     },
     destination ?? pino.destination({ dest: 2, sync: true }),
   );

@@ -36,7 +36,9 @@ export const REASONS = {
   AUTH_CERT_EXPIRED: { status: 401, alert: true, description: 'the client certificate (or an issuer of its chain) expired while its connection was open' },
 
   // Bearer secrets and JWTs (auth/bearer.ts, auth/jwt.ts), identity agreement.
-  AUTH_TOKEN_IN_QUERY: { status: 400, alert: true, description: 'the query string carries a credential-like parameter (access_token, token, ...) or a JWT; refused before anything else reads it, and never logged (rotate that credential). Also on the admin listener\'s /bans' },
+  AUTH_TOKEN_IN_QUERY: { status: 400, alert: true, description: 'the query string carries a credential-like parameter (access_token, token, ...), a JWT, a signing key or a run with the shape of a bearer secret; refused before anything else reads it, and never logged (rotate that credential)' },
+  AUTH_TOKEN_IN_PATH: { status: 400, alert: true, description: 'a path segment or a matrix parameter (;access_token=...) carries a credential: a JWT, a signing key, a credential parameter or a run with the shape of a bearer secret; refused before routing, and url.path is cut before it (rotate that credential)' },
+  AUTH_TOKEN_IN_FRAGMENT: { status: 400, alert: true, description: 'the fragment (#access_token=...) carries a credential; refused before routing, and the fragment is never logged (rotate that credential)' },
   AUTH_CREDENTIAL_MISSING: { status: 401, alert: true, description: 'bearer or jwt is configured and the request has no Authorization header' },
   AUTH_CREDENTIAL_MALFORMED: { status: 400, alert: true, description: 'the Authorization header is not exactly one "Bearer <token>" (another scheme, repeated, or characters outside RFC 6750 b64token)' },
   AUTH_BEARER_INVALID: { status: 401, alert: true, description: 'the bearer secret matches none of the configured token files' },

@@ -6,7 +6,7 @@ import { createBearerStage } from '../auth/bearer.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { createJwtStage } from '../auth/jwt.ts';
 import { createMtlsStage } from '../auth/mtls.ts';
-import { createQueryTokenStage } from '../auth/query-token.ts';
+import { createUrlTokenStage } from '../auth/url-token.ts';
 import type { Config } from '../config/schema.ts';
 import { createBodyStage } from '../limits/body.ts';
 import { createBanStage, type Bans } from '../limits/bans.ts';
@@ -82,9 +82,9 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     // 2. Ban check (address, and the POP the certificate names), then the per-address rate limit.
     createBanStage(deps.bans),
     createAddressRateStage(deps.limiters.addressRate),
-    // 3. Route. A credential in the query string is named first (AUTH_TOKEN_IN_QUERY); any
-    //    other query is the route stage's ROUTE_QUERY_NOT_ALLOWED.
-    createQueryTokenStage(),
+    // 3. Route. A credential anywhere in the URL is named first (AUTH_TOKEN_IN_PATH, _QUERY,
+    //    _FRAGMENT); any other query is the route stage's ROUTE_QUERY_NOT_ALLOWED.
+    createUrlTokenStage(),
     createRouteStage(config),
     // 4. Authentication: every credential names a POP; they must agree (a verified client
     //    certificate always takes part and sets the POP first; bearer and jwt compare with it:

@@ -19,7 +19,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { withoutQuery } from '../audit/event.ts';
+import { requestPath } from '../audit/event.ts';
 import { signerEvent, type SignerEventInput } from '../audit/signer-event.ts';
 import { SIGNER_ROUTE, type PrimaryConfig } from '../config/schema.ts';
 import { createBodyStage } from '../limits/body.ts';
@@ -115,7 +115,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
 
   const base = (ctx: RequestContext) => ({
     client: { ip: ctx.conn.remoteAddress, port: ctx.conn.remotePort },
-    path: ctx.path ?? withoutQuery(ctx.req.url),
+    path: ctx.path ?? requestPath(ctx.req.url),
     requestId: ctx.id,
     pop: config.pop_id,
     backup: { id: config.backup.id, address: target.hostname, port: target.port },

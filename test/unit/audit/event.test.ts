@@ -2,6 +2,8 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { createAuditLog } from '../../../src/audit/audit-log.ts';
 import { clip, MAX_CLIENT_STRING, reloadEvent, requestEvent } from '../../../src/audit/event.ts';
+import { signerEvent } from '../../../src/audit/signer-event.ts';
+import { generateToken } from '../../../src/cli/gen-token.ts';
 import type { ConnectionInfo, RequestContext } from '../../../src/pipeline/context.ts';
 
 const HOSTILE = `evil\n{"event":{"reason":"FORWARDED"}}\r\u001b[31mred\u001b[0m %s %n %j ${'x'.repeat(64 * 1024)}`;
@@ -98,6 +100,44 @@ t.test('the query string never reaches the log (it may carry a credential)', asy
   t.notMatch(JSON.stringify(e), /s3cr3t/);
 });
 
+t.test('a fragment never reaches the log either', async (t) => {
+  const ctx = context({ path: undefined });
+  (ctx.req as { url: string }).url = '/api/replication/apply#access_token=s3cr3t?x=1';
+  const e = requestEvent(ctx, 'AUTH_TOKEN_IN_FRAGMENT', 400, 60, 1, undefined);
+  t.equal(e.url!.path, '/api/replication/apply');
+  t.notOk(e.replguard.redacted, 'nothing was cut: the fragment is never logged at all');
+});
+
+t.test('a credential in any client field is cut where it begins, and the field is named', async (t) => {
+  const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJjYWxnYXJ5LTAxIn0.c2lnbmF0dXJlc2lnbmF0dXJl';
+  const secret = generateToken();
+  const ctx = context({ path: undefined }, { 'user-agent': `replicator/2.1 (${secret})` });
+  (ctx.req as { url: string }).url = `/api/replication/${jwt}?access_token=${secret}`;
+  (ctx.req as { method: string }).method = `X${jwt}`;
+  (ctx.conn as { peer: unknown }).peer = { ...ctx.conn.peer!, subject: `CN=calgary-01,OU=token=${secret}` };
+  const e = requestEvent(ctx, 'AUTH_TOKEN_IN_PATH', 400, 60, 1, `source_pop "${jwt.slice(0, 64)}" is not the authenticated POP`);
+  t.equal(e.url!.path, '/api/replication/[Redacted]');
+  t.equal(e.user_agent!.original, 'replicator/2.1 ([Redacted]');
+  t.equal(e.http!.request.method, '[Redacted]');
+  t.equal(e.tls!.client!.subject, 'CN=calgary-01,[Redacted]', 'the whole attribute: "=" does not end a word');
+  t.equal(e.replguard.detail, 'source_pop "[Redacted]');
+  t.same(e.replguard.redacted, ['tls.client.subject', 'http.request.method', 'url.path', 'user_agent.original', 'replguard.detail']);
+  const text = JSON.stringify(e);
+  t.notOk(text.includes(secret) || text.includes(jwt.slice(0, 20)), 'neither credential is in the event');
+});
+
+t.test('what is not cut: a configured route, the nonce and the jti, the request id', async (t) => {
+  // A route the route stage matched is the operator's text; the nonce and jti are ids the trail
+  // must keep whole (replay forensics, revocation), and are not client text that may carry a credential.
+  const nonce = 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF'; // 32 characters of base64url, as the signer makes them
+  const e = requestEvent(context({ webhookId: nonce, jti: nonce }), 'FORWARDED', 200, 0, 1, undefined);
+  t.equal(e.replguard.webhook_id, nonce);
+  t.equal(e.replguard.jti, nonce);
+  t.equal(e.replguard.request_id, '00000000-0000-4000-8000-000000000001');
+  t.equal(e.url!.path, '/api/replication/apply');
+  t.notOk(e.replguard.redacted);
+});
+
 t.test('every client-supplied string is clipped', async (t) => {
   const ctx = context({ path: undefined, webhookId: HOSTILE, jti: HOSTILE, tokenFingerprint: HOSTILE }, { 'user-agent': HOSTILE });
   (ctx.req as { url: string }).url = HOSTILE;
@@ -167,4 +207,15 @@ t.test('a reload that removed credentials is CREDENTIAL_REMOVED, an alert naming
   t.equal(two.replguard.removed?.length, 2);
   t.equal(reloadEvent('failure', 'SIGHUP', 'x', [{ key: 'k', file: 'f' }]).event.reason, 'CONFIG_RELOAD_FAILED', 'a refusal is never a removal');
   t.equal(reloadEvent('success', 'SIGHUP', 'x', []).event.reason, 'CONFIG_RELOADED');
+t.test("the signer's event cuts a credential from the primary's path the same way", async (t) => {
+  const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJjYWxnYXJ5LTAxIn0.c2ln';
+  const e = signerEvent({
+    reason: 'SIGNER_DELIVERED', durationMs: 1, client: { ip: '127.0.0.1', port: 5000 }, path: `/api/replication/apply;jwt=${jwt}`,
+    requestId: 'r1', pop: 'calgary-01', backup: { id: 'zurich-01', address: '192.0.2.1', port: 8443 }, attempt: 1, maxAttempts: 6, final: true,
+  });
+  t.equal(e.url.path, '/api/replication/apply;[Redacted]');
+  t.same(e.replguard.redacted, ['url.path']);
+  const clean = signerEvent({ ...{ reason: 'SIGNER_DELIVERED', durationMs: 1, client: { ip: '127.0.0.1', port: 5000 }, requestId: 'r1', pop: 'calgary-01', backup: { id: 'zurich-01', address: '192.0.2.1', port: 8443 }, attempt: 1, maxAttempts: 6, final: true }, path: '/api/replication/apply' });
+  t.equal(clean.url.path, '/api/replication/apply');
+  t.notOk(clean.replguard.redacted);
 });

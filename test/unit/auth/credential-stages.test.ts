@@ -1,6 +1,6 @@
 // The bearer and jwt stages composed in-process with both methods listed: one Authorization
 // value, classified by shape, judged by exactly one of them.
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { SignJWT } from 'jose';
 import { createBearerStage } from '../../../src/auth/bearer.ts';
 import { CLAIM_NAMESPACE } from '../../../src/auth/jwt-claims.ts';
 import { createJwtStage, jwkThumbprint } from '../../../src/auth/jwt.ts';
-import { createQueryTokenStage } from '../../../src/auth/query-token.ts';
+import { createUrlTokenStage } from '../../../src/auth/url-token.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
@@ -52,7 +52,7 @@ t.teardown(() => {
   bearer.close();
   jwt.close();
 });
-const run = compose([createQueryTokenStage(), bearer, jwt]);
+const run = compose([createUrlTokenStage(), bearer, jwt]);
 
 function context(headers: string[], url = '/api/replication/apply'): RequestContext {
   return {
@@ -61,6 +61,13 @@ function context(headers: string[], url = '/api/replication/apply'): RequestCont
     startedAt: 0, path: '/api/replication/apply', pop: undefined, credentials: [], body: undefined, entries: undefined, webhookId: undefined,
     jti: undefined, tokenFingerprint: undefined, responseBytes: 0, interruptedBy: undefined,
   };
+}
+
+/** A JWT that the jwt stage accepts for calgary-01. */
+function mint(): Promise<string> {
+  return new SignJWT({
+    iss: 'replguard', sub: 'calgary-01', aud: 'zurich-01', jti: 'j2', [CLAIM_NAMESPACE]: { routes: ['POST /api/replication/apply'] },
+  }).setProtectedHeader({ alg: 'ES256', kid: jwkThumbprint(keys.publicKey) }).setIssuedAt().setExpirationTime('5m').sign(keys.privateKey);
 }
 
 async function outcome(ctx: RequestContext): Promise<string> {
@@ -94,6 +101,35 @@ t.test('a shared secret is judged by bearer only, a JWT by jwt only', async (t) 
   t.equal(await outcome(context([])), 'AUTH_CREDENTIAL_MISSING');
   t.equal(await outcome(context(['authorization', `Bearer ${secret}`], `/api/replication/apply?x=${token}`)), 'AUTH_TOKEN_IN_QUERY', 'a JWT in any query parameter');
   t.equal(await outcome(context(['authorization', `Bearer ${secret}`], '/api/replication/apply?Access-Token=abc')), 'AUTH_TOKEN_IN_QUERY');
+});
+
+t.test('a credential anywhere in the URL is refused with the code of where it is, before the credentials are read', async (t) => {
+  const token = await mint();
+  const cases: Array<[string, string]> = [
+    [`/api/replication/${token}`, 'AUTH_TOKEN_IN_PATH'],
+    [`/api/replication/${secret}`, 'AUTH_TOKEN_IN_PATH'],
+    [`/api/replication/apply;access_token=${secret}`, 'AUTH_TOKEN_IN_PATH'],
+    [`/api/replication/apply;x=${token}`, 'AUTH_TOKEN_IN_PATH'],
+    [`/api/replication/${token.replaceAll('.', '%2E')}`, 'AUTH_TOKEN_IN_PATH'],
+    [`/api/replication/apply?${token}`, 'AUTH_TOKEN_IN_QUERY'],
+    [`/api/replication/apply?${secret}`, 'AUTH_TOKEN_IN_QUERY'],
+    [`/api/replication/apply?access_token`, 'AUTH_TOKEN_IN_QUERY'],
+    [`/api/replication/apply?x=1&jwt=${token}`, 'AUTH_TOKEN_IN_QUERY'],
+    [`/api/replication/apply#access_token=${secret}`, 'AUTH_TOKEN_IN_FRAGMENT'],
+    [`/api/replication/apply#${token}`, 'AUTH_TOKEN_IN_FRAGMENT'],
+    [`/api/replication/apply#x?access_token=${secret}`, 'AUTH_TOKEN_IN_FRAGMENT'],
+    [`/api/replication/apply?x=1#${token}`, 'AUTH_TOKEN_IN_FRAGMENT'],
+    [`/api/replication/${token}?access_token=x#${token}`, 'AUTH_TOKEN_IN_PATH'],
+  ];
+  for (const [url, reason] of cases) {
+    const ctx = context([], url);
+    t.equal(await outcome(ctx), reason, url.slice(0, 60));
+    t.same(ctx.credentials, [], 'no credential stage ran');
+  }
+  // Anything else is the route stage's to refuse.
+  for (const url of ['/api/replication/apply?dry_run=1', `/api/replication/${randomUUID()}`, '/api/replication/apply#top', '/api/token/refresh']) {
+    t.equal(await outcome(context([], url)), 'AUTH_CREDENTIAL_MISSING', `${url}: not a credential, so the next stage decides`);
+  }
 });
 
 t.test('config rules for the credential methods', async (t) => {

@@ -17,6 +17,15 @@ t.test('refused, with the reason', async (t) => {
   t.match(weak('password-password-replication-2024!'), /looks like words/);
 });
 
+t.test('the words rule answers at once on a long lower-case run ending in capitals', async (t) => {
+  // With a backtracking words pattern this never returned (2^n ways to split the run).
+  const letters = 'qwmnbvcxzlkjhgfdsapoiuytre';
+  let run = '';
+  for (let i = 0; i < 200; i++) run += letters[(i * 7 + (i >> 3)) % letters.length];
+  t.equal(weak(`${run}AB`), undefined, 'not words: the capitals start none');
+  t.match(weak(`${run}Abc`), /looks like words/);
+});
+
 t.test('accepted: random secrets in the usual encodings', async (t) => {
   const { randomBytes } = await import('node:crypto');
   t.equal(weak(randomBytes(32).toString('hex')), undefined, 'hex');
