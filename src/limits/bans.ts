@@ -40,6 +40,12 @@ import { storeUnavailable } from './unavailable.ts';
 
 /** How often ended bans are reported and the local view is refreshed. */
 export const SWEEP_INTERVAL_MS = 1000;
+/**
+ * A banned address may still start one handshake this often (the rest are cut at accept): a POP
+ * behind that address (NAT) that has not connected lately can then show its verified certificate,
+ * and an attacker gets one handshake a second, not one per connection.
+ */
+export const BANNED_ADDRESS_PROBE_MS = 1000;
 /** Most ended bans handled per sweep (the rest wait for the next one). */
 const SWEEP_BATCH = 500;
 
@@ -124,6 +130,8 @@ export class Bans {
    * POP behind a shared address keeps working. Bounded; entries last one ban duration.
    */
   private readonly verifiedAddresses: LRUCache<string, number>;
+  /** When each banned address last got its one handshake through (BANNED_ADDRESS_PROBE_MS). */
+  private readonly probes: LRUCache<string, number>;
   /** Every configured POP's key, re-read each sweep (bounded by the peer list). */
   private readonly peerKeys: readonly string[];
   private timer: NodeJS.Timeout | undefined;
@@ -140,6 +148,7 @@ export class Bans {
     this.now = deps.now;
     this.local = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
     this.verifiedAddresses = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
+    this.probes = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
     this.peerKeys = config.peers.map((p) => popKey(p.id));
   }
 
@@ -190,14 +199,21 @@ export class Bans {
 
   /**
    * At accept, before the handshake, synchronously: an active ban of this address that this
-   * process knows of, unless a POP connected from it with a verified certificate lately (then
-   * the handshake decides: see bannedAtHandshake).
+   * process knows of, unless a POP connected from it with a verified certificate lately, or this
+   * is the address's one handshake of the second (BANNED_ADDRESS_PROBE_MS): then the handshake
+   * decides (bannedAtHandshake), and only a verified POP gets through.
    */
   bannedAtAccept(addressKey: string): { key: string; until: number } | undefined {
     const now = this.now();
     if (this.isVerifiedAddress(addressKey)) return undefined;
     const until = this.knownBan(addressKey, now);
-    return until === undefined ? undefined : { key: addressKey, until };
+    if (until === undefined) return undefined;
+    const last = this.probes.get(addressKey);
+    if (last === undefined || now - last >= BANNED_ADDRESS_PROBE_MS) {
+      this.probes.set(addressKey, now);
+      return undefined; // this one handshake decides (bannedAtHandshake)
+    }
+    return { key: addressKey, until };
   }
 
   /** After the handshake, synchronously: an active ban of the certificate's POP, or of the address when there is no verified POP. */

@@ -207,6 +207,8 @@ t.test('a reload that removed credentials is CREDENTIAL_REMOVED, an alert naming
   t.equal(two.replguard.removed?.length, 2);
   t.equal(reloadEvent('failure', 'SIGHUP', 'x', [{ key: 'k', file: 'f' }]).event.reason, 'CONFIG_RELOAD_FAILED', 'a refusal is never a removal');
   t.equal(reloadEvent('success', 'SIGHUP', 'x', []).event.reason, 'CONFIG_RELOADED');
+});
+
 t.test("the signer's event cuts a credential from the primary's path the same way", async (t) => {
   const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJjYWxnYXJ5LTAxIn0.c2ln';
   const e = signerEvent({

@@ -3,7 +3,7 @@
 import t from 'tap';
 import type { AuditEvent } from '../../../src/audit/event.ts';
 import { configSchema } from '../../../src/config/schema.ts';
-import { bannableReasons, Bans, countsTowardBan } from '../../../src/limits/bans.ts';
+import { BANNED_ADDRESS_PROBE_MS, bannableReasons, Bans, countsTowardBan } from '../../../src/limits/bans.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import { createPeerIndex } from '../../../src/auth/mtls.ts';
 import { newConnection, type ConnectionInfo } from '../../../src/pipeline/context.ts';
@@ -79,7 +79,12 @@ t.test('ban lifecycle on the injected clock', async (t) => {
     for (let i = 0; i < 3; i++) bans.recordOutcome('AUTH_BEARER_INVALID', conn('198.51.100.50'), undefined);
     await settle();
     t.same(events.map((e) => e.replguard.ban?.key), ['addr:198.51.100.50']);
-    t.ok(bans.bannedAtAccept('addr:198.51.100.50'), 'the address is cut at accept');
+    t.notOk(bans.bannedAtAccept('addr:198.51.100.50'), 'one handshake a second still gets through (a POP behind it may show its certificate)');
+    t.ok(bans.bannedAtAccept('addr:198.51.100.50'), 'the next ones within the second are cut at accept');
+    clock += BANNED_ADDRESS_PROBE_MS;
+    t.notOk(bans.bannedAtAccept('addr:198.51.100.50'), 'and one again a second later');
+    t.ok(bans.bannedAtAccept('addr:198.51.100.50'));
+    clock -= BANNED_ADDRESS_PROBE_MS; // the later subtests count from the first ban
     t.ok(bans.bannedAtHandshake(conn('198.51.100.50')), 'and after the handshake without a certificate');
     t.ok(bans.bannedAtHandshake(conn('198.51.100.50', 'denver-02')), 'a certificate naming no configured POP is no exception');
     t.notOk(bans.bannedAtHandshake(conn('198.51.100.60')), 'another address is not banned');
