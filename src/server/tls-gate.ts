@@ -178,12 +178,22 @@ export function attachTlsGate(server: Server, deps: TlsGateDeps): TlsGate {
     const trust = deps.trust();
     let peer: PeerCertificateInfo | undefined;
     let verifiedUntilMs = Infinity;
+    // A banned address's handshake (its one probe a second) gets through only with a verified
+    // POP certificate; anything less is refused as banned, not for what it lacks.
+    const bannedAddress = () => bans.bannedAtHandshake(newConnection(base));
     if (chain.length === 0) {
+      const banned = bannedAddress();
+      if (banned) return refuse(a, socket, newConnection(base), 'LIMIT_BANNED_CONNECTION', `${banned.key} is banned until ${new Date(banned.until).toISOString()}`);
       if (config.auth.methods.includes('mtls')) return refuse(a, socket, newConnection(base), 'TLS_CLIENT_CERT_MISSING', 'no client certificate');
     } else {
       const verdict = trust.verify(chain, now());
       // The unverified certificate's names are logged for forensics, never used for a decision.
-      if (!verdict.ok) return refuse(a, socket, newConnection({ ...base, peer: verdict.leaf && peerInfo(verdict.leaf, verdict.leaf.notAfterMs) }), verdict.reason, verdict.detail);
+      if (!verdict.ok) {
+        const unverified = newConnection({ ...base, peer: verdict.leaf && peerInfo(verdict.leaf, verdict.leaf.notAfterMs) });
+        const banned = bannedAddress();
+        if (banned) return refuse(a, socket, unverified, 'LIMIT_BANNED_CONNECTION', `${banned.key} is banned until ${new Date(banned.until).toISOString()}`);
+        return refuse(a, socket, unverified, verdict.reason, verdict.detail);
+      }
       peer = peerInfo(verdict.leaf, verdict.notAfterMs);
       verifiedUntilMs = verdict.validUntilMs;
       // Both verdicts must accept: the runtime's TLS stack may refuse what this guard does not check.
