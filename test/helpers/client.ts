@@ -16,6 +16,8 @@ export interface CallOptions {
   cert?: CertFiles;
   agent?: Agent;
   timeoutMs?: number;
+  /** The client's source address (127.0.0.0/8 on loopback), e.g. to tell attacker and POP apart. */
+  localAddress?: string;
 }
 
 export function call(port: number, caFile: string, options: CallOptions = {}): Promise<Reply> {
@@ -27,6 +29,7 @@ export function call(port: number, caFile: string, options: CallOptions = {}): P
       method: options.method ?? 'POST',
       path: options.path ?? '/api/replication/apply',
       ...clientTls(caFile, options.cert),
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       headers: { 'content-type': 'application/json', ...(options.method === 'GET' ? {} : { 'content-length': Buffer.byteLength(body) }), ...options.headers },
       agent: options.agent ?? false,
       timeout: options.timeoutMs ?? 10_000,
