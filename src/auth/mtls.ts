@@ -80,7 +80,9 @@ export function createMtlsStage(config: Pick<Config, 'peers' | 'auth'>): Stage {
         match = index.match(cert);
         ctx.conn.memo.set(stage, match);
       }
-      if ('reason' in match) throw new Rejection(match.reason, match.detail);
+      // The certificate is the connection's: every later request on it would fail the same way
+      // (a peer removed or a pin changed by a reload too), so the connection is closed.
+      if ('reason' in match) throw new Rejection(match.reason, match.detail, { closeConnection: true });
       ctx.pop = match.pop;
     },
   };

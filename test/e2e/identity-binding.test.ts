@@ -81,7 +81,7 @@ t.test("a pin changed by a reload: the retired certificate bans its holder's add
   atomicWrite(guard.configFile, YAML.stringify({ ...base, peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, cert_sha256: [sha256(current)] }] }), 0o644);
   t.ok(await waitFor(() => reloads(guard, 'config').length === count + 1), 'the new pin is in force');
   const next = await open.post();
-  t.same([next.status, next.reused], [403, true], 'the retired certificate is refused on its open connection');
+  t.same([next.status, next.reused, next.connection], [403, true, 'close'], 'the retired certificate is refused on its open connection, which is closed');
 
   // Someone holding the retired certificate (CA-valid, failing the pin) from another address.
   for (let i = 0; i < 4; i++) await call(guard.port, pki.caFile, { cert: retired, localAddress: '127.0.0.31' }).catch(() => undefined);

@@ -41,7 +41,7 @@ t.test('config reload under a steady stream', async (t) => {
     rewrite({ peers: [CALGARY] });
     t.ok(await waitFor(() => reloads(guard, 'config').length === count + 1), 'the file change reloaded the config');
     const next = await open.post();
-    t.same([next.status, next.reused], [403, true], 'refused on the same keep-alive connection');
+    t.same([next.status, next.reused, next.connection], [403, true, 'close'], 'refused on the same keep-alive connection, which is closed');
     t.equal((await call(guard.port, pki.caFile, { cert: denver })).status, 403, 'and on a new one');
     await guard.waitForEvents((e) => e.event.reason === 'AUTH_PEER_UNKNOWN', 2);
     t.same(reasons('denver-02'), ['FORWARDED', 'AUTH_PEER_UNKNOWN', 'AUTH_PEER_UNKNOWN']);
