@@ -262,6 +262,39 @@ const replguard = {
   },
 };
 
+/** The Deno binary the `deno` dev dependency installs (no download at run time). */
+function denoBinary(ctx) {
+  return path.join(ctx.repoRoot, 'node_modules', '.bin', 'deno');
+}
+
+/**
+ * The same guard and config as `replguard`, run by Deno 2 from `src/` (the product's other
+ * runtime): Deno's figures beside Node's.
+ */
+const replguardDeno = {
+  name: 'replguard-deno',
+  about: 'replguard, mTLS only, under Deno 2: `deno run --allow-all src/main.ts serve -c <generated yaml>` (the `replguard` config), audit (stdout) to a file',
+  tls: true,
+  unavailable(ctx) {
+    if (!existsSync(path.join(ctx.repoRoot, 'src', 'main.ts'))) return 'src/main.ts missing';
+    if (!existsSync(denoBinary(ctx))) return 'node_modules/.bin/deno missing: run `npm ci` first';
+    return null;
+  },
+  async start(ctx) {
+    const dir = path.join(ctx.runDir, 'replguard-deno');
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const adminPort = await freePort();
+    writeFileSync(path.join(dir, 'replguard.yaml'), replguardYaml(ctx, port, adminPort));
+    const args = ['run', '--quiet', '--allow-all', '--no-prompt', path.join(ctx.repoRoot, 'src', 'main.ts'), 'serve', '-c', path.join(dir, 'replguard.yaml')];
+    const child = startProcess(denoBinary(ctx), args,
+      { cwd: ctx.repoRoot, stdoutFile: path.join(dir, 'audit.ndjson'), stderrFile: path.join(dir, 'stderr.log') });
+    await waitForHttp200(adminPort, '/readyz', child);
+    await waitForPort(port, child);
+    return { child, port, auditFile: path.join(dir, 'audit.ndjson') };
+  },
+};
+
 /**
  * The full pipeline: mTLS, a JWT (ES256) and a Standard Webhooks v1 signature (HMAC-SHA256)
  * with the replay window and nonce store, rate limits and the audit stream. The generator does
@@ -344,5 +377,5 @@ const replguardFull = {
   },
 };
 
-export const TARGETS = [nginx, haproxy, nodeFloor, direct, undiciMin, httpProxyMin, replguard, replguardFull];
+export const TARGETS = [nginx, haproxy, nodeFloor, direct, undiciMin, httpProxyMin, replguard, replguardDeno, replguardFull];
 export const REFERENCE = 'nginx';
