@@ -47,7 +47,7 @@
  * files, not a linear scan that also says where to cut; pino's `redact` censors by key path,
  * not by content.
  */
-import { MIN_SECRET_BYTES } from '../auth/secret-strength.ts';
+import { MIN_SECRET_BYTES } from '../crypto/secret-strength.ts';
 
 export type TokenShape = 'jwt' | 'signature-key' | 'credential-parameter' | 'base64-run';
 
