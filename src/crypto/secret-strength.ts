@@ -18,10 +18,11 @@
  * A passphrase can pass: ten words drawn at random from a large list hold about 128 bits, and
  * zxcvbn credits them about that; `CorrectHorseBatteryStapleIsMyPassword` gets about 69.
  *
- * Cost: building the dictionaries takes about 0.2 s, once per process, on the first check (not at
- * import: commands that check no secret do not pay it). Each check is about 20 ms on a
- * gen-token secret, with `l33tMaxSubstitutions` at 5 (zxcvbn's default, 100, takes about 250 ms
- * on random base64url because every digit is a possible l33t letter; 5 still finds `P4ssw0rd`).
+ * Cost (measured on Node 20): importing the dictionaries about 0.15 s, building zxcvbn's ranked
+ * dictionaries about 0.2 s, once per process on the first check; each check then about 20 ms on
+ * a gen-token secret, with `l33tMaxSubstitutions` at 5 (zxcvbn's default, 100, takes about
+ * 250 ms on random base64url because every digit is a possible l33t letter; 5 still finds
+ * `P4ssw0rd`). Deno loads the same packages from node_modules.
  * zxcvbn's cost grows with the length, so it sees only the first `JUDGED_PREFIX_CHARS` (100)
  * characters, and so does the second estimate: a longer secret is judged on its prefix (a
  * weak prefix refuses it, a strong one is enough). Verdicts are kept by SHA-256 of the secret
@@ -56,8 +57,8 @@ const CACHE_ENTRIES = 4096;
 export interface SecretStrength {
   /** The conservative estimate, in bits, rounded down. */
   readonly bits: number;
-  /** Characters of the secret (the whole secret, not only the judged prefix). */
-  readonly length: number;
+  /** False when the secret is longer than `JUDGED_PREFIX_CHARS` and only its prefix was judged. */
+  readonly judgedAll: boolean;
   /** What lowered the estimate, in words fit for an operator (never a part of the secret). */
   readonly findings: readonly string[];
 }
@@ -88,15 +89,18 @@ export function estimateSecretStrength(secret: string): SecretStrength {
 }
 
 function estimate(secret: string): SecretStrength {
-  const chars = [...secret];
-  const judged = chars.slice(0, JUDGED_PREFIX_CHARS);
+  const judged: string[] = [];
+  for (const ch of secret) {
+    if (judged.length === JUDGED_PREFIX_CHARS) break;
+    judged.push(ch);
+  }
   const result = zxcvbn().check(judged.join(''));
   const zxcvbnBits = result.guessesLog10 * Math.log2(10);
   const distinct = new Set(judged).size;
   const alphabetBits = distinct <= 1 ? 0 : judged.length * Math.log2(distinct);
   const findings = describe(result.sequence);
-  if (alphabetBits < zxcvbnBits) findings.push(`it uses only ${distinct} distinct symbol${distinct === 1 ? "" : "s"}`);
-  return { bits: Math.floor(Math.min(zxcvbnBits, alphabetBits)), length: chars.length, findings };
+  if (alphabetBits < zxcvbnBits) findings.push(`it uses only ${distinct} distinct symbol${distinct === 1 ? '' : 's'}`);
+  return { bits: Math.floor(Math.min(zxcvbnBits, alphabetBits)), judgedAll: judged.join('').length === secret.length, findings };
 }
 
 /** zxcvbn's matches as operator words, each kind once, in the order found. */
@@ -105,7 +109,7 @@ function describe(sequence: readonly MatchExtended[]): string[] {
   for (const m of sequence) {
     switch (m.pattern) {
       case 'dictionary':
-        words.add(m.l33t ? 'dictionary words in l33t spelling' : m.reversed ? 'reversed dictionary words' : `dictionary words or common passwords`);
+        words.add(m.l33t ? 'dictionary words in l33t spelling' : m.reversed ? 'reversed dictionary words' : 'dictionary words or common passwords');
         break;
       case 'spatial': words.add('a keyboard walk'); break;
       case 'repeat': words.add('a repeated pattern'); break;
@@ -129,7 +133,7 @@ export function secretWeakness(secret: string, fix: string = GEN_TOKEN_HINT): st
   if (bytes >= MIN_SECRET_BYTES && strength.bits >= MIN_SECRET_BITS) return undefined;
   const why = [...strength.findings];
   if (bytes < MIN_SECRET_BYTES) why.unshift(`it is ${bytes} bytes long, at least ${MIN_SECRET_BYTES} are required`);
-  if (strength.length > JUDGED_PREFIX_CHARS) why.push(`only its first ${JUDGED_PREFIX_CHARS} characters are judged`);
+  if (!strength.judgedAll) why.push(`only its first ${JUDGED_PREFIX_CHARS} characters are judged`);
   const reasons = why.length > 0 ? ` (${why.join('; ')})` : '';
   return `estimated at ${strength.bits} bits by a conservative estimate, at least ${MIN_SECRET_BITS} are required${reasons}; ${fix}`;
 }
