@@ -19,8 +19,9 @@
  *    secret the guard accepts (auth/bearer.ts; a b64token character is one byte), so no configured
  *    secret is too short to be seen. A run is exempt when each of its `/`-segments is "plain":
  *    no piece between `- _ ~ +` of 32 characters or more (of at least 8 distinct symbols), and
- *    its letters either all of one case (`f1f2e09f-187c`, `replication`, `ABCD-01`) or capitalised words (`applyBatchNow`: every
- *    letter run is words of an optional capital and at least two small letters). That keeps UUIDs
+ *    its letters either all of one case (`f1f2e09f-187c`, `replication`, `ABCD-01`) or
+ *    capitalised words (`applyBatchNow`: every letter run is words of an optional capital and at
+ *    least two small letters). That keeps UUIDs
  *    (the request id among them), slugs and ordinary paths (`/api/replication/apply`) whole, while
  *    32 random bytes in base64 are plain with negligible probability (about 17 capitals, each
  *    followed by two small letters). The token loader refuses a secret this scan does not
