@@ -18,10 +18,10 @@
  *    ~ -`, then `=` padding) of at least `MIN_SECRET_BYTES` (32) characters: the shortest bearer
  *    secret the guard accepts (auth/bearer.ts; a b64token character is one byte), so no configured
  *    secret is too short to be seen. A run is exempt when each of its `/`-segments is "plain":
- *    no piece between `- _ ~ +` of 32 characters or more (of at least 8 distinct symbols, as the
- *    token loader demands), and its letters either all of one case
- *    (`f1f2e09f-187c`, `replication`, `ABCD-01`) or capitalised words (`applyBatchNow`: every
- *    letter run is words of an optional capital and at least two small letters). That keeps UUIDs
+ *    no piece between `- _ ~ +` of 32 characters or more (of at least 8 distinct symbols), and
+ *    its letters either all of one case (`f1f2e09f-187c`, `replication`, `ABCD-01`) or
+ *    capitalised words (`applyBatchNow`: every letter run is words of an optional capital and at
+ *    least two small letters). That keeps UUIDs
  *    (the request id among them), slugs and ordinary paths (`/api/replication/apply`) whole, while
  *    32 random bytes in base64 are plain with negligible probability (about 17 capitals, each
  *    followed by two small letters). The token loader refuses a secret this scan does not
@@ -47,7 +47,7 @@
  * files, not a linear scan that also says where to cut; pino's `redact` censors by key path,
  * not by content.
  */
-import { MIN_SECRET_BYTES } from '../auth/secret-strength.ts';
+import { MIN_SECRET_BYTES } from '../crypto/secret-strength.ts';
 
 export type TokenShape = 'jwt' | 'signature-key' | 'credential-parameter' | 'base64-run';
 
@@ -80,8 +80,10 @@ const MAX_PARAM_NAME = Math.max(...[...CREDENTIAL_PARAMS].map((p) => p.length));
 const KEY_PREFIXES = ['whsec_', 'whsk_', 'whpk_'] as const;
 
 /**
- * A piece of 32 characters or more counts as random only with this many distinct symbols: the
- * token loader refuses fewer (secret-strength.ts), and `xxxx...` or `0000...` is padding, not a key.
+ * A piece of 32 characters or more counts as random only with this many distinct symbols:
+ * `xxxx...` or `0000...` is padding, not a key. The token loader refuses a secret this scan does
+ * not see (auth/bearer.ts, `hasTokenShape`), so a secret of fewer symbols that the strength
+ * estimate would pass (crypto/secret-strength.ts) is refused there.
  */
 const MIN_DISTINCT_SYMBOLS = 8;
 

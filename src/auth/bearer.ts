@@ -6,7 +6,7 @@
  *
  * Loading, at start-up and at every reload, all or nothing: each file must exist, not be
  * readable by others nor changeable by anyone but root and this user (config/files.ts), and
- * hold either nothing (a retired slot) or a strong secret (see secret-strength.ts) made of
+ * hold either nothing (a retired slot) or a strong secret (see crypto/secret-strength.ts: at least 128 bits by a conservative estimate) made of
  * RFC 6750 b64token characters without "." (so that it can never be mistaken for a JWT), that
  * the log redaction recognises as a secret (audit/redact.ts: not the form of a UUID, a slug or
  * words, which logs keep). One secret must not belong to two peers.
@@ -29,7 +29,7 @@ import { isJwtShaped, readBearerCredential } from './authorization.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { agreeIdentity } from './identity.ts';
 import { credentialFingerprint, digestSecret, findSecret } from '../crypto/secret-compare.ts';
-import { secretWeakness } from './secret-strength.ts';
+import { secretWeakness } from '../crypto/secret-strength.ts';
 
 export interface BearerToken {
   readonly pop: string;
@@ -62,7 +62,7 @@ export function readTokenFile(file: string, keyPath: string): { secret: string |
   if (!TOKEN_CHARS.test(text)) {
     return { problem: { path: keyPath, message: `${file}: the secret has characters that cannot be sent as a Bearer token (allowed: letters, digits, - _ ~ + / and trailing =); use \`replguard gen-token\`` } };
   }
-  const weakness = secretWeakness(Buffer.from(text, 'utf8'));
+  const weakness = secretWeakness(text);
   if (weakness) return { problem: { path: keyPath, message: `${file}: weak secret: ${weakness}` } };
   // Otherwise the secret sent by mistake in a URL or a User-Agent would be written to the log.
   if (!hasTokenShape(text)) {

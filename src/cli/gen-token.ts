@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { credentialFingerprint } from '../crypto/secret-compare.ts';
 import { hasTokenShape } from '../audit/redact.ts';
-import { secretWeakness } from '../auth/secret-strength.ts';
+import { secretWeakness } from '../crypto/secret-strength.ts';
 import { ConfigError } from '../config/errors.ts';
 import { parseCommandArgs, required } from './args.ts';
 import { writeSecretFile } from './secret-file.ts';
@@ -15,11 +15,11 @@ import { writeSecretFile } from './secret-file.ts';
 export const usage = 'gen-token --out FILE [--force]                write a new bearer secret (32 random bytes, base64url, mode 0600)';
 
 export function generateToken(): string {
-  // Redraw in the (astronomically unlikely) case the token loader would refuse the draw
+  // Redraw in the (rare) case the token loader would refuse the draw
   // (auth/bearer.ts: the strength checks, and the shape the log redaction recognises).
   for (;;) {
     const token = randomBytes(32).toString('base64url');
-    if (secretWeakness(Buffer.from(token)) === undefined && hasTokenShape(token)) return token;
+    if (secretWeakness(token) === undefined && hasTokenShape(token)) return token;
   }
 }
 

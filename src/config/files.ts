@@ -24,7 +24,7 @@
  *    is laid out that way and the file's real path lies under it: a file put straight into the
  *    folder is not accepted. A key folder may be such a volume (its files are walked one by one).
  */
-import { accessSync, constants, lstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { accessSync, constants, lstatSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import process from 'node:process';
 import type { ConfigProblem } from './errors.ts';
@@ -91,6 +91,14 @@ function ownGroups(): Set<number> {
  * new one in an existing folder it may write. Nothing is created here (validation has no side
  * effects).
  */
+/**
+ * A password file's secret as it is used (store/redis.ts sends it as AUTH, and config/validate.ts
+ * judges its strength): the text without surrounding whitespace.
+ */
+export function readPasswordFile(file: string): string {
+  return readFileSync(file, 'utf8').trim();
+}
+
 export function checkAppendableFile(file: string, keyPath: string): ConfigProblem | undefined {
   try {
     const st = statSync(file);

@@ -65,8 +65,8 @@ const peer = z.strictObject({
   /**
    * Files holding this peer's bearer secrets, one secret per file (a trailing newline is
    * ignored). Every listed file is valid at once, so a secret rotates with overlap; an empty
-   * file is a retired slot. Secrets shorter than 32 bytes or of low entropy are refused at
-   * start-up and at reload (the old set stays in force). Files must not be readable by others.
+   * file is a retired slot. Secrets shorter than 32 bytes or under 128 bits by a conservative
+   * estimate (crypto/secret-strength.ts) are refused at start-up and at reload (the old set stays in force). Files must not be readable by others.
    * Default: none (the peer cannot authenticate with `bearer`).
    */
   token_files: z.array(filePath).default([]),
@@ -249,7 +249,7 @@ export const configSchema = z.strictObject({
       /**
        * File holding the token for ban administration (`GET /bans`, `DELETE /bans/{key}`), sent as
        * `Authorization: Bearer <token>`. Checked like every secret file at start-up and at reload
-       * (not readable by others, at least 32 bytes and not guessable; `replguard gen-token` makes
+       * (not readable by others, at least 32 bytes and 128 bits; `replguard gen-token` makes
        * one); re-read on SIGHUP, on a change in its folder and every `auth.reload_interval`; a bad
        * new file keeps the token in force. When set, the token is required from EVERY caller,
        * loopback included (a pod's containers share its loopback). Default: none, and then ban
@@ -326,7 +326,7 @@ export const configSchema = z.strictObject({
       type: z.enum(['memory', 'redis']).default('memory'),
       /** `redis://host:port/db` or `rediss://` (TLS); no password in it (use password_file). */
       url: z.string().min(1).optional(),
-      /** File holding the Redis password (AUTH), not readable by others. */
+      /** File holding the Redis password (AUTH; surrounding whitespace removed), not readable by others, at least 128 bits by the secret-strength estimate. */
       password_file: filePath.optional(),
       /** CA bundle (PEM) that a `rediss://` server certificate must chain to; default: the system CAs. */
       ca_file: filePath.optional(),
@@ -475,7 +475,7 @@ export const primaryConfigSchema = z.strictObject({
    */
   credentials: z
     .strictObject({
-      /** File holding this POP's bearer secret (as `replguard gen-token` writes it). */
+      /** File holding this POP's bearer secret (as `replguard gen-token` writes it); checked like the guard's token files (at least 128 bits by the secret-strength estimate). */
       token_file: filePath.optional(),
       /** Mint a short-lived JWT per attempt. */
       jwt: signerJwt.optional(),

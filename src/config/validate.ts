@@ -10,7 +10,8 @@ import { normalisePath } from '../route/normalise.ts';
 import { loadAdminToken } from '../server/admin-access.ts';
 import { loadSignerMaterial } from '../signer/material.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
-import { checkAppendableFile, checkReadableFile, checkSecretFile } from './files.ts';
+import { GEN_TOKEN_HINT, secretWeakness } from '../crypto/secret-strength.ts';
+import { checkAppendableFile, checkReadableFile, checkSecretFile, readPasswordFile } from './files.ts';
 import { connectionLimits, SIGNER_ROUTE, type Config, type PrimaryConfig } from './schema.ts';
 
 export interface Validation {
@@ -129,6 +130,11 @@ export function validateConfig(config: Config): Validation {
     if (file === undefined) continue;
     const p = secret ? checkSecretFile(file, keyPath) : checkReadableFile(file, keyPath);
     if (p) problems.push(p);
+    else if (keyPath === 'store.password_file' && config.store.type === 'redis') {
+      // The Redis password guards the nonce store (replay protection) and the bans: a shared secret like the others.
+      const weakness = secretWeakness(readPasswordFile(file), `${GEN_TOKEN_HINT} (and set it as the Redis password)`);
+      if (weakness) problem(keyPath, `${file}: weak secret: ${weakness}`);
+    }
   }
 
   // Audit trail: somewhere to go.

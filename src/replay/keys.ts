@@ -13,6 +13,7 @@ import type { ConfigProblem } from '../config/errors.ts';
 import { checkReadableFile, checkSecretFile, isMissing } from '../config/files.ts';
 import type { PeerConfig } from '../config/schema.ts';
 import type { HeldFile, LoadPhase } from '../reload/source.ts';
+import { secretWeakness } from '../crypto/secret-strength.ts';
 import { decodeCanonicalBase64, type SignKey, type VerifyKey } from './signature.ts';
 
 /** Least HMAC key material, in bytes (the hash's output size; RFC 2104 section 3). */
@@ -179,18 +180,26 @@ function decodeKeyMaterial(text: string, prefix: string): Buffer {
   return bytes;
 }
 
+const HMAC_FIX = 'make one with: echo "whsec_$(openssl rand -base64 32)"';
+
 /**
- * At least 32 bytes, and not obviously made by hand. Random 32 bytes hold about 30 distinct
- * byte values; fewer than 16 (all zeros, a repeated pattern, a short ASCII word) means the
- * material was not drawn at random. A sanity check, not a proof of entropy.
+ * At least 32 bytes of key material, and at least 128 bits by the conservative estimate of
+ * crypto/secret-strength.ts. Material that is printable text (base64 of a passphrase looks
+ * random; its content does not) is judged as that text; other material in hex, where a pattern
+ * of bytes is a pattern of characters whatever its period (in base64 only a period of a multiple
+ * of 3 bytes shows).
  */
 function checkHmacKeyMaterial(secret: Buffer): void {
   if (secret.length < MIN_HMAC_KEY_BYTES) {
-    throw new KeyFormatError(`an HMAC secret needs at least ${MIN_HMAC_KEY_BYTES} bytes of key material, this one has ${secret.length}; make one with: echo "whsec_$(openssl rand -base64 32)"`);
+    throw new KeyFormatError(`an HMAC secret needs at least ${MIN_HMAC_KEY_BYTES} bytes of key material, this one has ${secret.length}; ${HMAC_FIX}`);
   }
-  if (new Set(secret).size < 16) {
-    throw new KeyFormatError('the HMAC secret has too few distinct bytes to be random; make one with: echo "whsec_$(openssl rand -base64 32)"');
-  }
+  const judged = isPrintableText(secret) ? secret.toString('latin1') : secret.toString('hex');
+  const weakness = secretWeakness(judged, HMAC_FIX);
+  if (weakness) throw new KeyFormatError(`weak HMAC secret: ${weakness}`);
+}
+
+function isPrintableText(bytes: Buffer): boolean {
+  return bytes.every((b) => (b >= 0x20 && b <= 0x7e) || b === 0x09);
 }
 
 function requireEd25519(key: KeyObject): void {

@@ -14,7 +14,7 @@
  *   that loopback is not enough; honouring loopback beside it would undo that.
  *
  * The token file is checked like every secret file: not readable by others, strength by
- * auth/secret-strength.ts, RFC 6750 b64token characters (auth/bearer.ts `readTokenFile`). The
+ * crypto/secret-strength.ts, RFC 6750 b64token characters (auth/bearer.ts `readTokenFile`). The
  * presented token is compared in constant time (crypto/secret-compare.ts) and only its
  * fingerprint is ever logged.
  */

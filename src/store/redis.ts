@@ -20,6 +20,7 @@ import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { parseBanRecord, type BanRecord, type BanStore } from './ban-store.ts';
 import { StoreUnavailableError, type NonceResult, type NonceStore } from './store.ts';
+import { readPasswordFile } from '../config/files.ts';
 
 type StoreConfig = Config['store'];
 
@@ -32,7 +33,7 @@ export function connectRedis(config: StoreConfig, log: OperationalLog): Redis {
   const url = new URL(config.url!);
   const client = new Redis(config.url!, {
     keyPrefix: config.key_prefix,
-    ...(config.password_file !== undefined ? { password: readFileSync(config.password_file, 'utf8').trim() } : {}),
+    ...(config.password_file !== undefined ? { password: readPasswordFile(config.password_file) } : {}),
     ...(url.protocol === 'rediss:' ? { tls: { servername: url.hostname, ...(config.ca_file !== undefined ? { ca: readFileSync(config.ca_file) } : {}) } } : {}),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

@@ -78,6 +78,32 @@ t.test('serve refuses to start on a bad config, with exit 2', async (t) => {
   t.match(r.stderr, /role: /);
 });
 
+t.test('serve refuses a weak shared secret: the key, the file, the estimate, how to make one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'replguard-weak-'));
+  const secretFile = (name: string, content: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, content, { mode: 0o600 });
+    return f;
+  };
+  const passphrase = 'CorrectHorseBatteryStapleIsMyPassword';
+  const peerToken = secretFile('calgary.token', `${passphrase}\n`);
+  const adminToken = secretFile('admin.token', 'qwertyuiopasdfghjklzxcvbnmqwertyuiop\n');
+  const r = await runCli(['serve', '-c', writeConfig({
+    ...good(),
+    auth: { methods: ['mtls', 'bearer'] },
+    peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, token_files: [peerToken] }],
+    admin: { host: '127.0.0.1', port: 0, token_file: adminToken },
+  })]);
+  t.equal(r.code, 2, 'refuses to start');
+  const estimate = (key: string, file: string) => new RegExp(
+    `${key.replace(/[.[\]]/g, '\\$&')}: ${file}: weak secret: estimated at \\d+ bits by a conservative estimate, at least 128 are required \\(.+\\); \`replguard gen-token --out FILE\` makes one`,
+  );
+  t.match(r.stderr, estimate('peers[0].token_files[0]', peerToken), 'the peer token');
+  t.match(r.stderr, /peers\[0\]\.token_files\[0\]: .*dictionary words/);
+  t.match(r.stderr, estimate('admin.token_file', adminToken), 'the admin token');
+  t.notOk(r.stderr.includes(passphrase) || r.stderr.includes('qwerty'), 'no secret printed');
+});
+
 t.test('CLI usage errors are operator errors', async (t) => {
   t.equal((await runCli(['serve'])).code, 2, 'serve without -c');
   t.equal((await runCli(['no-such-command'])).code, 2);

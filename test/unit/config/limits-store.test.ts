@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
+import { generateToken } from '../../../src/cli/gen-token.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'replguard-limits-cfg-'));
 for (const f of ['server.crt', 'ca.crt', 'redis-ca.crt']) writeFileSync(join(dir, f), 'x', { mode: 0o644 });
-for (const f of ['server.key', 'redis.pass']) writeFileSync(join(dir, f), 'x', { mode: 0o600 });
+writeFileSync(join(dir, 'server.key'), 'x', { mode: 0o600 });
+writeFileSync(join(dir, 'redis.pass'), `${generateToken()}\n`, { mode: 0o600 });
+writeFileSync(join(dir, 'weak.pass'), 'CorrectHorseBatteryStapleIsMyPassword\n', { mode: 0o600 });
 writeFileSync(join(dir, 'open.pass'), 'x', { mode: 0o644 });
 
 const base = {
@@ -51,6 +54,7 @@ t.test('operator mistakes, each with its key path', async (t) => {
   t.same(problems({ store: { type: 'redis', url: 'redis://127.0.0.1:6379/x' } }), ['store.url']);
   t.same(problems({ store: { type: 'redis', url: 'redis://127.0.0.1', ca_file: 'redis-ca.crt' } }), ['store.ca_file'], 'a CA without TLS');
   t.same(problems({ store: { type: 'redis', url: 'redis://127.0.0.1', password_file: 'open.pass' } }), ['store.password_file'], 'a world-readable password file');
+  t.same(problems({ store: { type: 'redis', url: 'redis://127.0.0.1', password_file: 'weak.pass' } }), ['store.password_file'], 'a weak password: a shared secret like the tokens');
   t.same(problems({ store: { url: 'redis://127.0.0.1' } }), ['store.url'], 'a URL with the memory store');
   t.same(problems({ store: { type: 'redis', url: 'redis://127.0.0.1', key_prefix: 'has space' } }), ['store.key_prefix']);
   t.same(problems({ limits: { ban_duration: '1500ms' } }), ['limits.ban_duration'], 'not whole seconds');

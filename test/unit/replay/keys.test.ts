@@ -33,6 +33,8 @@ t.test('refused verification keys', async (t) => {
     ['16 bytes of HMAC key', makeHmacKey(16).text],
     ['32 zero bytes', `whsec_${Buffer.alloc(32).toString('base64')}`],
     ['32 bytes of an ASCII word', `whsec_${Buffer.from('passwordpasswordpasswordpassword').toString('base64')}`],
+    ['a passphrase in base64', `whsec_${Buffer.from('CorrectHorseBatteryStapleIsMyPassword').toString('base64')}`],
+    ['16 distinct bytes, twice over', `whsec_${Buffer.from([...Array(16).keys(), ...Array(16).keys()].map((i) => i * 17)).toString('base64')}`],
     ['whsec_ with URL-safe base64', `whsec_-${randomBytes(33).toString('base64url').slice(1)}`],
     ['whsec_ without base64', 'whsec_not base64!'],
     ['whpk_ of 31 bytes', `whpk_${randomBytes(31).toString('base64')}`],
@@ -44,6 +46,8 @@ t.test('refused verification keys', async (t) => {
     ['empty', ''],
   ];
   for (const [name, text] of cases) t.equal(formError(() => parseVerifyKey(text)), 'KeyFormatError', name);
+  t.throws(() => parseVerifyKey(`whsec_${Buffer.from('CorrectHorseBatteryStapleIsMyPassword').toString('base64')}`), /weak HMAC secret: estimated at \d+ bits .*at least 128 are required/);
+  for (let i = 0; i < 5; i++) t.doesNotThrow(() => parseVerifyKey(makeHmacKey(32).text), 'random 32 bytes pass');
 });
 
 t.test('signing keys: whsec_, whsk_ (seed, or seed + public), PEM private', async (t) => {

@@ -1,0 +1,139 @@
+/**
+ * How strong a shared secret is: bearer secrets (`peers[].token_files`, `admin.token_file`, the
+ * signer's `credentials.token_file`), HMAC signature secrets (`whsec_`, replay/keys.ts) and the
+ * Redis password (`store.password_file`). A secret is refused, at start-up and at every reload,
+ * when a conservative estimate of the guesses an attacker needs is below 2^128
+ * (`MIN_SECRET_BITS`), or when it is shorter than 32 bytes (`MIN_SECRET_BYTES`).
+ *
+ * The estimate is the smaller of two:
+ *  - zxcvbn (`@zxcvbn-ts/core` with the common and English dictionaries): log2 of its guesses.
+ *    It finds dictionary words (also l33t, reversed, capitalised), common passwords, names,
+ *    keyboard walks, repeats (`aaaa`, `abcabc`), sequences (`abcd`, `1357`), dates and years,
+ *    and counts each character it cannot explain as one of 10 (its deliberately low brute-force
+ *    cardinality). So a secret needs at least 39 characters that match no pattern, whatever its
+ *    alphabet: 32 random hex characters (128 random bits) are credited about 100 bits and refused,
+ *    because no estimate can see that they were drawn at random rather than typed.
+ *  - length x log2(distinct symbols used): a secret written with few symbols is a pattern or a
+ *    small alphabet (`0100110...` is 1 bit a character, whatever zxcvbn finds in it).
+ * A passphrase can pass: ten words drawn at random from a large list hold about 128 bits, and
+ * zxcvbn credits them about that; `CorrectHorseBatteryStapleIsMyPassword` gets about 69.
+ *
+ * Cost (measured on Node 20): importing the dictionaries about 0.15 s, building zxcvbn's ranked
+ * dictionaries about 0.2 s, once per process on the first check; each check then about 20 ms on
+ * a gen-token secret, with `l33tMaxSubstitutions` at 5 (zxcvbn's default, 100, takes about
+ * 250 ms on random base64url because every digit is a possible l33t letter; 5 still finds
+ * `P4ssw0rd`). Deno loads the same packages from node_modules.
+ * zxcvbn's cost grows with the length, so it sees only the first `JUDGED_PREFIX_CHARS` (100)
+ * characters, and so does the second estimate: a longer secret is judged on its prefix (a
+ * weak prefix refuses it, a strong one is enough). Verdicts are kept by SHA-256 of the secret
+ * so that a reload every few seconds does not redo the work for unchanged files.
+ *
+ * `replguard gen-token` output (32 random bytes, base64url, 43 characters: at most about 143
+ * bits by zxcvbn's count) passes; gen-token redraws in the rare case a draw is refused (see the
+ * unit test's sample).
+ */
+import { createHash } from 'node:crypto';
+import { ZxcvbnFactory, type MatchExtended } from '@zxcvbn-ts/core';
+import * as zxcvbnCommon from '@zxcvbn-ts/language-common';
+import * as zxcvbnEn from '@zxcvbn-ts/language-en';
+
+/** Shortest acceptable secret, in bytes (of the file's content, after the trailing newline). */
+export const MIN_SECRET_BYTES = 32;
+
+/** Least estimated strength, in bits (log2 of the guesses needed). */
+export const MIN_SECRET_BITS = 128;
+
+/** Characters of a secret that are judged; the rest is neither credited nor held against it. */
+export const JUDGED_PREFIX_CHARS = 100;
+
+/** How to make a secret that passes, for the messages. */
+export const GEN_TOKEN_HINT = '`replguard gen-token --out FILE` makes one';
+
+const L33T_MAX_SUBSTITUTIONS = 5;
+
+/** Verdicts kept (by SHA-256 of the secret); the cache is emptied when full. */
+const CACHE_ENTRIES = 4096;
+
+export interface SecretStrength {
+  /** The conservative estimate, in bits, rounded down. */
+  readonly bits: number;
+  /** False when the secret is longer than `JUDGED_PREFIX_CHARS` and only its prefix was judged. */
+  readonly judgedAll: boolean;
+  /** What lowered the estimate, in words fit for an operator (never a part of the secret). */
+  readonly findings: readonly string[];
+}
+
+let factory: ZxcvbnFactory | undefined;
+function zxcvbn(): ZxcvbnFactory {
+  factory ??= new ZxcvbnFactory({
+    dictionary: { ...zxcvbnCommon.dictionary, ...zxcvbnEn.dictionary },
+    graphs: zxcvbnCommon.adjacencyGraphs,
+    translations: zxcvbnEn.translations,
+    maxLength: JUDGED_PREFIX_CHARS,
+    l33tMaxSubstitutions: L33T_MAX_SUBSTITUTIONS,
+  });
+  return factory;
+}
+
+const cache = new Map<string, SecretStrength>();
+
+/** The conservative strength estimate of `secret` (see the module comment). */
+export function estimateSecretStrength(secret: string): SecretStrength {
+  const key = createHash('sha256').update(secret).digest('hex');
+  const known = cache.get(key);
+  if (known) return known;
+  const strength = estimate(secret);
+  if (cache.size >= CACHE_ENTRIES) cache.clear();
+  cache.set(key, strength);
+  return strength;
+}
+
+function estimate(secret: string): SecretStrength {
+  const judged: string[] = [];
+  for (const ch of secret) {
+    if (judged.length === JUDGED_PREFIX_CHARS) break;
+    judged.push(ch);
+  }
+  const result = zxcvbn().check(judged.join(''));
+  const zxcvbnBits = result.guessesLog10 * Math.log2(10);
+  const distinct = new Set(judged).size;
+  const alphabetBits = distinct <= 1 ? 0 : judged.length * Math.log2(distinct);
+  const findings = describe(result.sequence);
+  if (alphabetBits < zxcvbnBits) findings.push(`it uses only ${distinct} distinct symbol${distinct === 1 ? '' : 's'}`);
+  return { bits: Math.floor(Math.min(zxcvbnBits, alphabetBits)), judgedAll: judged.join('').length === secret.length, findings };
+}
+
+/** zxcvbn's matches as operator words, each kind once, in the order found. */
+function describe(sequence: readonly MatchExtended[]): string[] {
+  const words = new Set<string>();
+  for (const m of sequence) {
+    switch (m.pattern) {
+      case 'dictionary':
+        words.add(m.l33t ? 'dictionary words in l33t spelling' : m.reversed ? 'reversed dictionary words' : 'dictionary words or common passwords');
+        break;
+      case 'spatial': words.add('a keyboard walk'); break;
+      case 'repeat': words.add('a repeated pattern'); break;
+      case 'sequence': words.add('a regular sequence (abcd, 1357)'); break;
+      case 'date': words.add('a date'); break;
+      case 'regex': words.add('a recent year'); break;
+      default: break; // bruteforce, separators: what the estimate credits in full
+    }
+  }
+  return [...words].map((w) => `it contains ${w}`);
+}
+
+/**
+ * Why `secret` is too weak, or undefined when it passes. The message says the estimate and the
+ * requirement, never the secret nor a part of it; the caller adds the file and the key path, and
+ * `fix` (default: gen-token).
+ */
+export function secretWeakness(secret: string, fix: string = GEN_TOKEN_HINT): string | undefined {
+  const bytes = Buffer.byteLength(secret, 'utf8');
+  const strength = estimateSecretStrength(secret);
+  if (bytes >= MIN_SECRET_BYTES && strength.bits >= MIN_SECRET_BITS) return undefined;
+  const why = [...strength.findings];
+  if (bytes < MIN_SECRET_BYTES) why.unshift(`it is ${bytes} bytes long, at least ${MIN_SECRET_BYTES} are required`);
+  if (!strength.judgedAll) why.push(`only its first ${JUDGED_PREFIX_CHARS} characters are judged`);
+  const reasons = why.length > 0 ? ` (${why.join('; ')})` : '';
+  return `estimated at ${strength.bits} bits by a conservative estimate, at least ${MIN_SECRET_BITS} are required${reasons}; ${fix}`;
+}
