@@ -101,7 +101,7 @@ export const REASONS = {
   BODY_NOT_OBJECT: { status: 400, alert: false, description: 'the JSON body is not an object' },
   BODY_JSON_TOO_DEEP: { status: 400, alert: false, description: 'the JSON body nests objects and arrays deeper than limits.max_json_depth (default 32); found over the raw bytes before anything is parsed' },
   BODY_JSON_TOO_MANY_KEYS: { status: 400, alert: false, description: 'an object in the JSON body has more keys than limits.max_json_keys_per_object (default 1000); found before anything is parsed' },
-  BODY_JSON_TOO_MANY_VALUES: { status: 413, alert: false, description: 'the JSON body holds more values and keys than limits.max_json_values (default 500000); found before anything is parsed: split the batch' },
+  BODY_JSON_TOO_MANY_VALUES: { status: 413, alert: false, description: 'the JSON body holds more values and keys than limits.max_json_values (default 200000); found before anything is parsed: split the batch' },
   BODY_DUPLICATE_KEY: { status: 400, alert: false, description: 'an object in the body repeats a key (compared after unescaping and case folding), at any depth' },
   BODY_SOURCE_POP_MISSING: { status: 400, alert: false, description: 'the body has no string source_pop' },
   BODY_SOURCE_POP_MISMATCH: { status: 403, alert: true, description: "the body's source_pop is not the authenticated POP" },
