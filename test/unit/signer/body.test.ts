@@ -56,6 +56,9 @@ t.test('refused with the guard\'s reason codes', async (t) => {
     ['not an object', '"calgary-01"', 'BODY_NOT_OBJECT'],
     ['a repeated key', '{"nonce":"a","Nonce":"b"}', 'BODY_DUPLICATE_KEY'],
     ['invalid UTF-8', '{"entries":["\xff"]}', 'BODY_NOT_UTF8'],
+    ['nested past limits.max_json_depth', `{"entries":${'['.repeat(40)}${']'.repeat(40)}}`, 'BODY_JSON_TOO_DEEP'],
+    ['more keys than limits.max_json_keys_per_object', `{${Array.from({ length: 1001 }, (_, i) => `"k${i}":0`).join(',')}}`, 'BODY_JSON_TOO_MANY_KEYS'],
+    ['more values than limits.max_json_values', `{"entries":[${Array(200_000).fill('0').join(',')}]}`, 'BODY_JSON_TOO_MANY_VALUES'],
   ];
   for (const [name, input, reason] of cases) {
     const raw = name === 'invalid UTF-8' ? Buffer.from(input, 'latin1') : Buffer.from(input);
