@@ -7,9 +7,12 @@
  * costs a pass over the bytes up to the first one beyond a bound, and nothing else.
  *
  * Hand-written: JSON.parse has no bound on depth or size of what it builds, and no well-kept
- * JavaScript JSON library checks depth and member counts before building the tree (the
- * streaming tokenizers, e.g. @streamparser/json or stream-json, emit a token object per value,
- * the very allocation per token this pass exists to avoid, and bound nothing themselves). The
+ * JavaScript JSON library checks depth and member counts before building the tree: fastify's
+ * secure-json-parse guards only `__proto__` / `constructor` keys; the streaming tokenizers
+ * (@streamparser/json, stream-json) emit an object per token, the very allocation per token
+ * this pass exists to avoid, and bound nothing; the few small packages that do bound depth and
+ * keys are single-author, unmaintained, and cannot stop and resume between slices. (Parsers of
+ * other languages bound depth by default: Boost.JSON's max_depth is 32, as ours.) The
  * pass is a small state machine over bytes, one step per byte, allocating nothing per token;
  * its state is a few numbers and two arrays sized by `max_json_depth`, so it can stop anywhere
  * and go on with the next slice of the body, which is how a large body is scanned without
