@@ -177,3 +177,18 @@ t.test('parseReplicationBodyInSlices: the same outcomes, the work counted', asyn
   t.equal(await outcome(pathological.nestedArrays(100_000), deep), 'BODY_JSON_TOO_DEEP');
   t.same(deep, { structureSlices: 1, keySlices: 0 }, 'refused in the first slice; nothing decoded, parsed or key-scanned');
 });
+
+t.test('with the default pause, other callbacks run between two slices', async (t) => {
+  const body = bytes(`${HEAD}[${Array(20_000).fill('{"id":1,"v":"x"}').join(',')}]}`);
+  let done = false;
+  const scan = scanJsonStructure(body, DEFAULTS).then((r) => {
+    done = true;
+    return r;
+  });
+  // Queued after the scan's first pause: it runs while the scan still has slices to go.
+  let ranDuringScan = false;
+  setImmediate(() => (ranDuringScan = !done));
+  const r = await scan;
+  t.ok(r.slices >= 3, `${r.slices} slices`);
+  t.ok(ranDuringScan, 'another callback ran between two slices');
+});
