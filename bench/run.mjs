@@ -15,6 +15,9 @@ import { measure } from './lib/load.mjs';
 import { aggregate, renderMarkdown } from './lib/report.mjs';
 import { killAll, stopProcess, runBounded } from './lib/proc.mjs';
 
+/** Where run.mjs's own report ends in RESULTS.md; what follows is kept on a rerun. */
+const APPENDIX_MARKER = '<!-- appendix: recorded by hand, kept by run.mjs -->';
+
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.dirname(benchDir);
 const HTTP_PROXY_VERSION = '1.18.1';
@@ -227,7 +230,12 @@ async function main() {
   for (const u of unavailable) meta.notes.push(`${u.name} was not measurable in this run: ${u.reason}`);
   const result = { meta, scenarios, targets: measuredTargets.map(({ name, about }) => ({ name, about })), unavailable, preflights, runs, aggregate: agg };
   writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(path.join(outDir, 'RESULTS.md'), renderMarkdown({ ...result, agg, targets: measuredTargets }));
+  // The figures of the other bench scripts (e.g. json-contract.mjs) live below APPENDIX_MARKER
+  // in the same file, recorded by hand with their command: a rerun keeps them.
+  const resultsPath = path.join(outDir, 'RESULTS.md');
+  const previous = existsSync(resultsPath) ? readFileSync(resultsPath, 'utf8') : '';
+  const appendix = previous.includes(APPENDIX_MARKER) ? previous.slice(previous.indexOf(APPENDIX_MARKER)) : '';
+  writeFileSync(resultsPath, `${renderMarkdown({ ...result, agg, targets: measuredTargets })}${appendix ? `\n${appendix}` : ''}`);
   log(`bench: wrote ${path.relative(repoRoot, path.join(outDir, 'RESULTS.md'))} and results.json`);
 
   for (const sc of scenarios) {

@@ -181,6 +181,23 @@ const listenerLimits = {
   keep_alive_timeout: duration('75s').default(75_000),
   /** Most simultaneous client connections; more are refused at accept. */
   max_connections: z.number().int().min(1).default(1024),
+  /**
+   * Most objects and arrays open at once in the JSON body (the body object is 1, `entries` 2,
+   * an entry 3). Deeper: 400 BODY_JSON_TOO_DEEP, found over the raw bytes before anything is
+   * parsed (the signer refuses the same body from its primary, same code). Default 32; 2 to 1000.
+   */
+  max_json_depth: z.number().int().min(2).max(1000).default(32),
+  /**
+   * Most keys in one JSON object of the body. More: 400 BODY_JSON_TOO_MANY_KEYS, before
+   * parsing. Default 1000; at least 4 (the body's own source_pop, entries, timestamp, nonce).
+   */
+  max_json_keys_per_object: z.number().int().min(4).default(1000),
+  /**
+   * Most values in the JSON body, keys included (every object, array, string, number, true,
+   * false, null and key counts one). More: 413 BODY_JSON_TOO_MANY_VALUES, before parsing:
+   * split the batch. Bounds what parsing and the key scan cost. Default 200000 (about 12,000 entries of a dozen fields); at least 16.
+   */
+  max_json_values: z.number().int().min(16).default(200_000),
 };
 
 export const configSchema = z.strictObject({

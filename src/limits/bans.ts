@@ -57,12 +57,15 @@ const SWEEP_BATCH = 500;
 const COUNTED_FAMILIES = ['TLS_CLIENT_CERT_', 'AUTH_', 'SIGNATURE_', 'REPLAY_'] as const;
 /**
  * ...and malformed requests: unparseable, oversized headers, smuggling forms, path tricks, and
- * a body that breaks the replication contract (the replay issue's BODY_* codes; not
- * BODY_TOO_LARGE or BODY_INCOMPLETE, which an honest client meets on a bad network).
+ * a body that breaks the replication contract (the replay issue's BODY_* codes, and a JSON
+ * shape no honest signer sends: too deep, too many keys in one object; not BODY_TOO_LARGE,
+ * BODY_JSON_TOO_MANY_VALUES (an oversized batch) or BODY_INCOMPLETE, which an honest client
+ * meets with a large batch or on a bad network).
  */
 const COUNTED_MALFORMED: ReadonlySet<string> = new Set([
   'TLS_HANDSHAKE_MALFORMED', 'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_FRAMING_INVALID', 'ROUTE_TARGET_INVALID',
   'BODY_CONTENT_TYPE_INVALID', 'BODY_NOT_UTF8', 'BODY_NOT_JSON', 'BODY_NOT_OBJECT', 'BODY_DUPLICATE_KEY', 'BODY_ENTRIES_INVALID',
+  'BODY_JSON_TOO_DEEP', 'BODY_JSON_TOO_MANY_KEYS',
   'BODY_SOURCE_POP_MISSING', 'BODY_SOURCE_POP_MISMATCH', 'BODY_TIMESTAMP_MISMATCH', 'BODY_NONCE_MISMATCH',
 ]);
 

@@ -10,9 +10,11 @@
  * after unescaping and case folding is refused at any depth, a lone surrogate is refused
  * anywhere, and the top-level fields are looked up case-insensitively.
  */
+import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection, type Reason } from '../pipeline/reasons.ts';
 import type { Stage } from '../pipeline/stage.ts';
+import { JSON_SCAN_SLICE_BYTES, nextTurn, scanJsonStructure, scanJsonStructureSync, type JsonBounds, type JsonScanOptions } from './json-structure.ts';
 
 /** The parsed body's top-level fields that the contract reads, looked up case-insensitively. */
 export interface ReplicationBody {
@@ -42,8 +44,64 @@ export function checkContentType(value: string | undefined): void {
   }
 }
 
-/** Decodes and parses the body; throws a Rejection unless it is a strict JSON object. */
-export function parseReplicationBody(body: Buffer): ReplicationBody {
+/** The structure bounds of the config (`limits.max_json_*`). */
+export function jsonBounds(limits: Pick<Config['limits'], 'max_json_depth' | 'max_json_keys_per_object' | 'max_json_values'>): JsonBounds {
+  return { maxDepth: limits.max_json_depth, maxKeysPerObject: limits.max_json_keys_per_object, maxValues: limits.max_json_values };
+}
+
+/**
+ * Checks the structure bounds, decodes and parses the body, all at once; throws a Rejection
+ * unless it is a strict JSON object within the bounds. For bodies of one slice (and tests);
+ * the stage scans larger ones in slices (parseReplicationBodyInSlices).
+ */
+export function parseReplicationBody(body: Buffer, bounds: JsonBounds): ReplicationBody {
+  const { problem } = scanJsonStructureSync(body, bounds);
+  if (problem) throw new Rejection(problem.reason, problem.detail);
+  const { text, value } = decodeAndParse(body);
+  const keyProblem = findKeyProblem(text);
+  if (keyProblem) throw new Rejection(keyProblem.reason, keyProblem.detail);
+  return topLevelFields(value);
+}
+
+/** The work a sliced parse did, for tests and the bench. */
+export interface SlicedParseStats {
+  /** Slices of the structure scan (bytes). */
+  structureSlices: number;
+  /** Slices of the key scan (characters), 0 when the structure scan refused the body. */
+  keySlices: number;
+}
+
+/**
+ * parseReplicationBody for a large body: the structure scan and the key scan run in slices of
+ * `sliceBytes` with the event loop given back in between (`pause`), so that other connections
+ * wait for one slice at most; in between, the decoding and JSON.parse run at once (no
+ * incremental parser is at hand), their cost bounded by the size limit and the structure bounds.
+ */
+export async function parseReplicationBodyInSlices(
+  body: Buffer,
+  bounds: JsonBounds,
+  options: JsonScanOptions = {},
+  stats: SlicedParseStats = { structureSlices: 0, keySlices: 0 },
+): Promise<ReplicationBody> {
+  const sliceBytes = options.sliceBytes ?? JSON_SCAN_SLICE_BYTES;
+  const pause = options.pause ?? nextTurn;
+  const scanned = await scanJsonStructure(body, bounds, { sliceBytes, pause });
+  stats.structureSlices = scanned.slices;
+  if (scanned.problem) throw new Rejection(scanned.problem.reason, scanned.problem.detail);
+  await pause();
+  const { text, value } = decodeAndParse(body);
+  const keys = new KeyScanner(text);
+  for (;;) {
+    await pause();
+    const problem = keys.scan(keys.position + sliceBytes);
+    stats.keySlices += 1;
+    if (problem) throw new Rejection(problem.reason, problem.detail);
+    if (keys.done) break;
+  }
+  return topLevelFields(value);
+}
+
+function decodeAndParse(body: Buffer): { text: string; value: object } {
   let text: string;
   try {
     text = UTF8.decode(body);
@@ -59,10 +117,11 @@ export function parseReplicationBody(body: Buffer): ReplicationBody {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new Rejection('BODY_NOT_OBJECT', `the JSON body is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`);
   }
-  const problem = findKeyProblem(text);
-  if (problem) throw new Rejection(problem.reason, problem.detail);
+  return { text, value };
+}
 
-  // Top-level lookups by folded name: after the scan above, at most one key folds to each.
+function topLevelFields(value: object): ReplicationBody {
+  // Top-level lookups by folded name: after the key scan, at most one key folds to each.
   const folded = new Map<string, unknown>();
   for (const [key, v] of Object.entries(value)) folded.set(foldKey(key), v);
   return {
@@ -107,19 +166,35 @@ export function checkReplicationBody(body: ReplicationBody, facts: BodyFacts): n
  * Step 7's body check. Runs after the signature stage when there is one (then the request's
  * webhook-id and timestamp are verified facts on the context); without signatures the body's
  * own timestamp and nonce are not compared with anything, since unsigned headers prove nothing.
+ * The structure bounds (`limits.max_json_depth`, `max_json_keys_per_object`, `max_json_values`)
+ * are checked over the bytes before anything is decoded or parsed; a body larger than one slice
+ * (64 KiB) is checked in slices, the event loop given back in between.
  */
-export function createBodyContractStage(): Stage {
+export function createBodyContractStage(
+  config: { readonly limits: Pick<Config['limits'], 'max_json_depth' | 'max_json_keys_per_object' | 'max_json_values'> },
+  options: JsonScanOptions = {},
+): Stage {
+  const bounds = jsonBounds(config.limits);
+  const sliceBytes = options.sliceBytes ?? JSON_SCAN_SLICE_BYTES;
   return {
     name: 'body-contract',
     run(ctx: RequestContext) {
       // The mTLS stage sets the POP first; without one nothing can be checked: fail closed.
-      if (ctx.pop === undefined) throw new Rejection('BODY_SOURCE_POP_MISMATCH', 'no authenticated POP before the body contract');
+      const pop = ctx.pop;
+      if (pop === undefined) throw new Rejection('BODY_SOURCE_POP_MISMATCH', 'no authenticated POP before the body contract');
       checkContentType(ctx.req.headers['content-type']);
-      const body = parseReplicationBody(ctx.body ?? Buffer.alloc(0));
-      ctx.entries = checkReplicationBody(body, {
-        pop: ctx.pop,
+      const body = ctx.body ?? Buffer.alloc(0);
+      const facts = {
+        pop,
         timestampSeconds: ctx.webhookTimestamp,
         webhookId: ctx.webhookTimestamp !== undefined ? ctx.webhookId : undefined,
+      };
+      if (body.length <= sliceBytes) {
+        ctx.entries = checkReplicationBody(parseReplicationBody(body, bounds), facts);
+        return;
+      }
+      return parseReplicationBodyInSlices(body, bounds, { sliceBytes, pause: options.pause }).then((parsed) => {
+        ctx.entries = checkReplicationBody(parsed, facts);
       });
     },
   };
@@ -143,58 +218,102 @@ export function foldKey(key: string): string {
  * this scanner only tracks structure: it needs no error handling, and it is iterative (an
  * explicit stack), so nesting depth cannot overflow the call stack.
  */
-export function findKeyProblem(text: string): { reason: Reason; detail: string } | undefined {
-  // One entry per open container: the folded keys seen so far for an object, null for an array.
-  const stack: Array<Set<string> | null> = [];
-  let expectKey = false;
-  let depth = 0;
-  const n = text.length;
-  let i = 0;
-  // Where the next backslash is (n when there is none left): looked up again only once the scan
-  // has passed it, so finding escapes stays linear in the body's length.
-  let nextEscape = -1;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      const end = stringEnd(text, i);
-      if (nextEscape < i) {
-        nextEscape = text.indexOf('\\', i + 1);
-        if (nextEscape === -1) nextEscape = n;
-      }
-      const hasEscape = nextEscape < end;
-      // Only an escape can spell a lone surrogate (JSON.parse accepted the text, and a JS string
-      // decoded from valid UTF-8 holds none): unescaped strings cost no copy.
-      let value: string | undefined;
-      if (hasEscape) {
-        value = JSON.parse(text.slice(i, end + 1)) as string;
-        if (LONE_SURROGATE.test(value)) return { reason: 'BODY_NOT_UTF8', detail: 'a JSON string escapes a lone surrogate' };
-      }
-      const top = stack[depth - 1];
-      if (expectKey && top) {
-        value ??= text.slice(i + 1, end);
-        const key = foldKey(value);
-        if (top.has(key)) return { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${depth}${key === value ? '' : ' (after case folding)'}` };
-        top.add(key);
-        expectKey = false;
-      }
-      i = end + 1;
-      continue;
-    }
-    if (c === 0x7b /* { */) {
-      stack[depth++] = new Set();
-      expectKey = true;
-    } else if (c === 0x5b /* [ */) {
-      stack[depth++] = null;
-      expectKey = false;
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      stack[--depth] = null;
-      expectKey = false;
-    } else if (c === 0x2c /* , */) {
-      expectKey = stack[depth - 1] != null;
-    }
-    i += 1;
+export function findKeyProblem(text: string): KeyProblem | undefined {
+  const scanner = new KeyScanner(text);
+  return scanner.scan(text.length);
+}
+
+export interface KeyProblem {
+  readonly reason: Reason;
+  readonly detail: string;
+}
+
+/**
+ * findKeyProblem as a pass that can stop and go on: `scan(until)` reads on to the character
+ * index `until` (or a little past it, to the end of the string it is in) and returns the
+ * problem found so far. The body contract stage scans a large body in slices this way, giving
+ * the event loop back in between. Linear: every character is passed once, by indexOf or by
+ * the loop; an object's key set is made at its first key (an empty object costs none).
+ */
+export class KeyScanner {
+  /** Where the scan has got to (a character index). */
+  position = 0;
+  private readonly text: string;
+  // One entry per open container: the folded keys seen so far for an object (0 before its
+  // first key), null for an array.
+  private readonly stack: Array<Set<string> | 0 | null> = [];
+  private expectKey = false;
+  private depth = 0;
+  // Where the next backslash is (text.length when there is none left): looked up again only
+  // once the scan has passed it, so finding escapes stays linear in the body's length.
+  private nextEscape = -1;
+  private problem: KeyProblem | undefined;
+
+  constructor(text: string) {
+    this.text = text;
   }
-  return undefined;
+
+  get done(): boolean {
+    return this.problem !== undefined || this.position >= this.text.length;
+  }
+
+  scan(until: number): KeyProblem | undefined {
+    if (this.problem) return this.problem;
+    const { text, stack } = this;
+    const n = Math.min(until, text.length);
+    let { expectKey, depth, nextEscape, position: i } = this;
+    let problem: KeyProblem | undefined;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22 /* " */) {
+        const end = stringEnd(text, i);
+        if (nextEscape < i) {
+          nextEscape = text.indexOf('\\', i + 1);
+          if (nextEscape === -1) nextEscape = text.length;
+        }
+        const hasEscape = nextEscape < end;
+        // Only an escape can spell a lone surrogate (JSON.parse accepted the text, and a JS string
+        // decoded from valid UTF-8 holds none): unescaped strings cost no copy.
+        let value: string | undefined;
+        if (hasEscape) {
+          value = JSON.parse(text.slice(i, end + 1)) as string;
+          if (LONE_SURROGATE.test(value)) {
+            problem = { reason: 'BODY_NOT_UTF8', detail: 'a JSON string escapes a lone surrogate' };
+            break;
+          }
+        }
+        const top = stack[depth - 1];
+        if (expectKey && top !== null && top !== undefined) {
+          value ??= text.slice(i + 1, end);
+          const key = foldKey(value);
+          const keys = top === 0 ? (stack[depth - 1] = new Set()) : top;
+          if (keys.has(key)) {
+            problem = { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${depth}${key === value ? '' : ' (after case folding)'}` };
+            break;
+          }
+          keys.add(key);
+          expectKey = false;
+        }
+        i = end + 1;
+        continue;
+      }
+      if (c === 0x7b /* { */) {
+        stack[depth++] = 0;
+        expectKey = true;
+      } else if (c === 0x5b /* [ */) {
+        stack[depth++] = null;
+        expectKey = false;
+      } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+        stack[--depth] = null;
+        expectKey = false;
+      } else if (c === 0x2c /* , */) {
+        expectKey = stack[depth - 1] != null;
+      }
+      i += 1;
+    }
+    Object.assign(this, { expectKey, depth, nextEscape, position: i, problem });
+    return problem;
+  }
 }
 
 /** Index of the quote closing the string that opens at `start` (skips escaped quotes). */

@@ -98,7 +98,7 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     createBodyStage(config),
     // 7. Freshness, replay, integrity.
     ...(signature ? [signature] : []),
-    createBodyContractStage(),
+    createBodyContractStage(config),
     // 8. Proxy.
     forward,
   ];

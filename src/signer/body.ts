@@ -14,6 +14,7 @@
  * replaced, found by a scan of the top-level members of the already-validated text.
  */
 import { foldKey, parseReplicationBody, stringEnd } from '../replay/body-contract.ts';
+import type { JsonBounds } from '../replay/json-structure.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 
 export interface PreparedBody {
@@ -33,9 +34,12 @@ interface Member {
   readonly end: number;
 }
 
-/** Checks and prepares the body; throws a Rejection with the guard's reason code when it cannot pass. */
-export function prepareBody(raw: Buffer, pop: string): PreparedBody {
-  const body = parseReplicationBody(raw);
+/**
+ * Checks and prepares the body; throws a Rejection with the guard's reason code when it cannot
+ * pass. `bounds`: the signer's own `limits.max_json_*` (keep them within the guard's).
+ */
+export function prepareBody(raw: Buffer, pop: string, bounds: JsonBounds): PreparedBody {
+  const body = parseReplicationBody(raw, bounds);
   if (body.has.sourcePop && typeof body.sourcePop !== 'string') throw new Rejection('BODY_SOURCE_POP_MISSING', 'source_pop is not a string');
   if (typeof body.sourcePop === 'string' && body.sourcePop !== pop) {
     throw new Rejection('BODY_SOURCE_POP_MISMATCH', `source_pop ${JSON.stringify(body.sourcePop.slice(0, 64))} is not this POP (${pop})`);

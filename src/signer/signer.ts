@@ -29,6 +29,7 @@ import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { sendRejection, setSecurityHeaders } from '../pipeline/respond.ts';
 import { downstreamResponseHeaders } from '../proxy/headers.ts';
 import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts';
+import { jsonBounds } from '../replay/body-contract.ts';
 import { newWebhookId, signRequest } from '../replay/signature.ts';
 import { startAdminServer } from '../server/admin.ts';
 import { drainServer, plainAddress, writeRawRefusal } from '../server/drain.ts';
@@ -72,6 +73,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   const target = backupTarget(config.backup);
   const maxAttempts = config.retry.max_retries + 1;
   const bodyStage = createBodyStage(config);
+  const bodyBounds = jsonBounds(config.limits);
 
   let agent: Agent | undefined;
   let agentFingerprint = '';
@@ -152,7 +154,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       checkRoute(req);
       ctx.path = SIGNER_ROUTE.path;
       await bodyStage.run(ctx);
-      prepared = prepareBody(ctx.body!, config.pop_id);
+      prepared = prepareBody(ctx.body!, config.pop_id, bodyBounds);
     } catch (err) {
       if (!(err instanceof Rejection)) throw err;
       sendRejection(res, ctx.id, err, draining);

@@ -37,6 +37,7 @@ t.test('defaults', async (t) => {
   t.match(limits, {
     rate_per_minute: 60, rate_burst: 0, rate_burst_window: 600_000, address_rate_per_minute: 600,
     ban_after_failures: 10, failure_window: 600_000, ban_duration: 3_600_000, max_tracked_addresses: 50_000,
+    max_json_depth: 32, max_json_keys_per_object: 1000, max_json_values: 200_000,
   });
   t.same(store, { type: 'memory', key_prefix: 'replguard:', command_timeout: 1000 });
 });
@@ -48,6 +49,12 @@ t.test('a redis store; files resolved against the config folder', async (t) => {
 });
 
 t.test('operator mistakes, each with its key path', async (t) => {
+  t.same(problems({ limits: { max_json_depth: 1 } }), ['limits.max_json_depth'], 'the body and its entries need depth 2');
+  t.same(problems({ limits: { max_json_depth: 1001 } }), ['limits.max_json_depth']);
+  t.same(problems({ limits: { max_json_keys_per_object: 3 } }), ['limits.max_json_keys_per_object'], 'the body has four keys of its own');
+  t.same(problems({ limits: { max_json_values: 15 } }), ['limits.max_json_values']);
+  t.same(problems({ limits: { max_json_values: '200000' } }), ['limits.max_json_values'], 'no coercion from a string');
+  t.same(problems({ limits: { max_json_depth: 2.5 } }), ['limits.max_json_depth']);
   t.same(problems({ store: { type: 'redis' } }), ['store.url']);
   t.same(problems({ store: { type: 'redis', url: 'redis://:secret@127.0.0.1:6379' } }), ['store.url'], 'password in the URL');
   t.same(problems({ store: { type: 'redis', url: 'http://127.0.0.1:6379' } }), ['store.url']);

@@ -53,6 +53,7 @@ t.test('defaults: loopback 127.0.0.1:8080, TLS 1.3, 5 retries, no credential', a
   t.same(c.credentials, {});
   t.equal(c.reload_interval, 60_000);
   t.equal(c.limits.max_body_bytes, 10 * 1024 * 1024);
+  t.match(c.limits, { max_json_depth: 32, max_json_keys_per_object: 1000, max_json_values: 200_000 }, 'the guard\'s JSON bounds');
   const jwt = parseRoleConfig(YAML.stringify(primary({ credentials: { jwt: { key_file: jwtKey } } })), FILE);
   t.same(jwt.role === 'primary' && jwt.config.credentials.jwt, { key_file: jwtKey, ttl: 60_000, issuer: 'replguard', bind_cert: false });
   t.same(problems(primary({ signing_keys: [writeKeyFile(`whsk_${Buffer.from(ed.privateKey.export({ format: 'jwk' }).d!, 'base64url').toString('base64')}`)] })), [], 'a whsk_ key signs');

@@ -3,12 +3,17 @@
 import t from 'tap';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 import { checkContentType, checkReplicationBody, findKeyProblem, parseReplicationBody } from '../../../src/replay/body-contract.ts';
+import { configSchema } from '../../../src/config/schema.ts';
+import { jsonBounds } from '../../../src/replay/body-contract.ts';
+
+// The documented defaults (limits.max_json_*).
+const BOUNDS = jsonBounds(configSchema.shape.limits.parse({}));
 
 const facts = { pop: 'calgary-01', timestampSeconds: 1763800000, webhookId: 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W' };
 
 function outcome(body: string | Buffer, f: typeof facts | { pop: string; timestampSeconds: undefined; webhookId: undefined } = facts): string | number | undefined {
   try {
-    return checkReplicationBody(parseReplicationBody(typeof body === 'string' ? Buffer.from(body) : body), f);
+    return checkReplicationBody(parseReplicationBody(typeof body === 'string' ? Buffer.from(body) : body, BOUNDS), f);
   } catch (err) {
     if (err instanceof Rejection) return err.reason;
     throw err;

@@ -61,7 +61,7 @@ function setup(maxNonces = 100, options: { peers?: typeof peers; maxEntries?: nu
   const replay = { max_age: MAX_AGE, max_nonces: maxNonces, max_signature_entries: options.maxEntries ?? 8 };
   const run = compose([
     createSignatureStage({ peers: options.peers ?? peers, replay, auth: AUTH }, { now: () => clock.now, nonceStore: store, log: LOG, ...options.deps }),
-    createBodyContractStage(),
+    createBodyContractStage({ limits: { max_json_depth: 32, max_json_keys_per_object: 1000, max_json_values: 200_000 } }),
   ]);
   const outcome = async (ctx: RequestContext) => {
     try {

@@ -5,15 +5,20 @@ import t from 'tap';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 import { checkReplicationBody, parseReplicationBody } from '../../../src/replay/body-contract.ts';
 import { prepareBody, topLevelMembers } from '../../../src/signer/body.ts';
+import { configSchema } from '../../../src/config/schema.ts';
+import { jsonBounds } from '../../../src/replay/body-contract.ts';
+
+// The documented defaults (limits.max_json_*).
+const BOUNDS = jsonBounds(configSchema.shape.limits.parse({}));
 
 const ID = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 const TS = 1763800000;
 
 function render(text: string): string {
-  const prepared = prepareBody(Buffer.from(text), 'calgary-01');
+  const prepared = prepareBody(Buffer.from(text), 'calgary-01', BOUNDS);
   const out = prepared.render(ID, TS);
   // What the guard will check, with the facts of this attempt.
-  checkReplicationBody(parseReplicationBody(out), { pop: 'calgary-01', timestampSeconds: TS, webhookId: ID });
+  checkReplicationBody(parseReplicationBody(out, BOUNDS), { pop: 'calgary-01', timestampSeconds: TS, webhookId: ID });
   return out.toString();
 }
 
@@ -35,10 +40,10 @@ t.test('kept, inserted and rewritten', async (t) => {
 });
 
 t.test('entries counted; absent stays absent', async (t) => {
-  t.equal(prepareBody(Buffer.from('{"entries":[1,2,3]}'), 'calgary-01').entries, 3);
-  t.equal(prepareBody(Buffer.from('{}'), 'calgary-01').entries, undefined);
-  t.equal(prepareBody(Buffer.from('{}'), 'calgary-01').sourcePopInserted, true);
-  t.equal(prepareBody(Buffer.from('{"source_pop":"calgary-01"}'), 'calgary-01').sourcePopInserted, false);
+  t.equal(prepareBody(Buffer.from('{"entries":[1,2,3]}'), 'calgary-01', BOUNDS).entries, 3);
+  t.equal(prepareBody(Buffer.from('{}'), 'calgary-01', BOUNDS).entries, undefined);
+  t.equal(prepareBody(Buffer.from('{}'), 'calgary-01', BOUNDS).sourcePopInserted, true);
+  t.equal(prepareBody(Buffer.from('{"source_pop":"calgary-01"}'), 'calgary-01', BOUNDS).sourcePopInserted, false);
 });
 
 t.test('refused with the guard\'s reason codes', async (t) => {
@@ -51,12 +56,15 @@ t.test('refused with the guard\'s reason codes', async (t) => {
     ['not an object', '"calgary-01"', 'BODY_NOT_OBJECT'],
     ['a repeated key', '{"nonce":"a","Nonce":"b"}', 'BODY_DUPLICATE_KEY'],
     ['invalid UTF-8', '{"entries":["\xff"]}', 'BODY_NOT_UTF8'],
+    ['nested past limits.max_json_depth', `{"entries":${'['.repeat(40)}${']'.repeat(40)}}`, 'BODY_JSON_TOO_DEEP'],
+    ['more keys than limits.max_json_keys_per_object', `{${Array.from({ length: 1001 }, (_, i) => `"k${i}":0`).join(',')}}`, 'BODY_JSON_TOO_MANY_KEYS'],
+    ['more values than limits.max_json_values', `{"entries":[${Array(200_000).fill('0').join(',')}]}`, 'BODY_JSON_TOO_MANY_VALUES'],
   ];
   for (const [name, input, reason] of cases) {
     const raw = name === 'invalid UTF-8' ? Buffer.from(input, 'latin1') : Buffer.from(input);
     let got: string | undefined;
     try {
-      prepareBody(raw, 'calgary-01');
+      prepareBody(raw, 'calgary-01', BOUNDS);
     } catch (err) {
       if (err instanceof Rejection) got = err.reason;
     }
