@@ -19,7 +19,7 @@
  * remove decide which).
  *
  * A banned key is refused twice over: at the TLS layer (`bannedAtHandshake`, synchronous,
- * against the bans this process knows of) and at step 2 of the pipeline (`createBanStage`,
+ * against the bans this process knows of) and at steps 2 and 5 of the pipeline (`createBanStages`,
  * authoritative, against the store). The local view is re-read from the store every sweep
  * (every configured POP, and every key it already holds): a POP banned or a ban lifted on
  * another replica is enforced at the handshake within `SWEEP_INTERVAL_MS`; an address banned
@@ -357,14 +357,16 @@ export class Bans {
 }
 
 /**
- * Step 2 (and again after authentication, for a POP the certificate did not name): refuses a
- * banned address or POP with 403. The store unreachable: 503, never let through.
+ * The ban checks of one pipeline: step 2 (`early`: the address, and the POP a verified
+ * certificate names) and step 5 (`afterAuthentication`: a POP that only a token named). A banned
+ * key is refused with 403; the store unreachable is 503, never let through. Both share one
+ * record of the keys already asked about for a request, so the second asks the store only about
+ * a key the first did not know (for an mTLS POP: nothing, no second round trip to Redis).
  */
-export function createBanStage(bans: Bans): Stage {
-  // Keys already checked for a request, so that the second instance costs nothing for mTLS POPs.
+export function createBanStages(bans: Bans): { readonly early: Stage; readonly afterAuthentication: Stage } {
   const checked = new WeakMap<RequestContext, Set<string>>();
-  return {
-    name: 'ban',
+  const stage = (name: string): Stage => ({
+    name,
     run(ctx: RequestContext) {
       const done = checked.get(ctx) ?? new Set<string>();
       const keys = bans.connectionKeys(ctx.conn, ctx.pop).filter((k) => !done.has(k));
@@ -380,5 +382,6 @@ export function createBanStage(bans: Bans): Stage {
         throw storeUnavailable('ban check', err);
       });
     },
-  };
+  });
+  return { early: stage('ban'), afterAuthentication: stage('ban-pop') };
 }

@@ -54,6 +54,9 @@ export interface Guard {
   shutdown(): Promise<void>;
 }
 
+/** Most bans read per scrape for `replguard_bans_active`. */
+const BANS_ACTIVE_SCAN = 10_000;
+
 export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Promise<Guard> {
   const { audit, log } = deps;
   const now = deps.now ?? Date.now;
@@ -71,6 +74,13 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   let live!: LiveGuard;
   const bans = new Bans(config, state, { now, audit, log, peers: () => live.peers() });
   bans.start();
+  // The nonce store counted by cause and sized on every scrape; the bans in force, read from the
+  // store (shared with other replicas) on every scrape, at most BANS_ACTIVE_SCAN of them.
+  const nonceStore = metrics.instrumentNonceStore(state.nonces);
+  metrics.registerGaugeCollector('replguard_bans_active', 'Active bans (addresses and POPs), as the ban store holds them; at most 10000 are counted.', async () => {
+    const t = now();
+    return (await state.bans.list(BANS_ACTIVE_SCAN)).filter((ban) => ban.until > t).length;
+  });
 
   // Every reload result is counted and, unless nothing changed, audited (a failure is an alert,
   // and so is a reload that took credentials out of force: CREDENTIAL_REMOVED).
@@ -87,7 +97,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   // Config, TLS context and pipeline in force; they change on reload (server/reload.ts).
   try {
-    live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore: state.nonces, bans, limiters: state.limiters } });
+    live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore, bans, limiters: state.limiters } });
   } catch (err) {
     bans.stop();
     await state.close();

@@ -9,7 +9,7 @@ import { createMtlsStage } from '../auth/mtls.ts';
 import { createUrlTokenStage } from '../auth/url-token.ts';
 import type { Config } from '../config/schema.ts';
 import { createBodyStage } from '../limits/body.ts';
-import { createBanStage, type Bans } from '../limits/bans.ts';
+import { createBanStages, type Bans } from '../limits/bans.ts';
 import { createFramingStage } from '../limits/framing.ts';
 import { createAddressRateStage, createPopRateStage } from '../limits/rate.ts';
 import type { OperationalLog } from '../log/operational.ts';
@@ -72,6 +72,7 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     signature?.close();
     throw err;
   }
+  const bans = createBanStages(deps.bans);
   const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS });
   const stages: Stage[] = [
     // 1. TLS: verified at the handshake (server/tls-gate.ts), where banned clients are cut too;
@@ -80,7 +81,7 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     createConnectionTrustStage({ trust: deps.clientTrust, now: deps.now }),
     createFramingStage(config),
     // 2. Ban check (address, and the POP the certificate names), then the per-address rate limit.
-    createBanStage(deps.bans),
+    bans.early,
     createAddressRateStage(deps.limiters.addressRate),
     // 3. Route. A credential anywhere in the URL is named first (AUTH_TOKEN_IN_PATH, _QUERY,
     //    _FRAGMENT); any other query is the route stage's ROUTE_QUERY_NOT_ALLOWED.
@@ -91,8 +92,9 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     //    auth/identity.ts).
     createMtlsStage(config),
     ...credentials,
-    // 5. Rate limit: a ban of a POP that only authentication named, then the per-POP limit.
-    createBanStage(deps.bans),
+    // 5. Rate limit: a ban of a POP that only authentication named (keys step 2 asked about are
+    //    not asked again), then the per-POP limit.
+    bans.afterAuthentication,
     createPopRateStage(deps.limiters.popRate),
     // 6. Body.
     createBodyStage(config),

@@ -1,0 +1,38 @@
+// docs/audit.md's metrics table and the real program's /metrics (Node and Deno: the harness picks)
+// name the same metrics with the same types, the way test/docs/reasons.test.ts keeps reasons in
+// step; and the store metrics move with what the store holds.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { adminGet } from '../helpers/admin.ts';
+import { baseConfig, ROOT, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
+import { makePki } from '../helpers/pki.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
+import { rawTcp } from '../helpers/raw-tls.ts';
+import { startBackup } from '../helpers/upstream.ts';
+
+const documented = new Map<string, string>();
+const markdown = readFileSync(join(ROOT, 'docs', 'audit.md'), 'utf8');
+for (const m of markdown.matchAll(/^\| `(replguard_[a-z_]+)` \| (counter|gauge|histogram) \|/gm)) documented.set(m[1]!, m[2]!);
+
+t.test('every documented metric is served, and every served one documented', async (t) => {
+  t.ok(documented.size >= 10, `the table was read (${documented.size} metrics)`);
+  const pki = makePki([]);
+  const backup = await startBackup();
+  const guard = await startGuard(baseConfig(pki, backup.url, { limits: { ...TEST_LIMITS, ban_after_failures: 2 } }));
+  t.teardown(async () => {
+    await guard.stop();
+    await backup.stop();
+  });
+  const scrape = async () => (await adminGet(guard.adminPort, '/metrics')).body;
+  const served = new Map<string, string>();
+  for (const m of (await scrape()).matchAll(/^# TYPE (replguard_[a-z_]+) (\w+)$/gm)) served.set(m[1]!, m[2]!);
+  t.same([...served].sort(), [...documented].sort(), 'the same names and types');
+
+  t.equal(sampleValue(parsePrometheusText(await scrape()), 'replguard_bans_active', {}), 0, 'no ban yet');
+  for (let i = 0; i < 2; i++) await rawTcp(guard.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 3000, '127.0.0.41');
+  await guard.waitForEvents((e) => e.event.reason === 'LIMIT_BAN_STARTED', 1);
+  t.equal(sampleValue(parsePrometheusText(await scrape()), 'replguard_bans_active', {}), 1, 'one ban is counted');
+  t.equal(sampleValue(parsePrometheusText(await scrape()), 'replguard_nonce_store_size', {}), 0, 'the nonce store is read');
+  t.equal(sampleValue(parsePrometheusText(await scrape()), 'replguard_nonce_refusals_total', { cause: 'replayed' }), 0);
+});
