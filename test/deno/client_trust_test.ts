@@ -6,32 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { createClientTrust } from '../../src/tls/client-trust.ts';
 import { crlBlocks, loadCrlIndex } from '../../src/tls/crl.ts';
 import { DevCa } from '../../src/tls/dev-ca.ts';
 import { parseCertificate } from '../../src/tls/x509.ts';
 import { writeCrl } from '../helpers/pki.ts';
-
-const DAY = 86_400_000;
-const der = (pem: string) => new X509Certificate(pem).raw;
-const parsed = (pem: string) => parseCertificate(der(pem));
-const dir = mkdtempSync(join(tmpdir(), 'replguard-deno-trust-'));
-let n = 0;
-const file = (content: string) => {
-  const f = join(dir, `f${n++}.pem`);
-  writeFileSync(f, content, { mode: 0o600 });
-  return f;
-};
-
-const root = DevCa.create('trust root');
-const inter = root.issueIntermediate('trust intermediate');
-const other = DevCa.create('some other CA');
-const now = Date.now();
-const leaf = root.issueClient('calgary-01');
-const viaInter = inter.issueClient('lima-04');
+import { DAY, der, dir, file, inter, leaf, now, other, parsed, root, viaInter } from '../helpers/trust-fixtures.ts';
 
 test('deno: certificate fields come from the DER (raw is a Uint8Array here)', () => {
   const raw = new X509Certificate(leaf.certPem).raw;

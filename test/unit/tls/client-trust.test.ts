@@ -2,33 +2,14 @@
 // one precise reason per failure, on chains built by a real CA (node-forge) and CRLs written by
 // the openssl CLI. The same checks run under Deno in test/deno/client_trust_test.ts.
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { createClientTrust } from '../../../src/tls/client-trust.ts';
 import { crlBlocks, loadCrlIndex } from '../../../src/tls/crl.ts';
 import { DevCa } from '../../../src/tls/dev-ca.ts';
 import { parseCertificate } from '../../../src/tls/x509.ts';
 import { writeCrl } from '../../helpers/pki.ts';
-
-const DAY = 86_400_000;
-const der = (pem: string) => new X509Certificate(pem).raw;
-const parsed = (pem: string) => parseCertificate(der(pem));
-const dir = mkdtempSync(join(tmpdir(), 'replguard-trust-'));
-let n = 0;
-const file = (content: string) => {
-  const f = join(dir, `f${n++}.pem`);
-  writeFileSync(f, content, { mode: 0o600 });
-  return f;
-};
-
-const root = DevCa.create('trust root');
-const inter = root.issueIntermediate('trust intermediate');
-const other = DevCa.create('some other CA');
-const now = Date.now();
-const leaf = root.issueClient('calgary-01');
-const viaInter = inter.issueClient('lima-04');
+import { DAY, der, dir, file, inter, leaf, now, other, parsed, root, viaInter } from '../../helpers/trust-fixtures.ts';
 
 t.test('names and fields come from the DER, the same on every runtime', async (t) => {
   const p = parsed(leaf.certPem);
