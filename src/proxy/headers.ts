@@ -180,13 +180,15 @@ export function upstreamRequestHeaders(
 }
 
 /**
- * Response headers relayed to the client; everything else the upstream sends (Server,
- * X-Powered-By, Set-Cookie, WWW-Authenticate, its own debugging fields) is dropped. The guard
- * adds its security headers itself (pipeline/respond.ts).
+ * Response headers relayed to the client: what describes the body, and Retry-After (the
+ * signer's retry schedule reads it). Everything else the upstream sends (Server, X-Powered-By,
+ * Set-Cookie, WWW-Authenticate, Location, its own debugging fields) is dropped. Cache-Control and
+ * Expires are not relayed either: the guard's own `cache-control: no-store` holds on every
+ * response (pipeline/respond.ts adds it with the other security headers).
  */
 const RESPONSE_HEADERS: ReadonlySet<string> = new Set([
-  'cache-control', 'content-encoding', 'content-language', 'content-length', 'content-type', 'date', 'etag',
-  'expires', 'last-modified', 'retry-after', 'vary',
+  'content-encoding', 'content-language', 'content-length', 'content-type', 'date', 'etag', 'last-modified',
+  'retry-after', 'vary',
 ]);
 
 /**

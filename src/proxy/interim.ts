@@ -12,8 +12,8 @@
  *
  * "The start of each answer" needs no parsing of the answers themselves: the pool runs one
  * request per connection at a time (pipelining 1), so an answer begins after its request's head
- * was written (undici writes the head as a string, the body as a Buffer), and ends the filter's
- * interest at its first byte that is not an interim head.
+ * was written (undici writes the head as a string starting with the request line; the guard's
+ * bodies are Buffers), and ends the filter's interest at its first byte that is not an interim head.
  */
 import type { Socket } from 'node:net';
 
@@ -21,6 +21,7 @@ import type { Socket } from 'node:net';
 const MAX_INTERIM_HEAD = 16 * 1024;
 const EMPTY = Buffer.alloc(0);
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const REQUEST_LINE = /^[A-Z]+ /;
 
 /**
  * The length of the complete interim head `buf` starts with; 0 when more bytes are needed to
@@ -51,7 +52,8 @@ export function skipInterimResponses(socket: Socket): void {
   let pending: Buffer | undefined;
   const write = socket.write;
   socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
-    if (typeof chunk === 'string') armed = true;
+    // A request line ("POST /path HTTP/1.1"), not a chunk-size line of a streamed body.
+    if (typeof chunk === 'string' && REQUEST_LINE.test(chunk)) armed = true;
     return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
   } as Socket['write'];
   const read = socket.read;

@@ -107,7 +107,7 @@ t.test('the backup\'s answer: allow-listed headers, generic 5xx bodies, interim 
       const body = '{"applied":1}';
       res.writeHead(200, {
         server: 'backup/9.1 (Ubuntu)', 'x-powered-by': 'Express', 'x-backend-node': 'db-7.internal', 'set-cookie': 'sid=1',
-        connection: 'keep-alive, ETag, X-Backend-Node', etag: '"v1"', 'content-type': 'application/json', 'content-length': String(body.length),
+        'cache-control': 'public, max-age=3600', connection: 'keep-alive, ETag, X-Backend-Node', etag: '"v1"', 'content-type': 'application/json', 'content-length': String(body.length),
       });
       res.end(body);
     },
@@ -147,6 +147,7 @@ t.test('the backup\'s answer: allow-listed headers, generic 5xx bodies, interim 
     for (const name of ['server', 'x-powered-by', 'x-backend-node', 'set-cookie', 'etag']) t.notOk(reply.headers[name], `${name} not relayed`);
     t.equal(reply.headers['content-type'], 'application/json');
     t.equal(reply.headers['x-content-type-options'], 'nosniff', 'the guard\'s own headers are added');
+    t.equal(reply.headers['cache-control'], 'no-store', 'and the backup\'s Cache-Control does not replace no-store');
     t.match(reply.headers['x-replguard-request-id'], /^[0-9a-f-]{36}$/);
     const e = await event(guard, reply.headers['x-replguard-request-id']);
     t.equal(e.event.reason, 'FORWARDED');
