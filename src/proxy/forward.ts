@@ -53,9 +53,9 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
     connections: 256,
     // One request per connection at a time: proxy/interim.ts relies on it.
     pipelining: 1,
-    connect: (opts, callback) => connector(opts, (err, socket) => {
-      if (socket) skipInterimResponses(socket as import('node:net').Socket);
-      (callback as (e: Error | null, s: typeof socket) => void)(err, socket);
+    connect: (opts, callback) => connector(opts, (...result) => {
+      if (result[1]) skipInterimResponses(result[1]);
+      callback(...result);
     }),
     headersTimeout: timeout,
     bodyTimeout: timeout,

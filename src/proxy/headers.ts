@@ -80,7 +80,6 @@ export function isGuardHeaderLookalike(name: string): boolean {
 /** Why `name` may not be listed in `upstream.forward_headers`, or undefined when it may. */
 export function forwardHeaderProblem(name: string): string | undefined {
   if (!TOKEN.test(name)) return `"${name}" is not a header name (RFC 9110 token characters only)`;
-  if (name.includes('_')) return `"${name}" has "_": servers disagree on whether it means "-"; write it with "-"`;
   const c = canonicalHeaderName(name);
   if (HOP_BY_HOP.has(c)) return `"${name}" is a hop-by-hop header: it is never forwarded`;
   if (isGuardHeaderLookalike(c)) return `"${name}" is, or looks like, a header the guard writes itself (x-replguard-*, x-forwarded-*, host, content-length)`;
@@ -88,6 +87,7 @@ export function forwardHeaderProblem(name: string): string | undefined {
     return `"${name}" is a credential, identity, routing or override header the backup may trust: it is never forwarded`;
   }
   if (c === 'content-encoding') return `"${name}" is always identity (other codings are refused): it is never forwarded`;
+  if (name.includes('_')) return `"${name}" has "_": servers disagree on whether it means "-"; write it with "-"`;
   return undefined;
 }
 
