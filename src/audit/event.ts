@@ -94,6 +94,11 @@ export interface AuditEvent {
     token_fingerprint?: string;
     /** Nanoseconds from forwarding to the upstream's response headers. */
     upstream_duration?: number;
+    /** The upstream's own status and body size, once it answered (the client got a generic body for a 5xx unless upstream.relay_error_bodies). */
+    upstream_status?: number;
+    upstream_body_bytes?: number;
+    /** Client header fields not forwarded upstream (not allow-listed), beyond those the guard consumes. */
+    headers_dropped?: number;
     /** What went wrong beyond the reason code (never sent to the client). */
     detail?: string;
     /**
@@ -211,6 +216,11 @@ export function requestEvent(
   if (ctx.jti !== undefined) r.jti = clip(ctx.jti);
   if (ctx.tokenFingerprint !== undefined) r.token_fingerprint = clip(ctx.tokenFingerprint);
   if (ctx.upstreamMs !== undefined) r.upstream_duration = Math.round(ctx.upstreamMs * 1e6);
+  if (ctx.upstreamStatus !== undefined) {
+    r.upstream_status = ctx.upstreamStatus;
+    r.upstream_body_bytes = ctx.upstreamBodyBytes;
+  }
+  if (ctx.headersDropped !== undefined) r.headers_dropped = ctx.headersDropped;
   if (detail !== undefined) r.detail = fields.client('replguard.detail', detail);
   fields.mark(r);
   return event;

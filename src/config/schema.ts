@@ -230,6 +230,21 @@ export const configSchema = z.strictObject({
     timeout: duration('30s').default(30_000),
     /** Allow a plain-HTTP upstream that is not on loopback. Risky: traffic leaves the host unencrypted. */
     unsafe_allow_plaintext_upstream_host: z.boolean().default(false),
+    /**
+     * Client headers forwarded besides the default allow-list (accept, content-type,
+     * user-agent, x-request-id); every other client header is dropped. Names are
+     * case-insensitive (stored lower-case). Refused: names that are not RFC 9110 tokens, contain
+     * "_", hop-by-hop names, the guard's own headers and anything that differs from them only by
+     * case or "_"/"-", and credential, identity, routing or override headers. Default: none.
+     */
+    forward_headers: z.array(z.string().transform((name) => name.toLowerCase())).default([]),
+    /**
+     * Relay the upstream's own body (and its allow-listed headers) on a 5xx answer. Default
+     * false: the client gets the same status with the guard's generic body, and the upstream's
+     * status and body size go to the audit event (a backup's error page can carry a stack trace
+     * or a database URL).
+     */
+    relay_error_bodies: z.boolean().default(false),
   }),
   /** The method + path pairs served; anything else is 404 or 405. */
   routes: z.array(route).min(1, 'at least one route is needed, e.g. { method: POST, path: /api/replication/apply }'),

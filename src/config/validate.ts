@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { loadTokenSet } from '../auth/bearer.ts';
 import { loadKeySet, loadRevokedIds } from '../auth/jwt.ts';
 import { readPeerSigningKeys } from '../replay/keys.ts';
+import { DEFAULT_FORWARD_HEADERS, forwardHeaderProblem } from '../proxy/headers.ts';
 import { normalisePath } from '../route/normalise.ts';
 import { loadAdminToken } from '../server/admin-access.ts';
 import { loadSignerMaterial } from '../signer/material.ts';
@@ -98,6 +99,15 @@ export function validateConfig(config: Config): Validation {
       problem('upstream.url', `${upstream.hostname} is not a loopback address; keep the backup on loopback, or set upstream.unsafe_allow_plaintext_upstream_host: true`);
     }
   }
+
+  // Forwarded client headers: never one the backup could take for the guard's word.
+  const forwarded = new Set<string>();
+  config.upstream.forward_headers.forEach((name, i) => {
+    const why = forwardHeaderProblem(name);
+    if (why !== undefined) problem(`upstream.forward_headers[${i}]`, `${why}; remove it from the list`);
+    else if (forwarded.has(name) || DEFAULT_FORWARD_HEADERS.includes(name)) problem(`upstream.forward_headers[${i}]`, `"${name}" is already forwarded; remove it from the list`);
+    forwarded.add(name);
+  });
 
   if (config.listen.port !== 0 && config.listen.port === config.admin.port && config.listen.host === config.admin.host) {
     problem('admin.port', `same address as listen (${config.listen.host}:${config.listen.port}); pick another port`);

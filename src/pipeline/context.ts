@@ -75,8 +75,13 @@ export interface RequestContext {
   tokenFingerprint: string | undefined;
   /** Milliseconds from forwarding to the upstream's response headers (set by the proxy stage). */
   upstreamMs: number | undefined;
-  /** Response body bytes relayed from the upstream. */
+  /** Response body bytes relayed from the upstream (or of the generic body that replaced them). */
   responseBytes: number;
+  /** Client header fields the proxy stage did not forward (proxy/headers.ts), once it ran. */
+  headersDropped: number | undefined;
+  /** The upstream's status and body size, once it answered (audited; the client may get a generic body instead). */
+  upstreamStatus: number | undefined;
+  upstreamBodyBytes: number;
   /** Set when the outcome was decided outside the pipeline (e.g. a timeout). */
   interruptedBy: Reason | undefined;
 }
@@ -116,6 +121,9 @@ export function newRequestContext(fields: Pick<RequestContext, 'id' | 'req' | 'r
     tokenFingerprint: undefined,
     upstreamMs: undefined,
     responseBytes: 0,
+    headersDropped: undefined,
+    upstreamStatus: undefined,
+    upstreamBodyBytes: 0,
     interruptedBy: undefined,
   };
 }

@@ -23,6 +23,8 @@ export const REASONS = {
   HTTP_MALFORMED: { status: 400, alert: false, description: 'the HTTP request could not be parsed (including request-smuggling forms)' },
   HTTP_HEADERS_TOO_LARGE: { status: 400, alert: false, description: 'the request headers exceed the size or count limit' },
   HTTP_TIMEOUT: { status: 408, alert: false, description: 'the request (headers or body) did not arrive in time' },
+  HTTP_HEADER_DUPLICATE: { status: 400, alert: false, description: 'a header read as one value (Content-Type, Content-Encoding, or any forwarded header: the defaults and upstream.forward_headers) is sent more than once; the connection is closed' },
+  HTTP_CONTENT_ENCODING_UNSUPPORTED: { status: 415, alert: false, description: 'the request has a Content-Encoding other than identity: the body is checked as the bytes the backup gets, so it is never forwarded coded; the connection is closed' },
   HTTP_EXPECTATION_FAILED: { status: 417, alert: false, description: 'the request has an Expect field other than 100-continue; the connection is closed' },
 
   ROUTE_TARGET_INVALID: { status: 400, alert: false, description: 'the path is not in normal form ("..", ".", "//", encoded "/" or ".", bad characters) or not origin-form' },

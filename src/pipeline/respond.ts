@@ -13,6 +13,7 @@ const ERROR_NAMES: Record<number, string> = {
   405: 'method_not_allowed',
   408: 'request_timeout',
   413: 'payload_too_large',
+  415: 'unsupported_media_type',
   417: 'expectation_failed',
   429: 'too_many_requests',
   500: 'internal_error',

@@ -8,15 +8,20 @@
  * `bench/` on 1 KiB requests, the forwarding hop cost ~125 µs of CPU per request through
  * `node:http` with a keep-alive Agent and ~35 µs through `Pool.dispatch`; the issue 10 reference
  * measured a minimal `http-proxy` mTLS proxy at 5-9x nginx.
+ *
+ * What crosses: only allow-listed headers either way (proxy/headers.ts); interim 1xx answers are
+ * skipped (proxy/interim.ts); an upstream 5xx reaches the client as the same status with the
+ * generic body, unless `upstream.relay_error_bodies` (its status and size are audited).
  */
 import { performance } from 'node:perf_hooks';
-import { Pool, type Dispatcher } from 'undici';
+import { buildConnector, Pool, type Dispatcher } from 'undici';
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
-import { setSecurityHeaders } from '../pipeline/respond.ts';
+import { errorBody, setSecurityHeaders } from '../pipeline/respond.ts';
 import type { Stage } from '../pipeline/stage.ts';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { downstreamResponseHeaders, requestHeaderPolicy, upstreamRequestHeaders } from './headers.ts';
+import { skipInterimResponses } from './interim.ts';
 
 export interface ForwardStage extends Stage {
   /** Closes the upstream connections (shutdown). */
@@ -24,7 +29,10 @@ export interface ForwardStage extends Stage {
 }
 
 export interface ForwardOptions {
-  /** Lower-case request header names consumed by earlier stages (credentials); never forwarded. */
+  /**
+   * Lower-case request header names consumed by earlier stages (credentials): never forwarded
+   * (no client header is unless allow-listed), and not counted as dropped.
+   */
   readonly strippedHeaders?: ReadonlySet<string>;
 }
 
@@ -38,10 +46,17 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
   const url = new URL(config.upstream.url);
   const timeout = config.upstream.timeout;
   const stripped = options.strippedHeaders ?? new Set<string>();
+  const policy = requestHeaderPolicy(config.upstream.forward_headers);
+  const relayErrorBodies = config.upstream.relay_error_bodies;
+  const connector = buildConnector({ timeout });
   const pool = new Pool(url.origin, {
     connections: 256,
+    // One request per connection at a time: proxy/interim.ts relies on it.
     pipelining: 1,
-    connect: { timeout },
+    connect: (opts, callback) => connector(opts, (...result) => {
+      if (result[1]) skipInterimResponses(result[1]);
+      callback(...result);
+    }),
     headersTimeout: timeout,
     bodyTimeout: timeout,
   });
@@ -53,16 +68,17 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
     },
     run(ctx: RequestContext) {
       const body = ctx.body ?? Buffer.alloc(0);
-      const headers = upstreamRequestHeaders(ctx.req.rawHeaders, url.host, body.length, {
+      const { headers, dropped } = upstreamRequestHeaders(ctx.req.rawHeaders, url.host, body.length, {
         pop: ctx.pop!,
         requestId: ctx.id,
         certSha256: ctx.conn.peer?.sha256 ?? '',
         clientAddress: ctx.conn.remoteAddress,
-      }, stripped);
+      }, policy, stripped);
+      ctx.headersDropped = dropped;
       return new Promise<void>((resolve, reject) => {
         pool.dispatch(
           { origin: url.origin, method: ctx.req.method as Dispatcher.HttpMethod, path: ctx.path!, headers, body },
-          new RelayHandler(ctx, timeout, resolve, reject),
+          new RelayHandler(ctx, timeout, relayErrorBodies, resolve, reject),
         );
       });
     },
@@ -76,6 +92,8 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
 class RelayHandler implements Dispatcher.DispatchHandler {
   private readonly sentAt = performance.now();
   private started = false;
+  /** An upstream 5xx whose body is read and counted, and answered with the generic body. */
+  private replaced = false;
   private status = 0;
   private headers: Record<string, string | string[]> = {};
   /** The declared response length, when there is one. */
@@ -87,6 +105,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   constructor(
     private readonly ctx: RequestContext,
     private readonly timeout: number,
+    private readonly relayErrorBodies: boolean,
     private readonly resolve: () => void,
     private readonly reject: (rejection: Rejection) => void,
   ) {}
@@ -95,7 +114,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   onRequestStart(): void {}
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    // 1xx interim answers (other than the 101 a POST never gets) are not relayed.
+    // 1xx interim answers (other than the 101 a POST never gets) are not relayed; proxy/interim.ts
+    // removes them before undici reads them, this is the second line.
     if (statusCode < 200) return;
     this.started = true;
     // The client left mid-response: stop reading the upstream's (a paused relay would hold
@@ -104,14 +124,26 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       if (!this.ctx.res.writableFinished) controller.abort(new Error('client closed'));
     });
     this.status = statusCode;
-    this.headers = downstreamResponseHeaders(headers);
+    this.ctx.upstreamStatus = statusCode;
+    this.ctx.upstreamMs = performance.now() - this.sentAt;
+    const relayed = downstreamResponseHeaders(headers);
+    if (statusCode >= 500 && !this.relayErrorBodies) {
+      // A backup's error page can carry a stack trace or a database URL: only its status (and a
+      // Retry-After, which the signer's retry schedule reads) reaches the client.
+      this.replaced = true;
+      this.held = undefined;
+      this.headers = relayed['retry-after'] !== undefined ? { 'retry-after': relayed['retry-after'] } : {};
+      return;
+    }
+    this.headers = relayed;
     const declared = headers['content-length'];
     if (typeof declared === 'string') this.expectedBytes = Number(declared);
-    this.ctx.upstreamMs = performance.now() - this.sentAt;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const { res } = this.ctx;
+    this.ctx.upstreamBodyBytes += chunk.length;
+    if (this.replaced) return;
     this.ctx.responseBytes += chunk.length;
     if (this.held) {
       this.held.push(chunk);
@@ -130,7 +162,12 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     const { res } = this.ctx;
-    if (this.held) {
+    if (this.replaced) {
+      const body = errorBody(this.status, this.ctx.id);
+      this.ctx.responseBytes = Buffer.byteLength(body);
+      this.writeHead({ 'content-type': 'application/json', 'content-length': String(this.ctx.responseBytes) });
+      res.end(body);
+    } else if (this.held) {
       this.writeHead();
       res.end(this.held.length === 1 ? this.held[0] : Buffer.concat(this.held));
     } else {
@@ -142,10 +179,11 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error & { code?: string }): void {
     const code = err.code ?? err.message;
     const timedOut = TIMEOUT_CODES.has(code);
-    if (!this.started) {
+    if (!this.started || this.replaced) {
+      // Nothing has reached the client yet: the pipeline answers 502/504.
       this.reject(timedOut
         ? new Rejection('UPSTREAM_TIMEOUT', `no answer within ${this.timeout} ms (${code})`)
-        : new Rejection('UPSTREAM_UNAVAILABLE', code));
+        : new Rejection(this.started ? 'UPSTREAM_ABORTED' : 'UPSTREAM_UNAVAILABLE', code));
       return;
     }
     this.ctx.interruptedBy ??= timedOut ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_ABORTED';
@@ -153,9 +191,9 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.resolve();
   }
 
-  private writeHead(): void {
+  private writeHead(extra: Record<string, string> = {}): void {
     setSecurityHeaders(this.ctx.res, this.ctx.id);
-    this.ctx.res.writeHead(this.status, this.headers);
+    this.ctx.res.writeHead(this.status, { ...this.headers, ...extra });
   }
 
   /**

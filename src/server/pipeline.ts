@@ -16,6 +16,7 @@ import type { OperationalLog } from '../log/operational.ts';
 import type { Limiters } from '../store/create.ts';
 import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
+import { createRequestHeadersStage } from '../proxy/request-headers-stage.ts';
 import type { ReloadListener, ReloadResult, ReloadTrigger } from '../reload/source.ts';
 import { createRouteStage } from '../route/route-stage.ts';
 import type { ClientTrust } from '../tls/client-trust.ts';
@@ -96,7 +97,8 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     //    not asked again), then the per-POP limit.
     bans.afterAuthentication,
     createPopRateStage(deps.limiters.popRate),
-    // 6. Body.
+    // 6. Body: first its headers (each read once, no content coding), then the bytes.
+    createRequestHeadersStage(config),
     createBodyStage(config),
     // 7. Freshness, replay, integrity.
     ...(signature ? [signature] : []),

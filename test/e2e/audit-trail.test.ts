@@ -100,6 +100,15 @@ t.test('one event per request for every reachable reason, metrics to match, no s
   const tooLargeId = /x-replguard-request-id: ([0-9a-f-]{36})/.exec(tooLarge.text)?.[1];
   t.match(tooLarge.text, /^HTTP\/1\.1 413 /, 'declared body over the limit: 413');
   expected.push({ reason: 'BODY_TOO_LARGE', requestId: tooLargeId, status: 413 });
+  // Headers the backup could read differently (no body, so nothing unread is left behind the refusal).
+  for (const [reason, status, line] of [
+    ['HTTP_HEADER_DUPLICATE', 400, 'content-type: text/plain'],
+    ['HTTP_CONTENT_ENCODING_UNSUPPORTED', 415, 'content-encoding: gzip'],
+  ] as const) {
+    const reply = await rawTls(guard.port, pki.caFile, { cert: good, send: [`POST /api/replication/apply HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n${line}\r\ncontent-length: 0\r\n\r\n`], ms: 5000 });
+    t.match(reply.text, new RegExp(`^HTTP/1\\.1 ${status} `), `${reason}: ${status}`);
+    expected.push({ reason, requestId: /x-replguard-request-id: ([0-9a-f-]{36})/.exec(reply.text)?.[1], status });
+  }
   await answered('UPSTREAM_UNAVAILABLE', post('/refuse'));
   await answered('UPSTREAM_TIMEOUT', post('/hang'));
   // The upstream breaks off after the head: the client sees a 200 and then a cut connection.

@@ -54,6 +54,8 @@ t.test('each kind of bad input: its own message with the key path, exit 2', asyn
     ['route path not normalised', { ...good(), routes: [{ method: 'POST', path: '/api/../apply' }] }, /routes\[0\]\.path: .*not a normalised absolute path/],
     ['plaintext upstream off-host', { ...good(), upstream: { url: 'http://10.1.2.3:8080' } }, /upstream\.url: 10\.1\.2\.3 is not a loopback address.*unsafe_allow_plaintext_upstream_host/],
     ['https upstream not supported', { ...good(), upstream: { url: 'https://127.0.0.1:8080' } }, /upstream\.url: only http:\/\//],
+    ['a forwarded header that looks like the guard\'s own', { ...good(), upstream: { url: 'http://127.0.0.1:8080', forward_headers: ['X_Replguard_Source_Pop'] } }, /upstream\.forward_headers\[0\]: .*looks like, a header the guard writes itself/],
+    ['a forwarded identity header', { ...good(), upstream: { url: 'http://127.0.0.1:8080', forward_headers: ['traceparent', 'Client-Cert'] } }, /upstream\.forward_headers\[1\]: .*identity/],
     ['duplicate YAML keys', 'pop_id: a\npop_id: b\n', /YAML DUPLICATE_KEY/],
     ['a guard config turned primary: its guard keys are refused as cascade risks', { ...good(), role: 'primary' }, /peers: a guard key \(role: backup\); the signer never accepts inbound replication \(cascade prevention\)/],
   ];

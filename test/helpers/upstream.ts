@@ -81,3 +81,39 @@ export async function closedPortUrl(): Promise<string> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return `http://127.0.0.1:${port}`;
 }
+
+/** What the answering upstream sends for one path. */
+export type Answer = (res: import('node:http').ServerResponse) => void;
+
+/**
+ * An in-process upstream that answers each path with a scripted response (interim 1xx answers,
+ * its own Server headers, a leaky error page), and records what reached it.
+ */
+export async function startAnsweringUpstream(answers: Record<string, Answer>): Promise<{ url: string; received(): Received[]; stop(): Promise<void> }> {
+  const received: Received[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers as Record<string, string>, body: Buffer.concat(chunks) });
+      const answer = answers[req.url ?? ''];
+      if (answer) answer(res);
+      else {
+        res.writeHead(404, { 'content-length': '0' });
+        res.end();
+      }
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    received: () => received,
+    stop: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
