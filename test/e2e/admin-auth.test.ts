@@ -193,11 +193,12 @@ t.test('with admin.token_file: the token, from every caller (loopback included)'
     await sighup(guard, 'admin token');
     t.equal((await admin(guard.adminPort, 'GET', '/bans', { headers: bearer(next) })).status, 200, 'the new token');
     t.equal((await admin(guard.adminPort, 'GET', '/bans', { headers: bearer(token) })).status, 401, 'the old one is refused');
-    t.ok(guard.audit().some((e) => e.event.reason === 'CONFIG_RELOADED' && /admin token/.test(e.replguard.detail)), 'the reload is audited');
+    // The audit line (stdout) may arrive after the operational one sighup() waited for (stderr).
+    t.ok((await guard.waitForEvents((e) => e.event.reason === 'CONFIG_RELOADED' && /admin token/.test(e.replguard.detail), 1)).length === 1, 'the reload is audited');
 
     atomicWrite(tokenFile, 'correcthorsebatterystaplecorrecthorse');
     await sighup(guard, 'admin token');
-    const failed = guard.audit().filter((e) => e.event.reason === 'CONFIG_RELOAD_FAILED' && /admin token/.test(e.replguard.detail));
+    const failed = await guard.waitForEvents((e) => e.event.reason === 'CONFIG_RELOAD_FAILED' && /admin token/.test(e.replguard.detail), 1);
     t.ok(failed.length > 0, 'the refused reload is audited');
     t.equal(failed[0]!.event.kind, 'alert');
     t.match(failed[0]!.replguard.detail, /admin\.token_file: .*weak secret/);
