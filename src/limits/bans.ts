@@ -170,7 +170,10 @@ export class Bans {
    * connection until the peer index changes (a config reload).
    */
   connectionPop(conn: ConnectionInfo): string | undefined {
-    if (!conn.peer) return undefined;
+    // Only a certificate that verified under the trust in force names a POP (`verifiedTrust` is
+    // set by the TLS gate and the connection-trust stage, cleared when a re-check fails): the
+    // names of one that did not verify are anyone's to write, and never count against a POP.
+    if (!conn.peer || conn.verifiedTrust === undefined) return undefined;
     const index = this.deps.peers();
     const memo = this.connectionPops.get(conn);
     if (memo && memo.index === index) return memo.pop;

@@ -30,6 +30,9 @@ export function createConnectionTrustStage(deps: ConnectionTrustDeps): Stage {
       if (conn.verifiedTrust === trust.fingerprint && now <= conn.verifiedUntilMs) return;
       const verdict = trust.verify(conn.peerChain, now);
       if (!verdict.ok) {
+        // No longer verified: this failure (and anything after it) counts against the address,
+        // never against the POP the certificate names (limits/bans.ts connectionPop).
+        conn.verifiedTrust = undefined;
         const reason = verdict.reason === 'TLS_CLIENT_CERT_EXPIRED' ? 'AUTH_CERT_EXPIRED' : verdict.reason;
         throw new Rejection(reason, `checked again on an open connection: ${verdict.detail}`, { closeConnection: true });
       }

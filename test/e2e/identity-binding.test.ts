@@ -92,3 +92,22 @@ t.test("a pin changed by a reload: the retired certificate bans its holder's add
   const refusals = guard.audit().filter((e) => e.event.reason === 'AUTH_CERT_PIN_MISMATCH').length;
   t.ok(refusals >= 3, `each use of the retired certificate is audited (${refusals})`);
 });
+
+t.test("a certificate from another CA with a POP's name bans its sender's address, never the POP", async (t) => {
+  const calgary = pki.client('calgary-01');
+  const forged = pki.foreignClient('calgary-01');
+  const backup = await startBackup();
+  const guard = await startGuard(baseConfig(pki, backup.url, {
+    limits: { ...TEST_LIMITS, ban_after_failures: 3 },
+    peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' } }], // no pin: the name alone would match
+  }));
+  t.teardown(async () => {
+    await guard.stop();
+    await backup.stop();
+  });
+  for (let i = 0; i < 4; i++) t.ok(await refusedAtConnection(guard.port, pki.caFile, { cert: forged, localAddress: '127.0.0.51' }), `forged attempt ${i + 1} refused`);
+  const [ban] = await guard.waitForEvents((e) => e.event.reason === 'LIMIT_BAN_STARTED', 1);
+  t.equal(ban!.replguard.ban.key, 'addr:127.0.0.51', "the sender's address is banned");
+  t.equal(guard.audit().filter((e) => e.event.reason === 'LIMIT_BAN_STARTED' && e.replguard.ban.key === 'pop:calgary-01').length, 0, 'the POP is not');
+  t.equal((await call(guard.port, pki.caFile, { cert: calgary, localAddress: '127.0.0.52' })).status, 200, 'the POP with its real certificate is served');
+});

@@ -37,6 +37,7 @@ const request = (withCertificate: boolean): RequestContext => newRequestContext(
   conn: newConnection({
     remoteAddress: '192.0.2.7', remotePort: 1, tlsVersion: 'TLSv1.3',
     peer: withCertificate ? { subject: 'CN=calgary-01', commonNames: ['calgary-01'], dnsSans: [], uriSans: [], sha256: '00'.repeat(32), notAfterMs: Date.now() + 1e9 } : undefined,
+    verifiedTrust: withCertificate ? 'the trust in force' : undefined,
   }),
 });
 

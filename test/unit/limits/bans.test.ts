@@ -49,6 +49,7 @@ t.test('ban lifecycle on the injected clock', async (t) => {
   const conn = (address: string, cn?: string, sha256 = '00'.repeat(32)): ConnectionInfo => newConnection({
     remoteAddress: address, remotePort: 1, tlsVersion: 'TLSv1.3',
     peer: cn === undefined ? undefined : { subject: `CN=${cn}`, commonNames: [cn], dnsSans: [], uriSans: [], sha256, notAfterMs: clock + 1e9 },
+    verifiedTrust: cn === undefined ? undefined : 'the trust in force', // a certificate the gate verified
   });
 
   await t.test('an unverified or unknown certificate never gets a POP counted', async (t) => {
@@ -57,6 +58,17 @@ t.test('ban lifecycle on the injected clock', async (t) => {
     t.same(events.map((e) => e.replguard.ban?.key), ['addr:192.0.2.1']);
     t.ok(bans.bannedAtHandshake(conn('192.0.2.1')));
     t.notOk(bans.bannedAtHandshake(conn('192.0.2.2')));
+  });
+
+  await t.test("a certificate that did not verify names nobody, even a configured POP's name", async (t) => {
+    const before = events.length;
+    const forged = newConnection({ ...conn('192.0.2.9', 'calgary-01'), verifiedTrust: undefined });
+    t.equal(bans.connectionPop(forged), undefined);
+    t.same(bans.connectionKeys(forged), ['addr:192.0.2.9']);
+    for (let i = 0; i < 3; i++) bans.recordOutcome('TLS_CLIENT_CERT_UNTRUSTED', forged, undefined);
+    await settle();
+    t.same(events.slice(before).map((e) => e.replguard.ban?.key), ['addr:192.0.2.9'], 'the address is banned, not pop:calgary-01');
+    t.notOk(bans.bannedAtHandshake(conn('192.0.2.10', 'calgary-01')), 'the POP with its verified certificate is not');
   });
 
   await t.test('the POP the verified certificate names is counted, not the shared address', async (t) => {
@@ -120,7 +132,7 @@ t.test('ban lifecycle on the injected clock', async (t) => {
     await bans.sweep();
     await settle();
     t.same(events.map((e) => `${e.event.reason} ${e.replguard.ban?.key}`).sort(), [
-      'LIMIT_BAN_ENDED addr:192.0.2.1', 'LIMIT_BAN_ENDED addr:192.0.2.99', 'LIMIT_BAN_ENDED addr:198.51.100.50', 'LIMIT_BAN_ENDED pop:calgary-01',
+      'LIMIT_BAN_ENDED addr:192.0.2.1', 'LIMIT_BAN_ENDED addr:192.0.2.9', 'LIMIT_BAN_ENDED addr:192.0.2.99', 'LIMIT_BAN_ENDED addr:198.51.100.50', 'LIMIT_BAN_ENDED pop:calgary-01',
     ]);
     t.notOk(bans.bannedAtHandshake(conn('192.0.2.1')));
   });

@@ -33,6 +33,7 @@ function forged(i: number): ConnectionInfo {
     remotePort: 40000,
     tlsVersion: 'TLSv1.3',
     peer: { subject: `CN=pop-${i}`, commonNames: [`pop-${i}`], dnsSans: [], uriSans: [], sha256: 'cd'.repeat(32), notAfterMs: Date.now() + 86_400_000 },
+    verifiedTrust: 'the trust in force', // verified, but naming no configured POP
   });
 }
 

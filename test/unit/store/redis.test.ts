@@ -23,6 +23,7 @@ function conn(address: string, withCert: boolean): ConnectionInfo {
     remotePort: 40000,
     tlsVersion: 'TLSv1.3',
     peer: withCert ? { subject: 'CN=calgary-01', commonNames: ['calgary-01'], dnsSans: [], uriSans: [], sha256: 'ab'.repeat(32), notAfterMs: Date.now() + 86_400_000 } : undefined,
+    verifiedTrust: withCert ? 'the trust in force' : undefined,
   });
 }
 
