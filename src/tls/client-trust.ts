@@ -15,15 +15,21 @@
  * `@peculiar/asn1-x509` (x509.ts) and signatures are checked by `node:crypto`.
  * Rules (RFC 5280 section 6, reduced to what a client-certificate check needs):
  *  - the path is built from the leaf through the certificates the client sent (at most
- *    MAX_PRESENTED) to a certificate of the CA bundle, each link matched by name and verified
- *    by signature; no path: UNTRUSTED (another CA, self-signed, a forged signature);
+ *    MAX_PRESENTED) to a certificate of the CA bundle, and from there on through the bundle up
+ *    to a self-issued root when the bundle holds it (so a bundle intermediate is itself checked
+ *    against its root's CRL, validity and constraints), each link matched by name and verified
+ *    by signature; no path: UNTRUSTED (another CA, self-signed, a forged signature). The
+ *    signature work is bounded (MAX_SIGNATURE_CHECKS, and a certificate the client sent is
+ *    never tried as an issuer with an RSA key over 8192 bits or an exponent over 65537), so a
+ *    chain of decoys costs a bounded handshake;
  *  - every certificate of the path within its validity: EXPIRED / NOT_YET_VALID;
  *  - every issuer a CA (basicConstraints cA, keyCertSign when key usage is present, path
  *    length respected), the leaf not a CA, usable for TLS client authentication (extended key
  *    usage clientAuth or anyExtendedKeyUsage when present, digitalSignature or keyAgreement
  *    when key usage is present), no unknown critical extension: INVALID otherwise;
  *  - with CRLs configured: the leaf's issuer must have a current CRL (like OpenSSL's
- *    X509_V_FLAG_CRL_CHECK), and no certificate of the path may be listed in its issuer's CRL:
+ *    X509_V_FLAG_CRL_CHECK), and no certificate of the path may be listed in its issuer's CRL
+ *    (the CRL verified with that very issuer certificate, not one that shares its name):
  *    REVOKED; a CRL past its nextUpdate, or not yet valid, refuses every client of that issuer:
  *    INVALID (fails closed, as OpenSSL does).
  */
@@ -36,6 +42,11 @@ import { KeyUsageFlags, parseCertificate, type ParsedCertificate } from './x509.
 export const MAX_PRESENTED = 10;
 /** Longest path, leaf and anchor included. */
 export const MAX_PATH = 8;
+/** Most signature verifications one chain may cost (candidate issuers tried, all levels). */
+export const MAX_SIGNATURE_CHECKS = 2 * MAX_PATH;
+/** A client-sent issuer candidate with a bigger RSA key, or a bigger exponent, is not tried. */
+const MAX_PRESENTED_RSA_BITS = 8192;
+const MAX_RSA_EXPONENT = 65537n;
 
 /**
  * How far a CRL's thisUpdate may lie ahead of this clock: a CRL published a moment ago by a CA
@@ -99,27 +110,38 @@ export function createClientTrust(anchors: readonly ParsedCertificate[], crls: C
       }
       const leaf = presented[0]!;
 
-      // Path building: leaf -> (presented intermediates) -> an anchor of the bundle.
+      if (anchorHashes.has(leaf.sha256)) return refuse('TLS_CLIENT_CERT_INVALID', 'the client presented a CA certificate of tls.client_ca_file itself', leaf);
+
+      // Path building: leaf -> (intermediates the client sent) -> a CA of the bundle -> (the
+      // bundle, up to a self-issued root when it holds one). Every candidate issuer costs a
+      // signature verification, so their number is bounded.
       const path: ParsedCertificate[] = [leaf];
       let current = leaf;
+      let anchored = false;
+      let checks = 0;
+      const issuedBy = (candidate: ParsedCertificate) => {
+        if (candidate.subjectKey !== current.issuerKey || path.includes(candidate) || checks >= MAX_SIGNATURE_CHECKS) return false;
+        checks += 1;
+        return safe(() => current.x509.checkIssued(candidate.x509) && current.x509.verify(candidate.x509.publicKey));
+      };
       for (;;) {
-        if (anchorHashes.has(current.sha256)) break; // the client sent a bundle certificate itself
-        const issuedBy = (candidate: ParsedCertificate) =>
-          candidate.subjectKey === current.issuerKey && !path.includes(candidate) && safe(() => current.x509.checkIssued(candidate.x509) && current.x509.verify(candidate.x509.publicKey));
-        const anchor = bySubject.get(current.issuerKey)?.find(issuedBy);
-        if (anchor) {
-          path.push(anchor);
-          break;
+        if (anchorHashes.has(current.sha256)) anchored = true;
+        if (anchored && current.subjectKey === current.issuerKey) break; // a root of the bundle: the top
+        let next = bySubject.get(current.issuerKey)?.find(issuedBy);
+        // Above a bundle CA only the bundle extends the path; below it, what the client sent.
+        if (!next && !anchored) next = presented.slice(1).filter(cheapToVerifyWith).find(issuedBy);
+        if (!next && checks >= MAX_SIGNATURE_CHECKS) {
+          return refuse('TLS_CLIENT_CERT_INVALID', `more than ${MAX_SIGNATURE_CHECKS} candidate issuers tried`, leaf);
         }
-        const next = presented.slice(1).find(issuedBy);
         if (!next) {
+          if (anchored) break; // a bundle CA whose issuer the bundle does not hold: the anchor
           const named = bySubject.has(current.issuerKey) || presented.some((p) => p.subjectKey === current.issuerKey);
           return refuse('TLS_CLIENT_CERT_UNTRUSTED', current === leaf
             ? (named ? 'the certificate\'s signature does not verify with its issuer' : 'the certificate does not chain to tls.client_ca_file')
             : `the chain through ${current.subjectText} does not reach tls.client_ca_file`, leaf);
         }
         path.push(next);
-        if (path.length >= MAX_PATH) return refuse('TLS_CLIENT_CERT_INVALID', `the chain is longer than ${MAX_PATH} certificates`, leaf);
+        if (path.length > MAX_PATH) return refuse('TLS_CLIENT_CERT_INVALID', `the chain is longer than ${MAX_PATH} certificates`, leaf);
         current = next;
       }
 
@@ -131,7 +153,6 @@ export function createClientTrust(anchors: readonly ParsedCertificate[], crls: C
         if (cert.unknownCritical.length > 0) return refuse('TLS_CLIENT_CERT_INVALID', `${which} has a critical extension this guard does not implement (${cert.unknownCritical.join(', ')})`, leaf);
         notAfterMs = Math.min(notAfterMs, cert.notAfterMs);
       }
-      if (path.length === 1) return refuse('TLS_CLIENT_CERT_INVALID', 'the client presented a CA certificate of tls.client_ca_file itself', leaf);
       for (let i = 1; i < path.length; i++) {
         const issuer = path[i]!;
         if (!issuer.isCa) return refuse('TLS_CLIENT_CERT_INVALID', `${issuer.subjectText} is not a CA (basicConstraints)`, leaf);
@@ -149,17 +170,17 @@ export function createClientTrust(anchors: readonly ParsedCertificate[], crls: C
 
       let validUntilMs = notAfterMs;
       if (crls) {
-        // Every certificate below the anchor, against its issuer's CRL. A listed one is named
+        // Every certificate below the top of the path, against the CRL its issuer signed. A listed one is named
         // first (the most precise reason); then the leaf's issuer must have a current CRL.
         for (let i = 0; i < path.length - 1; i++) {
           const cert = path[i]!;
-          const revocations = crls.get(cert.issuerKey);
+          const revocations = crls.get(path[i + 1]!.sha256);
           const which = cert === leaf ? 'the certificate' : `its issuer ${cert.subjectText}`;
           if (revocations?.revoked.has(cert.serial)) return refuse('TLS_CLIENT_CERT_REVOKED', `${which} (serial ${cert.serial}) is listed in the CRL of ${revocations.issuer}`, leaf);
         }
         for (let i = 0; i < path.length - 1; i++) {
           const cert = path[i]!;
-          const revocations = crls.get(cert.issuerKey);
+          const revocations = crls.get(path[i + 1]!.sha256);
           if (!revocations) {
             if (cert === leaf) return refuse('TLS_CLIENT_CERT_INVALID', 'tls.crl_file has no CRL from the certificate\'s issuer', leaf);
             continue;
@@ -174,6 +195,26 @@ export function createClientTrust(anchors: readonly ParsedCertificate[], crls: C
       return { ok: true, leaf, path, notAfterMs, validUntilMs };
     },
   };
+}
+
+/**
+ * Whether a certificate the client sent may be tried as an issuer: the client chooses its key,
+ * and an RSA key of 16384 bits with a huge exponent makes each verification cost milliseconds.
+ * A runtime that does not report the key's details is bounded by MAX_SIGNATURE_CHECKS alone.
+ */
+function cheapToVerifyWith(candidate: ParsedCertificate): boolean {
+  const details = safeDetails(candidate);
+  if (details?.modulusLength !== undefined && details.modulusLength > MAX_PRESENTED_RSA_BITS) return false;
+  if (details?.publicExponent !== undefined && details.publicExponent > MAX_RSA_EXPONENT) return false;
+  return true;
+}
+
+function safeDetails(candidate: ParsedCertificate): { modulusLength?: number; publicExponent?: bigint } | undefined {
+  try {
+    return candidate.x509.publicKey.asymmetricKeyDetails;
+  } catch {
+    return undefined;
+  }
 }
 
 function safe(check: () => boolean): boolean {

@@ -5,7 +5,7 @@
  * accepted). So the guard never gives the CRL to the runtime and decides revocation the same way
  * on both: at load time every CRL is parsed (`@peculiar/asn1-x509`), its signature verified
  * (`node:crypto`) with the CA certificate of `tls.client_ca_file` that issued it, and its revoked
- * serial numbers indexed by issuer; at each handshake the chain is looked up in that index
+ * serial numbers indexed by the CA certificate that signed it; at each handshake the chain is looked up in that index
  * (client-trust.ts). Work at handshake time is a map lookup per certificate.
  *
  * Refused at load (an operator error naming the reason): a CRL that does not parse, one whose
@@ -30,7 +30,10 @@ export interface IssuerRevocations {
   readonly nextUpdateMs: number | undefined;
 }
 
-/** Revocations by issuer (the hex of the issuer name's DER). */
+/**
+ * Revocations by the CA certificate that signed them (its SHA-256, hex): two CAs that share a
+ * name never share revocations, and a certificate is looked up with the issuer its path verified.
+ */
 export type CrlIndex = ReadonlyMap<string, IssuerRevocations>;
 
 const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]+?)-----END X509 CRL-----/g;
@@ -102,29 +105,37 @@ export function loadCrlIndex(pem: string, issuers: readonly ParsedCertificate[])
     if (candidates.length === 0) throw new Error(`${at} is issued by a CA that is not in tls.client_ca_file; add that CA or remove the CRL`);
     const tbsRaw = crl.tbsCertListRaw;
     if (!tbsRaw) throw new Error(`${at}: its signed part cannot be read`);
-    const signer = candidates.find((ca) => verifies(algorithm, Buffer.from(tbsRaw), ca.x509.publicKey, Buffer.from(crl.signature)));
-    if (!signer) throw new Error(`${at}: the signature does not verify with the key of ${candidates[0]!.subjectText}`);
-    if (signer.keyUsage !== undefined && (signer.keyUsage & 64 /* cRLSign */) === 0) {
-      throw new Error(`${at}: its issuer ${signer.subjectText} may not sign CRLs (its key usage lacks cRLSign)`);
+    // Every CA certificate of that name whose key verifies the CRL (a re-issued CA certificate
+    // with the same key is the same issuer); one of another key is not.
+    const signers = candidates.filter((ca) => verifies(algorithm, Buffer.from(tbsRaw), ca.x509.publicKey, Buffer.from(crl.signature)));
+    if (signers.length === 0) throw new Error(`${at}: the signature does not verify with the key of ${candidates[0]!.subjectText}`);
+    for (const signer of signers) {
+      if (signer.keyUsage !== undefined && (signer.keyUsage & 64 /* cRLSign */) === 0) {
+        throw new Error(`${at}: its issuer ${signer.subjectText} may not sign CRLs (its key usage lacks cRLSign)`);
+      }
     }
 
-    const entry = index.get(issuerKey) ?? { issuer: signer.subjectText, revoked: new Set<string>(), thisUpdateMs: -Infinity, nextUpdateMs: undefined };
+    const serials: string[] = [];
     for (const revoked of tbs.revokedCertificates ?? []) {
       for (const ext of revoked.crlEntryExtensions ?? []) {
         const named = NAMED_EXTENSIONS[ext.extnID];
         if (named !== undefined) throw new Error(`${at} has ${named}`);
         if (ext.critical && !KNOWN_ENTRY_EXTENSIONS.has(ext.extnID)) throw new Error(`${at} has an entry with a critical extension this guard does not implement (${ext.extnID})`);
       }
-      entry.revoked.add(serialHex(revoked.userCertificate));
+      serials.push(serialHex(revoked.userCertificate));
     }
-    // Several CRLs of one issuer: every serial any of them lists stays revoked; the newest one
-    // says when the set must be renewed.
     const thisUpdateMs = tbs.thisUpdate.getTime().getTime();
-    if (thisUpdateMs > entry.thisUpdateMs) {
-      entry.thisUpdateMs = thisUpdateMs;
-      entry.nextUpdateMs = tbs.nextUpdate?.getTime().getTime();
+    for (const signer of signers) {
+      const entry = index.get(signer.sha256) ?? { issuer: signer.subjectText, revoked: new Set<string>(), thisUpdateMs: -Infinity, nextUpdateMs: undefined };
+      for (const serial of serials) entry.revoked.add(serial);
+      // Several CRLs of one issuer: every serial any of them lists stays revoked; the newest one
+      // says when the set must be renewed.
+      if (thisUpdateMs > entry.thisUpdateMs) {
+        entry.thisUpdateMs = thisUpdateMs;
+        entry.nextUpdateMs = tbs.nextUpdate?.getTime().getTime();
+      }
+      index.set(signer.sha256, entry);
     }
-    index.set(issuerKey, entry);
   });
   return index;
 }

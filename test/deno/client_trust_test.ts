@@ -77,3 +77,13 @@ test('deno: CRLs verified and applied to the whole chain (what node:tls here wou
   const forged = readFileSync(writeCrl(dir, { cert: file(impostor.certPem), key: file(impostor.keyPem) }, []), 'utf8');
   assert.throws(() => loadCrlIndex(forged, [parsed(root.certPem)]), /does not verify/, 'a CRL signed by another key');
 });
+
+test("deno: a bundle intermediate revoked by its root's CRL refuses its leaves", () => {
+  const rootFiles = { cert: file(root.certPem), key: file(root.keyPem) };
+  const revokedInter = root.issueIntermediate('revoked intermediate');
+  const anchors = [parsed(root.certPem), parsed(revokedInter.certPem)];
+  const crl = readFileSync(writeCrl(dir, rootFiles, [file(revokedInter.certPem)]), 'utf8')
+    + readFileSync(writeCrl(dir, { cert: file(revokedInter.certPem), key: file(revokedInter.keyPem) }, []), 'utf8');
+  const v = createClientTrust(anchors, loadCrlIndex(crl, anchors)).verify([der(revokedInter.issueClient('calgary-01').certPem)], now);
+  assert.equal(!v.ok && v.reason, 'TLS_CLIENT_CERT_REVOKED');
+});

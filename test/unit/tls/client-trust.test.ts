@@ -128,3 +128,31 @@ t.test('CRLs refused at load, with the reason', async (t) => {
   t.throws(() => loadCrlIndex(forged, [parsed(root.certPem)]), /does not verify/);
   t.throws(() => loadCrlIndex(readFileSync(writeCrl(dir, rootFiles, [], { md: 'sha1' }), 'utf8'), [parsed(root.certPem)]), /SHA-1/);
 });
+
+t.test('a bundle intermediate is itself checked against its root: CRL, validity, constraints', async (t) => {
+  const rootFiles = { cert: file(root.certPem), key: file(root.keyPem) };
+  const revokedInter = root.issueIntermediate('revoked intermediate');
+  const leafBelow = revokedInter.issueClient('calgary-01');
+  const anchors = [parsed(root.certPem), parsed(revokedInter.certPem)];
+  const crl = readFileSync(writeCrl(dir, rootFiles, [file(revokedInter.certPem)]), 'utf8')
+    + readFileSync(writeCrl(dir, { cert: file(revokedInter.certPem), key: file(revokedInter.keyPem) }, []), 'utf8');
+  const trust = createClientTrust(anchors, loadCrlIndex(crl, anchors));
+  const v = trust.verify([der(leafBelow.certPem)], now);
+  t.equal(!v.ok && v.reason, 'TLS_CLIENT_CERT_REVOKED', "the intermediate in the bundle, revoked by the root's CRL: its leaves are refused");
+  t.match(!v.ok && v.detail, /revoked intermediate/);
+  const ok = createClientTrust(anchors, undefined).verify([der(leafBelow.certPem)], now);
+  t.equal(ok.ok && ok.path.length, 3, 'the path reaches the root through the bundle');
+  const alone = createClientTrust([parsed(revokedInter.certPem)], undefined).verify([der(leafBelow.certPem)], now);
+  t.equal(alone.ok && alone.path.length, 2, 'an intermediate without its root in the bundle is the anchor');
+});
+
+t.test('two CAs of one name never share a CRL', async (t) => {
+  const twin = DevCa.create('trust root'); // the same name as root, another key
+  const anchors = [parsed(root.certPem), parsed(twin.certPem)];
+  const crlOfRoot = readFileSync(writeCrl(dir, { cert: file(root.certPem), key: file(root.keyPem) }, []), 'utf8');
+  const trust = createClientTrust(anchors, loadCrlIndex(crlOfRoot, anchors));
+  t.ok(trust.verify([der(leaf.certPem)], now).ok, "root's leaf: its issuer's CRL is there");
+  const v = trust.verify([der(twin.issueClient('calgary-01').certPem)], now);
+  t.equal(!v.ok && v.reason, 'TLS_CLIENT_CERT_INVALID', "the twin's leaf: the root's CRL is not its issuer's");
+  t.match(!v.ok && v.detail, /no CRL/);
+});
