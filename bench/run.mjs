@@ -137,6 +137,7 @@ async function main() {
   mkdirSync(runDir, { recursive: true });
   // only a plain full run replaces the committed results
   const outDir = opt.out ?? (smoke || opt.profile || opt['node-args'] ? runDir : benchDir);
+  mkdirSync(outDir, { recursive: true });
   log(`bench: run directory ${path.relative(repoRoot, runDir)}`);
 
   const kit = kitDir();
