@@ -212,7 +212,9 @@ export function requestEvent(
   if (ctx.pop !== undefined) r.pop = ctx.pop;
   r.credentials = ctx.credentials;
   if (ctx.entries !== undefined) r.entries = ctx.entries;
-  if (ctx.webhookId !== undefined) r.webhook_id = clip(ctx.webhookId);
+  // A nonce whose signature verified (webhookTimestamp is set then) is the POP's signed data,
+  // kept whole for forensics; a claimed one is client text like any other: redacted.
+  if (ctx.webhookId !== undefined) r.webhook_id = ctx.webhookTimestamp !== undefined ? clip(ctx.webhookId) : fields.client('replguard.webhook_id', ctx.webhookId);
   if (ctx.jti !== undefined) r.jti = clip(ctx.jti);
   if (ctx.tokenFingerprint !== undefined) r.token_fingerprint = clip(ctx.tokenFingerprint);
   if (ctx.upstreamMs !== undefined) r.upstream_duration = Math.round(ctx.upstreamMs * 1e6);

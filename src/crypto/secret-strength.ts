@@ -89,6 +89,33 @@ export function estimateSecretStrength(secret: string): SecretStrength {
 }
 
 function estimate(secret: string): SecretStrength {
+  const direct = estimateText(secret);
+  // An encoding hides nothing: the base64 or hex of a weak text is as weak as the text (and
+  // would otherwise be credited as random characters). Random bytes do not decode to text, so
+  // generated secrets are unaffected.
+  let weakest = direct;
+  for (const { encoding, text } of decodedTexts(secret)) {
+    const inner = estimateText(text);
+    if (inner.bits < weakest.bits) weakest = { ...inner, judgedAll: direct.judgedAll, findings: [`it is the ${encoding} encoding of a text`, ...inner.findings] };
+  }
+  return weakest;
+}
+
+/** Most bytes that are not printable ASCII for a decoding to count as text (1 in 20). */
+const TEXT_NON_PRINTABLE_SHARE = 0.05;
+
+/** The texts `secret` decodes to, as hex, base64 or base64url, when it is such an encoding of text. */
+function decodedTexts(secret: string): Array<{ encoding: string; text: string }> {
+  const candidates: Array<{ encoding: string; bytes: Buffer }> = [];
+  if (/^(?:[0-9a-fA-F]{2}){8,}$/.test(secret)) candidates.push({ encoding: 'hex', bytes: Buffer.from(secret, 'hex') });
+  if (/^[A-Za-z0-9+/]{12,}={0,2}$/.test(secret)) candidates.push({ encoding: 'base64', bytes: Buffer.from(secret, 'base64') });
+  if (/^[A-Za-z0-9_-]{12,}$/.test(secret)) candidates.push({ encoding: 'base64url', bytes: Buffer.from(secret, 'base64url') });
+  return candidates
+    .filter(({ bytes }) => bytes.length >= 8 && bytes.filter((b) => b < 0x20 || b > 0x7e).length <= bytes.length * TEXT_NON_PRINTABLE_SHARE)
+    .map(({ encoding, bytes }) => ({ encoding, text: bytes.toString('latin1') }));
+}
+
+function estimateText(secret: string): SecretStrength {
   const judged: string[] = [];
   for (const ch of secret) {
     if (judged.length === JUDGED_PREFIX_CHARS) break;

@@ -130,12 +130,20 @@ t.test('what is not cut: a configured route, the nonce and the jti, the request 
   // A route the route stage matched is the operator's text; the nonce and jti are ids the trail
   // must keep whole (replay forensics, revocation), and are not client text that may carry a credential.
   const nonce = 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF'; // 32 characters of base64url, as the signer makes them
-  const e = requestEvent(context({ webhookId: nonce, jti: nonce }), 'FORWARDED', 200, 0, 1, undefined);
+  // The signature verified (the stage sets webhookTimestamp then): the nonce is the POP's signed data.
+  const e = requestEvent(context({ webhookId: nonce, webhookTimestamp: 1_800_000_000, jti: nonce }), 'FORWARDED', 200, 0, 1, undefined);
   t.equal(e.replguard.webhook_id, nonce);
   t.equal(e.replguard.jti, nonce);
   t.equal(e.replguard.request_id, '00000000-0000-4000-8000-000000000001');
   t.equal(e.url!.path, '/api/replication/apply');
   t.notOk(e.replguard.redacted);
+});
+
+t.test('a webhook-id whose signature did not verify is client text: a bearer secret there is cut', async (t) => {
+  const secret = generateToken();
+  const e = requestEvent(context({ webhookId: secret }), 'SIGNATURE_MISMATCH', 401, 0, 1, undefined);
+  t.notOk(JSON.stringify(e).includes(secret), 'the secret is in no field');
+  t.ok(e.replguard.redacted?.includes('replguard.webhook_id'), 'and the cut is named');
 });
 
 t.test('every client-supplied string is clipped', async (t) => {

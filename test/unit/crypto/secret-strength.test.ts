@@ -88,6 +88,15 @@ t.test('random secrets in the usual encodings pass', async (t) => {
   t.ok(bits(randomBytes(24).toString('base64url')) < MIN_SECRET_BITS, '24 bytes as base64url (32 characters): too short for the estimate');
 });
 
+t.test('an encoding hides nothing: the base64 or hex of a weak text is judged as that text', async (t) => {
+  for (const text of ['12345678901234567890123456789012', 'hello world this is my password for replication', 'CorrectHorseBatteryStapleIsMyPassword']) {
+    for (const [encoding, encoded] of [['base64', Buffer.from(text).toString('base64')], ['base64url', Buffer.from(text).toString('base64url')], ['hex', Buffer.from(text).toString('hex')]] as const) {
+      t.ok(bits(encoded) < MIN_SECRET_BITS, `${encoding} of ${JSON.stringify(text)} refused (${bits(encoded)} bits)`);
+    }
+  }
+  t.match(findings(Buffer.from('hello world this is my password for replication').toString('base64')), /base64 encoding of a text/);
+});
+
 t.test('a long secret is judged on its first 100 characters', async (t) => {
   const strong = randomBytes(60).toString('base64url'); // 80 characters
   t.equal(secretWeakness(strong + 'a'.repeat(200)), undefined, 'a weak tail is not held against a strong prefix');
