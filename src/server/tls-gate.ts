@@ -130,9 +130,11 @@ export function attachTlsGate(server: Server, deps: TlsGateDeps): TlsGate {
     if (banned) return refuse(a, raw, bare(a), 'LIMIT_BANNED_CONNECTION', `${banned.key} is banned until ${new Date(banned.until).toISOString()}`);
     const fromHere = unauthenticatedByKey.get(a.key) ?? 0;
     // An address a POP authenticated from lately (a certificate that verified) may open its
-    // connection pool at once; it still counts toward the unauthenticated total below.
+    // connection pool at once; its handshakes still count in the unauthenticated total below.
     if (fromHere >= caps.perAddress && !bans.isVerifiedAddress(a.key)) return refuse(a, raw, bare(a), 'LIMIT_ADDRESS_CONNECTIONS_EXCEEDED', `${fromHere} unauthenticated connections from ${a.key}, limits.max_unauthenticated_per_address ${caps.perAddress}`);
-    if (unauthenticated >= caps.unauthenticated) return refuse(a, raw, bare(a), 'LIMIT_CONNECTIONS_EXCEEDED', `${unauthenticated} unauthenticated connections, limits.max_unauthenticated_connections ${caps.unauthenticated}`);
+    // Nor does the unauthenticated pool hold it: many addresses filling the pool keep out
+    // whoever has not authenticated lately, not a POP's next connection from its own address.
+    if (unauthenticated >= caps.unauthenticated && !bans.isVerifiedAddress(a.key)) return refuse(a, raw, bare(a), 'LIMIT_CONNECTIONS_EXCEEDED', `${unauthenticated} unauthenticated connections, limits.max_unauthenticated_connections ${caps.unauthenticated}`);
 
     open += 1;
     unauthenticated += 1;

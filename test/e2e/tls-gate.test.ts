@@ -79,6 +79,7 @@ t.test('one address holding its cap of unauthenticated connections keeps no POP 
   const third = idle(guard.port, '127.0.0.7');
   t.ok(await third.closedWithin(1000), 'the unauthenticated pool is full: cut at accept');
   t.equal((await post(guard.port, pki.caFile, { cert: calgary, localAddress: '127.0.0.9', agent })).status, 200, 'the authenticated connection is still served');
+  t.equal((await post(guard.port, pki.caFile, { cert: calgary, localAddress: '127.0.0.10' })).status, 200, 'and a new connection from an address a POP verified from lately');
 
   // The handshake deadline frees the slots.
   t.ok(await held[cut.indexOf(false)]!.closedWithin(6000), 'an idle connection is cut at limits.handshake_timeout');
