@@ -107,6 +107,13 @@ export interface AuditEvent {
      */
     repeated?: number;
     /**
+     * On such a summary: the distinct client certificates (SHA-256) its refusals presented, at
+     * most REPEAT_CERTIFICATES_MAX, so no certificate tried in a flood goes unrecorded.
+     */
+    repeated_certificates?: string[];
+    /** True when more distinct certificates were presented than repeated_certificates lists. */
+    repeated_certificates_truncated?: boolean;
+    /**
      * The fields cut at something credential-shaped (`url.path`, `user_agent.original`,
      * `http.request.method`, `tls.client.subject`, `replguard.detail`): each ends in "[Redacted]"
      * where the credential began. Absent when nothing was cut.

@@ -34,6 +34,19 @@ interface Pending {
   repeated: number;
   firstAt: number;
   lastAt: number;
+  /** Distinct client certificates the suppressed refusals presented (bounded). */
+  certificates: Set<string>;
+  truncated: boolean;
+}
+
+/** Most distinct certificate fingerprints one summary lists. */
+export const REPEAT_CERTIFICATES_MAX = 16;
+
+function noteCertificate(pending: Pending, event: AuditEvent): void {
+  const sha256 = event.tls?.client?.hash?.sha256;
+  if (sha256 === undefined || pending.certificates.has(sha256)) return;
+  if (pending.certificates.size < REPEAT_CERTIFICATES_MAX) pending.certificates.add(sha256);
+  else pending.truncated = true;
 }
 
 /** Keys followed at once; evicting one writes its summary first, so nothing is lost. */
@@ -57,6 +70,9 @@ export function createRepeatAggregator(windowMs: number, now: () => number, sink
     event.event.start = new Date(pending.firstAt).toISOString();
     event.event.end = new Date(pending.lastAt).toISOString();
     event.replguard.repeated = pending.repeated;
+    // The summary copies the last refusal's fields; the certificates of the others are listed.
+    if (pending.certificates.size > 0) event.replguard.repeated_certificates = [...pending.certificates];
+    if (pending.truncated) event.replguard.repeated_certificates_truncated = true;
     sinks.write(event);
   }
 
@@ -80,8 +96,9 @@ export function createRepeatAggregator(windowMs: number, now: () => number, sink
           open.pending.repeated += 1;
           open.pending.lastAt = t;
         } else {
-          open.pending = { last: event, repeated: 1, firstAt: t, lastAt: t };
+          open.pending = { last: event, repeated: 1, firstAt: t, lastAt: t, certificates: new Set(), truncated: false };
         }
+        noteCertificate(open.pending, event);
         return;
       }
       if (open) windows.delete(id);
