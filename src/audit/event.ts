@@ -7,6 +7,7 @@
  * a client string that carries something credential-shaped (a JWT in the path, a bearer secret in
  * the User-Agent) is cut before it (audit/redact.ts), the field named in `replguard.redacted`.
  */
+import { credentialFingerprint } from '../crypto/secret-compare.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
 import { redactClientText } from './redact.ts';
@@ -88,6 +89,8 @@ export interface AuditEvent {
     entries?: number;
     /** The Standard Webhooks `webhook-id` (the nonce). */
     webhook_id?: string;
+    /** The claimed nonce's fingerprint (crypto/secret-compare.ts), when its signature did not verify. */
+    webhook_id_fingerprint?: string;
     /** The JWT `jti`. */
     jti?: string;
     /** A short hash naming the bearer secret or JWT used; never the credential. */
@@ -220,8 +223,15 @@ export function requestEvent(
   r.credentials = ctx.credentials;
   if (ctx.entries !== undefined) r.entries = ctx.entries;
   // A nonce whose signature verified (webhookTimestamp is set then) is the POP's signed data,
-  // kept whole for forensics; a claimed one is client text like any other: redacted.
-  if (ctx.webhookId !== undefined) r.webhook_id = ctx.webhookTimestamp !== undefined ? clip(ctx.webhookId) : fields.client('replguard.webhook_id', ctx.webhookId);
+  // kept whole for forensics. A claimed one is client text like any other: redacted, with its
+  // fingerprint, so that a refused request can still be matched with the sender's own record.
+  if (ctx.webhookId !== undefined) {
+    if (ctx.webhookTimestamp !== undefined) r.webhook_id = clip(ctx.webhookId);
+    else {
+      r.webhook_id = fields.client('replguard.webhook_id', ctx.webhookId);
+      r.webhook_id_fingerprint = credentialFingerprint(ctx.webhookId);
+    }
+  }
   if (ctx.jti !== undefined) r.jti = clip(ctx.jti);
   if (ctx.tokenFingerprint !== undefined) r.token_fingerprint = clip(ctx.tokenFingerprint);
   if (ctx.upstreamMs !== undefined) r.upstream_duration = Math.round(ctx.upstreamMs * 1e6);

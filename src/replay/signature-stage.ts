@@ -102,6 +102,9 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
       if (!(await findVerifyingKey(headers.entries, prefix, body, own, verifyOptions))) {
         throw new Rejection('SIGNATURE_MISMATCH', `none of ${headers.entries.length} entries verifies with the ${own.length} keys of ${pop}`);
       }
+      // Signed by the POP from here on (the audit keeps the nonce whole; a replay of it is
+      // refused below, but is still the POP's signed id).
+      ctx.webhookTimestamp = headers.timestampSeconds;
 
       let result;
       try {
@@ -112,7 +115,6 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
       }
       if (result === 'replayed') throw new Rejection('REPLAY_NONCE_REUSED', 'webhook-id already used by this POP within the window');
       if (result === 'full') throw new Rejection('REPLAY_STORE_FULL', 'every nonce in the store is still live');
-      ctx.webhookTimestamp = headers.timestampSeconds;
     },
   };
 }

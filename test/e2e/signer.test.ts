@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
+import { credentialFingerprint } from '../../src/crypto/secret-compare.ts';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
 import { parseRoleConfig } from '../../src/config/load.ts';
 import type { PrimaryConfig } from '../../src/config/schema.ts';
@@ -264,7 +265,8 @@ t.test('relays between the signer and the guard', async (t) => {
     t.equal(event.event.reason, 'SIGNER_BACKUP_REFUSED');
     t.equal(event.event.kind, 'alert');
     t.equal(event.replguard.attempt, 1, 'a refusal is not retried');
-    const [guardEvent] = await guard.waitForEvents((e) => e.replguard?.webhook_id === event.replguard.webhook_id, 1);
+    // The signature did not verify: the guard logs the claimed nonce redacted, with its fingerprint.
+    const [guardEvent] = await guard.waitForEvents((e) => e.replguard?.webhook_id_fingerprint === credentialFingerprint(event.replguard.webhook_id), 1);
     t.equal(guardEvent!.event.reason, 'SIGNATURE_MISMATCH');
     t.equal(backup.received().length, before, 'nothing reached the backup');
   });

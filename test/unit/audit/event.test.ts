@@ -4,6 +4,7 @@ import { createAuditLog } from '../../../src/audit/audit-log.ts';
 import { clip, MAX_CLIENT_STRING, reloadEvent, requestEvent } from '../../../src/audit/event.ts';
 import { signerEvent } from '../../../src/audit/signer-event.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
+import { credentialFingerprint } from '../../../src/crypto/secret-compare.ts';
 import type { ConnectionInfo, RequestContext } from '../../../src/pipeline/context.ts';
 
 const HOSTILE = `evil\n{"event":{"reason":"FORWARDED"}}\r\u001b[31mred\u001b[0m %s %n %j ${'x'.repeat(64 * 1024)}`;
@@ -30,6 +31,7 @@ function context(over: Partial<RequestContext> = {}, headers: Record<string, str
     body: Buffer.from('{"entries":[1,2,3]}'),
     entries: 3,
     webhookId: 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+    webhookTimestamp: 1_800_000_000, // its signature verified
     jti: 'b9a4c7e0-jti',
     tokenFingerprint: 'sha256:0123456789abcdef',
     upstreamMs: 1.5,
@@ -141,7 +143,8 @@ t.test('what is not cut: a configured route, the nonce and the jti, the request 
 
 t.test('a webhook-id whose signature did not verify is client text: a bearer secret there is cut', async (t) => {
   const secret = generateToken();
-  const e = requestEvent(context({ webhookId: secret }), 'SIGNATURE_MISMATCH', 401, 0, 1, undefined);
+  const e = requestEvent(context({ webhookId: secret, webhookTimestamp: undefined }), 'SIGNATURE_MISMATCH', 401, 0, 1, undefined);
+  t.equal(e.replguard.webhook_id_fingerprint, credentialFingerprint(secret), 'its fingerprint is kept, to match it with the sender\'s record');
   t.notOk(JSON.stringify(e).includes(secret), 'the secret is in no field');
   t.ok(e.replguard.redacted?.includes('replguard.webhook_id'), 'and the cut is named');
 });
