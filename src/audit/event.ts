@@ -10,6 +10,7 @@
 import { credentialFingerprint } from '../crypto/secret-compare.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
+import type { BanRecord } from '../store/ban-store.ts';
 import { redactClientText } from './redact.ts';
 
 /** ECS version the field names follow (https://www.elastic.co/guide/en/ecs/8.11). */
@@ -301,16 +302,7 @@ export function reloadEvent(result: 'success' | 'failure', trigger: string, deta
   return event;
 }
 
-/** What a ban event says about the ban (limits/bans.ts). */
-export interface BanFacts {
-  readonly key: string;
-  readonly since: number;
-  readonly until: number;
-  readonly failures: number;
-  readonly reason: string;
-}
-
-function banFields(ban: BanFacts): NonNullable<AuditEvent['replguard']['ban']> {
+function banFields(ban: BanRecord): NonNullable<AuditEvent['replguard']['ban']> {
   return {
     key: clip(ban.key)!,
     ...(ban.since > 0 ? { since: new Date(ban.since).toISOString() } : {}),
@@ -328,7 +320,7 @@ function banSubject(key: string): Pick<AuditEvent, 'source'> & { pop?: string } 
 }
 
 /** A ban starting or ending: an alert not tied to a request (limits/bans.ts writes it). */
-export function banEvent(reason: 'LIMIT_BAN_STARTED' | 'LIMIT_BAN_ENDED', ban: BanFacts): AuditEvent {
+export function banEvent(reason: 'LIMIT_BAN_STARTED' | 'LIMIT_BAN_ENDED', ban: BanRecord): AuditEvent {
   const { pop, source } = banSubject(ban.key);
   const started = reason === 'LIMIT_BAN_STARTED';
   return {
@@ -364,7 +356,7 @@ export interface AdminCallerFacts {
 export function adminEvent(
   reason: AdminReason,
   request: { ip: string; port: number; method: string; path: string; status: number; responseBytes: number; requestId: string; userAgent?: string | string[] },
-  ban: BanFacts | undefined,
+  ban: BanRecord | undefined,
   detail: string | undefined,
   caller: AdminCallerFacts = {},
 ): AuditEvent {

@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config/errors.ts';
+import { isPopId, POP_ID_RULE } from '../config/pop-id.ts';
 import { DevCa } from '../tls/dev-ca.ts';
 import { parseCommandArgs, required } from './args.ts';
 
@@ -29,8 +30,8 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('dev-pki', argv, { out: { type: 'string' }, pops: { type: 'string', default: 'calgary-01' } });
   const out = required('dev-pki', 'out', values.out);
   const pops = (values.pops ?? '').split(',').map((p) => p.trim()).filter(Boolean);
-  const bad = pops.filter((p) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(p));
-  if (bad.length > 0) throw new ConfigError([{ path: 'replguard dev-pki --pops', message: `not a POP id: ${bad.join(', ')}` }]);
+  const bad = pops.filter((p) => !isPopId(p));
+  if (bad.length > 0) throw new ConfigError([{ path: 'replguard dev-pki --pops', message: `not a POP id: ${bad.join(', ')} (${POP_ID_RULE})` }]);
   for (const file of writeDevPki(out, pops)) process.stdout.write(`${file}\n`);
   return 0;
 }

@@ -11,13 +11,13 @@ import { readFileSync } from 'node:fs';
 import { buildClaimSet, parseRouteSpec } from '../auth/jwt-claims.ts';
 import { certificateThumbprint, MintKeyError, mintJwt, parseMintKey, type MintKey } from '../auth/jwt-mint.ts';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
+import { isPopId, POP_ID_RULE } from '../config/pop-id.ts';
 import { parseDuration } from '../config/units.ts';
 import { parseCommandArgs } from './args.ts';
 import { writeSecretFile } from './secret-file.ts';
 
 export const usage = 'make-jwt -k KEY --pop ID --audience ID --route METHOD:PATH [--ttl 10m] [--bind-cert CERT] [-o FILE] [--claim]   sign a JWT (or print its claims)';
 
-const POP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('make-jwt', argv, {
@@ -35,7 +35,7 @@ export async function run(argv: string[]): Promise<number> {
   const problems: ConfigProblem[] = [];
   const problem = (flag: string, message: string) => problems.push({ path: `replguard make-jwt ${flag}`, message });
 
-  if (!values.pop || !POP_ID.test(values.pop)) problem('--pop', 'the source POP id is required (letters, digits, ".", "_", "-"; up to 63)');
+  if (!values.pop || !isPopId(values.pop)) problem('--pop', `the source POP id is required: ${POP_ID_RULE}`);
   if (!values.audience) problem('--audience', "the guard's pop_id is required");
   const routes = (values.route ?? []).map((spec) => {
     const route = parseRouteSpec(spec);

@@ -6,7 +6,10 @@
  * coerced silently: `port: "8443"` is a type error, not a number.
  */
 import { z } from 'zod';
+import { POP_ID_PATTERN, POP_ID_RULE } from './pop-id.ts';
 import { parseDuration, parseSize } from './units.ts';
+
+const popIdSchema = z.string().regex(POP_ID_PATTERN, POP_ID_RULE);
 
 const duration = (example: string) =>
   z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -57,7 +60,7 @@ const certSelector = z
 
 const peer = z.strictObject({
   /** The POP id this peer authenticates as (e.g. `calgary-01`). */
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a POP id is 1 to 63 characters of letters, digits, ".", "_" or "-"'),
+  id: popIdSchema,
   /** How the peer's client certificate names it. */
   cert: certSelector,
   /** Optional SHA-256 pins of the peer's certificate, checked on top of chain validation. */
@@ -112,8 +115,6 @@ export const AUTH_METHODS = ['mtls', 'bearer', 'jwt', 'signature'] as const;
 
 /** The JWS algorithms a JWT may be signed with. HS* and none are never accepted. */
 export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
-
-const popIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a POP id is 1 to 63 characters of letters, digits, ".", "_" or "-"');
 
 /** One JWT verification key source: a key file or a folder of them, bound to one POP or one issuer. */
 const jwtPublicKey = z
@@ -202,7 +203,7 @@ const listenerLimits = {
 
 export const configSchema = z.strictObject({
   /** This POP's id; the default JWT audience. */
-  pop_id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a POP id is 1 to 63 characters of letters, digits, ".", "_" or "-"'),
+  pop_id: popIdSchema,
   /** `backup` runs the guard (ingress); `primary` runs the signer (egress). Config file only. */
   role: z.enum(['backup', 'primary']),
   listen: z

@@ -5,6 +5,7 @@
  * one host rotate through 2^64 of them to dodge its limits and bans.
  */
 import { isIPv6 } from 'node:net';
+import { isPopId } from '../config/pop-id.ts';
 
 export const POP_PREFIX = 'pop:';
 export const ADDRESS_PREFIX = 'addr:';
@@ -37,7 +38,7 @@ export function isPopKey(key: string): boolean {
 
 /** A ban key as an operator may write it (`pop:calgary-01`, `addr:203.0.113.9`), or undefined. */
 export function parseBanKey(key: string): string | undefined {
-  if (key.startsWith(POP_PREFIX) && /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(key.slice(POP_PREFIX.length))) return key;
+  if (key.startsWith(POP_PREFIX) && isPopId(key.slice(POP_PREFIX.length))) return key;
   if (key.startsWith(ADDRESS_PREFIX) && /^[0-9A-Fa-f:./]{2,60}$/.test(key.slice(ADDRESS_PREFIX.length))) return key;
   return undefined;
 }
