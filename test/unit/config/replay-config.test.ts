@@ -3,8 +3,8 @@
 import { basename, dirname } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
-import { ConfigError } from '../../../src/config/errors.ts';
 import { parseConfig } from '../../../src/config/load.ts';
+import { configProblems } from '../../helpers/config-problems.ts';
 import { REPLAY_DEFAULTS } from '../../../src/config/schema.ts';
 import { makeHmacKey, writeKeyFile } from '../../helpers/signing.ts';
 
@@ -24,15 +24,7 @@ function config(overrides: Record<string, unknown>, peer: Record<string, unknown
   });
 }
 
-function problems(text: string): Array<{ path: string; message: string }> {
-  try {
-    parseConfig(text, '/etc/replguard/replguard.yaml');
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-}
+const problems = (text: string) => configProblems(text);
 
 t.test('signatures with keys: defaults apply, relative key paths resolve against the config folder', async (t) => {
   const { config: c } = parseConfig(config({}, { signing_keys: [basename(hmacFile)] }), `${dirname(hmacFile)}/replguard.yaml`);

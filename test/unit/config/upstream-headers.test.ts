@@ -1,8 +1,8 @@
 // upstream.forward_headers and upstream.relay_error_bodies: defaults, normalisation, refusals naming the key.
 import t from 'tap';
 import YAML from 'yaml';
-import { ConfigError } from '../../../src/config/errors.ts';
 import { parseConfig } from '../../../src/config/load.ts';
+import { configProblems } from '../../helpers/config-problems.ts';
 import { writeKeyFile } from '../../helpers/signing.ts';
 
 const placeholder = writeKeyFile('not checked beyond readability');
@@ -18,15 +18,7 @@ function config(upstream: Record<string, unknown>): string {
   });
 }
 
-function problems(text: string): Array<{ path: string; message: string }> {
-  try {
-    parseConfig(text, '/etc/replguard/replguard.yaml');
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-}
+const problems = (text: string) => configProblems(text);
 
 t.test('defaults: no extra forwarded header, error bodies replaced', async (t) => {
   const { config: c } = parseConfig(config({}), '/etc/replguard/replguard.yaml');
