@@ -12,7 +12,7 @@ export const usage = 'serve -c FILE                                 run the role
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('serve', argv, { config: { type: 'string', short: 'c' } });
-  // The role comes from the config file only (finding 3): never from the environment or a flag.
+  // The role comes from the config file only (docs/security.md, findings): never from the environment or a flag.
   const loaded = loadRoleConfig(required('serve', 'config', values.config));
   const log = createOperationalLog(loaded.config.log.level);
   for (const w of loaded.warnings) log.warn({ key: w.path }, w.message);

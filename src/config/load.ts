@@ -80,7 +80,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
 }
 
 /**
- * Parses config text of either role. The role comes from the file only (finding 3); a file
+ * Parses config text of either role. The role comes from the file only (docs/security.md, findings: no environment-chosen mode); a file
  * without a valid role is judged by the guard's schema, which names the problem at `role`.
  */
 export function parseRoleConfig(text: string, file: string): LoadedRoleConfig {
@@ -117,7 +117,7 @@ function requireBackup(loaded: LoadedRoleConfig): LoadedConfig {
 }
 
 /**
- * Why a key of the other role is refused (finding 8, cascade prevention): the message says so
+ * Why a key of the other role is refused (cascade prevention, docs/security.md findings): the message says so
  * instead of a plain "unknown key".
  */
 const CASCADE: Record<Role, string> = {

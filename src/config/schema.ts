@@ -434,7 +434,7 @@ export const REPLAY_DEFAULTS: Readonly<ReplayConfig> = Object.freeze(replaySchem
 /** The route the primary's replication client posts to, and the only one the signer serves. */
 export const SIGNER_ROUTE = { method: 'POST', path: '/api/replication/apply' } as const;
 
-/** The integer retry table of the signer, in seconds (finding 11: no floating-point backoff). */
+/** The integer retry table of the signer, in seconds (docs/security.md, findings: no floating-point backoff). */
 export const RETRY_DELAYS_SECONDS = [1, 5, 25, 125, 625] as const;
 
 const signerJwt = z.strictObject({

@@ -6,8 +6,8 @@
  * Forwarding uses undici's `Pool.dispatch` (callbacks, no streams or promises per request): the
  * body is already buffered by the body stage, so nothing is left to stream. Measured with
  * `bench/` on 1 KiB requests, the forwarding hop cost ~125 µs of CPU per request through
- * `node:http` with a keep-alive Agent and ~35 µs through `Pool.dispatch`; the issue 10 reference
- * measured a minimal `http-proxy` mTLS proxy at 5-9x nginx.
+ * `node:http` with a keep-alive Agent and ~35 µs through `Pool.dispatch`; the `http-proxy-min`
+ * target of bench/ (a minimal `http-proxy` mTLS proxy) measures at 5-9x nginx.
  *
  * What crosses: only allow-listed headers either way (proxy/headers.ts); interim 1xx answers are
  * skipped (proxy/interim.ts); an upstream 5xx reaches the client as the same status with the

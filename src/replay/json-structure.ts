@@ -1,6 +1,6 @@
 /**
  * Bounds on the JSON body's structure, checked over the raw bytes before anything decodes or
- * parses them (issue 15, class 7(b)): nesting depth (`limits.max_json_depth`), keys in one
+ * parses them (docs/security.md, hardening: CPU amplification by JSON structure): nesting depth (`limits.max_json_depth`), keys in one
  * object (`limits.max_json_keys_per_object`) and values in the whole body
  * (`limits.max_json_values`). Within the body size limit, a body of millions of nested arrays,
  * empty objects or keys costs JSON.parse and the key scan seconds of CPU; past these bounds it

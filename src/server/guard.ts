@@ -1,6 +1,6 @@
 /**
  * The guard (role: backup). Wires the TLS listener, its TLS gate (server/tls-gate.ts: what is
- * decided before the first HTTP byte), the pipeline of PRODUCT.md and the admin listener; it
+ * decided before the first HTTP byte), the pipeline (server/pipeline.ts) and the admin listener; it
  * decides nothing itself. Per request: build the context, run the stages, send a refusal through
  * the one response boundary, write exactly one audit event. Requests the HTTP layer refuses
  * before a response object exists (malformed, CONNECT) get the same generic answer and event.

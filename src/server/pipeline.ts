@@ -1,6 +1,7 @@
 /**
- * The guard's request pipeline, in the order of PRODUCT.md. Each stage is built once from the
- * config; this file only lists them. Stages never import each other.
+ * The guard's request pipeline, in the order of the README's "What the guard does to each
+ * request". Each stage is built once from the config; this file only lists them. Stages never
+ * import each other.
  */
 import { createBearerStage } from '../auth/bearer.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';

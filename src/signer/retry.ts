@@ -1,7 +1,7 @@
 /**
  * The signer's retry schedule: after a failed attempt that may succeed later, wait 1 s, 5 s,
- * 25 s, 125 s, 625 s (RETRY_DELAYS_SECONDS, integers: finding 11 of the security review was a
- * float `math.Pow` backoff), at most `retry.max_retries` times. A `Retry-After` from the guard
+ * 25 s, 125 s, 625 s (RETRY_DELAYS_SECONDS, integers: the review found a float `math.Pow`
+ * backoff, docs/security.md findings), at most `retry.max_retries` times. A `Retry-After` from the guard
  * replaces the table's delay when it is longer, up to the table's last entry, so that one
  * answer can never hold the primary's request open without bound.
  */

@@ -1,5 +1,5 @@
 /**
- * The signer's TLS client to the backup's guard (finding 6): the chain is always verified
+ * The signer's TLS client to the backup's guard (docs/security.md, findings: certificate validation): the chain is always verified
  * against backup.ca_file (`rejectUnauthorized` is fixed to true; no config key can turn it off),
  * the certificate must carry backup.server_name (or the URL's host), and, when pins are given,
  * its SHA-256 must be one of them. TLS 1.3 unless 1.2 is named.
