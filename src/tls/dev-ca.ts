@@ -55,6 +55,16 @@ export class DevCa {
   }
 
   static create(commonName = 'replguard demo CA', validDays = 3650): DevCa {
+    return DevCa.caCertificate(commonName, validDays, undefined);
+  }
+
+  /** An intermediate CA signed by this one (for chains of more than one level). */
+  issueIntermediate(commonName: string, validDays = 1825): DevCa {
+    return DevCa.caCertificate(commonName, validDays, this);
+  }
+
+  /** A CA certificate: self-signed without `issuer`, else signed by it (with its key identifier). */
+  private static caCertificate(commonName: string, validDays: number, issuer: DevCa | undefined): DevCa {
     const { forgeKey, publicKey, keyPem } = newKeyPair();
     const cert = forge.pki.createCertificate();
     cert.publicKey = publicKey;
@@ -63,33 +73,14 @@ export class DevCa {
     cert.validity.notAfter = new Date(Date.now() + validDays * DAY);
     const name = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'replguard demo' }];
     cert.setSubject(name);
-    cert.setIssuer(name);
+    cert.setIssuer(issuer ? issuer.cert.subject.attributes : name);
     cert.setExtensions([
       { name: 'basicConstraints', cA: true, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
       { name: 'subjectKeyIdentifier' },
+      ...(issuer ? [{ name: 'authorityKeyIdentifier', keyIdentifier: issuer.cert.generateSubjectKeyIdentifier().getBytes() }] : []),
     ]);
-    cert.sign(forgeKey, forge.md.sha256.create());
-    return new DevCa(cert, forgeKey, keyPem);
-  }
-
-  /** An intermediate CA signed by this one (for chains of more than one level). */
-  issueIntermediate(commonName: string, validDays = 1825): DevCa {
-    const { forgeKey, publicKey, keyPem } = newKeyPair();
-    const cert = forge.pki.createCertificate();
-    cert.publicKey = publicKey;
-    cert.serialNumber = serial();
-    cert.validity.notBefore = new Date(Date.now() - 3_600_000);
-    cert.validity.notAfter = new Date(Date.now() + validDays * DAY);
-    cert.setSubject([{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'replguard demo' }]);
-    cert.setIssuer(this.cert.subject.attributes);
-    cert.setExtensions([
-      { name: 'basicConstraints', cA: true, critical: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-      { name: 'subjectKeyIdentifier' },
-      { name: 'authorityKeyIdentifier', keyIdentifier: this.cert.generateSubjectKeyIdentifier().getBytes() },
-    ]);
-    cert.sign(this.key, forge.md.sha256.create());
+    cert.sign(issuer ? issuer.key : forgeKey, forge.md.sha256.create());
     return new DevCa(cert, forgeKey, keyPem);
   }
 

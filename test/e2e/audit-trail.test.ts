@@ -60,10 +60,6 @@ t.test('one event per request for every reachable reason, metrics to match, no s
     audit: { stdout: true, file: auditFile },
   });
   const guard = await startGuard(config);
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  guard.child.stdout!.on('data', (d) => stdout.push(String(d)));
-  guard.child.stderr!.on('data', (d) => stderr.push(String(d)));
   t.teardown(async () => {
     await guard.stop();
     await upstream.stop();
@@ -269,10 +265,10 @@ t.test('one event per request for every reachable reason, metrics to match, no s
     await guard.stop();
     if (!guard.child.stdout!.readableEnded) await once(guard.child.stdout!, 'end');
     if (!guard.child.stderr!.readableEnded) await once(guard.child.stderr!, 'end');
-    const out = stdout.join('');
+    const { stdout: out, stderr: errText } = guard.output();
     const fileText = readFileSync(auditFile, 'utf8');
     t.same(fileText.split('\n').filter(Boolean).map((l) => JSON.parse(l)), out.split('\n').filter(Boolean).map((l) => JSON.parse(l)));
-    const err = `${guard.operational().map((r) => JSON.stringify(r)).join('\n')}\n${stderr.join('')}`;
+    const err = `${guard.operational().map((r) => JSON.stringify(r)).join('\n')}\n${errText}`;
     t.ok(err.includes('"log":{"level":"debug"') || err.includes('"type":"operational"'), 'the operational log was captured');
 
     const files = referencedFiles(config);

@@ -50,10 +50,6 @@ t.test('a credential in the URL or the User-Agent is refused or cut, and never l
     audit: { stdout: true, file: auditFile },
   });
   const guard = await startGuard(config);
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  guard.child.stdout!.on('data', (d) => stdout.push(String(d)));
-  guard.child.stderr!.on('data', (d) => stderr.push(String(d)));
   t.teardown(async () => {
     await guard.stop();
     await backup.stop();
@@ -119,9 +115,8 @@ t.test('a credential in the URL or the User-Agent is refused or cut, and never l
     await guard.stop();
     if (!guard.child.stdout!.readableEnded) await once(guard.child.stdout!, 'end');
     if (!guard.child.stderr!.readableEnded) await once(guard.child.stderr!, 'end');
-    const out = stdout.join('');
+    const { stdout: out, stderr: err } = guard.output();
     const fileText = readFileSync(auditFile, 'utf8');
-    const err = stderr.join('');
     t.ok(out.split('\n').filter(Boolean).length >= cases.length + 2, 'the events were captured');
     t.same(fileText.split('\n').filter(Boolean).map((l) => JSON.parse(l)), out.split('\n').filter(Boolean).map((l) => JSON.parse(l)), 'stdout and audit.file agree');
     const needles: Needle[] = [

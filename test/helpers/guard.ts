@@ -31,6 +31,8 @@ export interface GuardProcess {
   waitForAudit(count: number, ms?: number): Promise<AuditRecord[]>;
   /** Resolves with the first `count` audit events matching `pred` once there are that many. */
   waitForEvents(pred: (e: AuditRecord) => boolean, count: number, ms?: number): Promise<AuditRecord[]>;
+  /** Everything the process wrote so far, from its first byte, as text (for scans of every log line). */
+  output(): { stdout: string; stderr: string };
   /** SIGTERM and wait for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -74,6 +76,9 @@ export async function startGuard(config: Record<string, unknown>, options: { com
   const audit: AuditRecord[] = [];
   const operational: AuditRecord[] = [];
   const waiters: Array<() => void> = [];
+  const raw = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  child.stdout!.on('data', (d: Buffer) => raw.stdout.push(d));
+  child.stderr!.on('data', (d: Buffer) => raw.stderr.push(d));
   createInterface({ input: child.stdout! }).on('line', (line) => {
     audit.push(JSON.parse(line) as AuditRecord);
     for (const w of waiters.splice(0)) w();
@@ -100,6 +105,7 @@ export async function startGuard(config: Record<string, unknown>, options: { com
     configFile,
     audit: () => audit,
     operational: () => operational,
+    output: () => ({ stdout: Buffer.concat(raw.stdout).toString('utf8'), stderr: Buffer.concat(raw.stderr).toString('utf8') }),
     waitForAudit(count, ms = 5000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`only ${audit.length} audit events after ${ms} ms, wanted ${count}`)), ms);
