@@ -5,13 +5,13 @@
  * carriage returns, ANSI escapes and quotes, so no value can forge a line or a field.
  * Credentials never appear: only which were checked, the JWT `jti` and a short fingerprint; and
  * a client string that carries something credential-shaped (a JWT in the path, a bearer secret in
- * the User-Agent) is cut before it (audit/redact.ts), the field named in `replguard.redacted`.
+ * the User-Agent) is cut before it (core/redact.ts), the field named in `replguard.redacted`.
  */
 import { credentialFingerprint } from '../crypto/secret-compare.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
 import type { BanRecord } from '../store/ban-store.ts';
-import { redactClientText } from './redact.ts';
+import { redactClientText } from '../core/redact.ts';
 
 /** ECS version the field names follow (https://www.elastic.co/guide/en/ecs/8.11). */
 export const ECS_VERSION = '8.11.0';
@@ -139,7 +139,7 @@ function base(reason: string, alert: boolean, outcome: 'success' | 'failure', ac
 // (one is built per request).
 
 /**
- * Client strings for one event: redacted (audit/redact.ts), then clipped; remembers which
+ * Client strings for one event: redacted (core/redact.ts), then clipped; remembers which
  * fields were cut, for `replguard.redacted`.
  */
 export class Fields {
@@ -331,14 +331,14 @@ export function banEvent(reason: 'LIMIT_BAN_STARTED' | 'LIMIT_BAN_ENDED', ban: B
   };
 }
 
-/** The outcomes of a ban-administration request (server/admin.ts): done, or refused and why. */
+/** The outcomes of a ban-administration request (service/admin.ts): done, or refused and why. */
 export type AdminReason =
   | 'LIMIT_BANS_LISTED' | 'LIMIT_BAN_LIFTED'
   | 'ADMIN_CALLER_NOT_LOOPBACK' | 'ADMIN_TOKEN_MISSING' | 'ADMIN_TOKEN_INVALID'
   | 'AUTH_TOKEN_IN_QUERY' | 'ROUTE_QUERY_NOT_ALLOWED' | 'ROUTE_METHOD_NOT_ALLOWED';
 
 /**
- * How the caller of a ban-administration request was let in (server/admin-access.ts): `loopback`
+ * How the caller of a ban-administration request was let in (service/admin-access.ts): `loopback`
  * or `admin_token` (with the token's fingerprint, never the token); nothing when it was refused
  * before or at that decision (then `fingerprint` names a presented wrong token, if any).
  */
@@ -348,7 +348,7 @@ export interface AdminCallerFacts {
 }
 
 /**
- * An operator's request on the admin listener that touches bans (server/admin.ts), done or
+ * An operator's request on the admin listener that touches bans (service/admin.ts), done or
  * refused. `event.action` names what was asked for: `bans-list` for /bans, `ban-lift` for
  * /bans/{key}. A lift or list that went wrong (400, 404, 503) keeps its LIMIT_* code, without
  * an alert; a refusal has its own code and is an alert when the table says so.

@@ -8,7 +8,7 @@
  * readable by others nor changeable by anyone but root and this user (config/files.ts), and
  * hold either nothing (a retired slot) or a strong secret (see crypto/secret-strength.ts: at least 128 bits by a conservative estimate) made of
  * RFC 6750 b64token characters without "." (so that it can never be mistaken for a JWT), that
- * the log redaction recognises as a secret (audit/redact.ts: not the form of a UUID, a slug or
+ * the log redaction recognises as a secret (core/redact.ts: not the form of a UUID, a slug or
  * words, which logs keep). One secret must not belong to two peers.
  *
  * A missing file is a configuration error at start-up (a typo must not start a guard that
@@ -24,7 +24,7 @@ import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type HeldFile, type Loaded, type LoadPhase, type ReloadListener } from '../reload/source.ts';
-import { hasTokenShape } from '../audit/redact.ts';
+import { hasTokenShape } from '../core/redact.ts';
 import { isJwtShaped, readBearerCredential } from './authorization.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { agreeIdentity } from './identity.ts';

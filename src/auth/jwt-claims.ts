@@ -8,7 +8,7 @@
  * A token without it, or with an entry in another form, is refused (fail closed).
  */
 import { randomUUID } from 'node:crypto';
-import { normalisePath } from '../route/normalise.ts';
+import { normalisePath } from '../core/normalise.ts';
 
 export const CLAIM_NAMESPACE = 'https://replguard.dev/claims';
 

@@ -2,7 +2,7 @@
  * Credentials in the URL are refused, and named as such. A request target ends up in proxy logs,
  * browser history and monitoring tools, so a credential anywhere in it must be treated as leaked:
  * the audit event says where it was, as an alert, rather than the generic ROUTE_* code the route
- * stage would give, and the credential is never logged (audit/redact.ts cuts it from url.path):
+ * stage would give, and the credential is never logged (core/redact.ts cuts it from url.path):
  *
  *  - AUTH_TOKEN_IN_PATH: in a path segment (`/api/replication/<jwt>`) or a matrix parameter
  *    (`/apply;access_token=...`);
@@ -10,12 +10,12 @@
  *  - AUTH_TOKEN_IN_FRAGMENT: after `#` (which no client should send: RFC 9110 section 7.1 keeps
  *    fragments out of the request target, and the route stage refuses one as ROUTE_TARGET_INVALID).
  *
- * What counts as a credential is audit/redact.ts's one linear scan (JWTs, signing keys,
+ * What counts as a credential is core/redact.ts's one linear scan (JWTs, signing keys,
  * credential parameter names, runs with the shape of a bearer secret). This stage runs just
  * before the route stage, before any authentication; any other query or odd target is left to
  * the route stage to refuse.
  */
-import { CREDENTIAL_PARAMS, findTokenShape, type TokenHit } from '../audit/redact.ts';
+import { CREDENTIAL_PARAMS, findTokenShape, type TokenHit } from '../core/redact.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import type { Stage } from '../pipeline/stage.ts';

@@ -1,5 +1,5 @@
 /** `replguard check-config -c FILE`: every check `serve` makes at start-up, without serving. */
-import { loadRoleConfig } from '../config/load.ts';
+import { loadRoleConfig } from './role-config.ts';
 import { loadTlsMaterial } from '../tls/material.ts';
 import { parseCommandArgs, required } from './args.ts';
 

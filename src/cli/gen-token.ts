@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { credentialFingerprint } from '../crypto/secret-compare.ts';
-import { hasTokenShape } from '../audit/redact.ts';
+import { hasTokenShape } from '../core/redact.ts';
 import { secretWeakness } from '../crypto/secret-strength.ts';
 import { ConfigError } from '../config/errors.ts';
 import { parseCommandArgs, required } from './args.ts';

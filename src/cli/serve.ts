@@ -1,10 +1,10 @@
 /** `replguard serve -c FILE`: runs the role the config names until SIGTERM (drain) or a second SIGTERM (at once). */
 import process from 'node:process';
 import { createAuditLog } from '../audit/audit-log.ts';
-import { loadRoleConfig } from '../config/load.ts';
+import { loadRoleConfig } from './role-config.ts';
 import { createOperationalLog } from '../log/operational.ts';
 import { createMetrics } from '../metrics/metrics.ts';
-import { startGuard } from '../server/guard.ts';
+import { startGuard } from '../guard/guard.ts';
 import { startSigner } from '../signer/signer.ts';
 import { parseCommandArgs, required } from './args.ts';
 

@@ -27,3 +27,26 @@ export function formatPath(path: readonly PropertyKey[]): string {
   }
   return out;
 }
+
+/** What a config check found: `problems` refuse the config, `warnings` are legal settings that are probably not meant. */
+export interface Validation {
+  problems: ConfigProblem[];
+  warnings: ConfigProblem[];
+}
+
+/**
+ * One feature's checks of its own part of the config (its files loaded exactly as the feature
+ * loads them). Each role lists its checks (guard/config.ts, signer/config.ts) and config/load.ts
+ * runs them after the schema, so that config/ never imports the features it configures.
+ */
+export type ConfigCheck<C> = (config: Readonly<C>) => Validation;
+
+/** Runs `load` and collects its ConfigError's problems; any other error propagates (a bug, not a config mistake). */
+export function collectProblems(problems: ConfigProblem[], load: () => unknown): void {
+  try {
+    load();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+}

@@ -1,13 +1,14 @@
 /**
  * Reading the config file: YAML (duplicate keys refused) -> schema -> absolute paths ->
- * cross-field and file checks. Every problem is collected and raised together as a ConfigError.
- * No side effects beyond reading files.
+ * cross-field and file checks -> the role's feature checks (given by the caller: config/ does
+ * not import the features it configures). Every problem is collected and raised together as a
+ * ConfigError. No side effects beyond reading files.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import YAML from 'yaml';
-import { ConfigError, formatPath, type ConfigProblem } from './errors.ts';
+import { ConfigError, formatPath, type ConfigCheck, type ConfigProblem, type Validation } from './errors.ts';
 import { checkTrustedPath } from './files.ts';
 import { configKeyPaths, keysUnder, suggestKey, type Role } from './keys.ts';
 import { configSchema, primaryConfigSchema, type Config, type PrimaryConfig } from './schema.ts';
@@ -36,9 +37,10 @@ export interface LoadedPrimaryConfig {
 /** Either role's config; `role` tells which. */
 export type LoadedRoleConfig = LoadedConfig | LoadedPrimaryConfig;
 
-/** Reads a guard (role: backup) config; a signer config is refused at `role`. */
-export function loadConfig(file: string): LoadedConfig {
-  return requireBackup(loadRoleConfig(file));
+/** The feature checks of each role, run after the shared rules (guard/config.ts, signer/config.ts list them). */
+export interface RoleChecks {
+  readonly backup: readonly ConfigCheck<Config>[];
+  readonly primary: readonly ConfigCheck<PrimaryConfig>[];
 }
 
 /**
@@ -46,7 +48,7 @@ export function loadConfig(file: string): LoadedConfig {
  * file that anyone but root and this user could change (config/files.ts) is refused, together
  * with every other problem of its content.
  */
-export function loadRoleConfig(file: string): LoadedRoleConfig {
+export function loadRoleConfig(file: string, checks: RoleChecks): LoadedRoleConfig {
   const absolute = resolve(file);
   let text: string;
   try {
@@ -55,9 +57,9 @@ export function loadRoleConfig(file: string): LoadedRoleConfig {
     throw new ConfigError([{ path: '', message: `cannot read config file ${absolute}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
   }
   const unsafe = checkConfigFile(absolute);
-  if (!unsafe) return parseRoleConfig(text, absolute);
+  if (!unsafe) return parseRoleConfig(text, absolute, checks);
   try {
-    parseRoleConfig(text, absolute);
+    parseRoleConfig(text, absolute, checks);
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError([unsafe, ...err.problems]);
     throw err;
@@ -74,16 +76,12 @@ export function checkConfigFile(file: string): ConfigProblem | undefined {
   return checkTrustedPath(file, '');
 }
 
-/** Parses guard config text as if read from `file` (relative paths resolve against its folder). */
-export function parseConfig(text: string, file: string): LoadedConfig {
-  return requireBackup(parseRoleConfig(text, file));
-}
 
 /**
  * Parses config text of either role. The role comes from the file only (docs/security.md, findings: no environment-chosen mode); a file
  * without a valid role is judged by the guard's schema, which names the problem at `role`.
  */
-export function parseRoleConfig(text: string, file: string): LoadedRoleConfig {
+export function parseRoleConfig(text: string, file: string, checks: RoleChecks): LoadedRoleConfig {
   const doc = YAML.parseDocument(text, { uniqueKeys: true, strict: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     throw new ConfigError(
@@ -96,7 +94,7 @@ export function parseRoleConfig(text: string, file: string): LoadedRoleConfig {
     const parsed = primaryConfigSchema.safeParse(raw);
     if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((issue) => describeIssue(issue, 'primary')));
     const config = resolvePrimaryPaths(parsed.data, dirname(file));
-    const { problems, warnings } = validatePrimaryConfig(config);
+    const { problems, warnings } = runChecks(config, validatePrimaryConfig, checks.primary);
     if (problems.length > 0) throw new ConfigError(problems);
     return { role, config: deepFreeze(config), file, warnings };
   }
@@ -104,12 +102,24 @@ export function parseRoleConfig(text: string, file: string): LoadedRoleConfig {
   if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((issue) => describeIssue(issue, 'backup')));
 
   const config = resolvePaths(parsed.data, dirname(file));
-  const { problems, warnings } = validateConfig(config);
+  const { problems, warnings } = runChecks(config, validateConfig, checks.backup);
   if (problems.length > 0) throw new ConfigError(problems);
   return { role, config: deepFreeze(config), file, warnings, fingerprint: createHash('sha256').update(text).digest('hex') };
 }
 
-function requireBackup(loaded: LoadedRoleConfig): LoadedConfig {
+/** The shared rules, then each feature's checks; everything any of them found. */
+function runChecks<C>(config: C, shared: (config: C) => Validation, features: readonly ConfigCheck<C>[]): Validation {
+  const all = shared(config);
+  for (const check of features) {
+    const found = check(config);
+    all.problems.push(...found.problems);
+    all.warnings.push(...found.warnings);
+  }
+  return all;
+}
+
+/** A role: backup config, or a ConfigError at `role` for a signer config. */
+export function requireBackup(loaded: LoadedRoleConfig): LoadedConfig {
   if (loaded.role !== 'backup') {
     throw new ConfigError([{ path: 'role', message: 'this is a role: primary (signer) config; this command needs a role: backup (guard) config' }]);
   }

@@ -1,6 +1,6 @@
 /**
  * What a POP id is: the one definition, used by the config schema, the ban keys
- * (limits/client-key.ts) and the command line (make-jwt, dev-pki). An id names a peer in
+ * (store/client-key.ts) and the command line (make-jwt, dev-pki). An id names a peer in
  * metrics labels, ban keys and the `x-replguard-source-pop` header, so it is short and plain.
  */
 export const POP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;

@@ -1,24 +1,14 @@
 /**
- * Cross-field rules and file checks over a parsed config. Returns every problem found;
- * `warnings` are legal settings that are probably not meant.
+ * The rules over a parsed config that belong to no one feature: listeners, peers, limits, the
+ * store, the audit trail and their files. Each feature checks its own part (`ConfigCheck`s listed
+ * by guard/config.ts and signer/config.ts). Returns every problem found; `warnings` are legal
+ * settings that are probably not meant.
  */
-import { isIP } from 'node:net';
-import { loadTokenSet } from '../auth/bearer.ts';
-import { loadKeySet, loadRevokedIds } from '../auth/jwt.ts';
-import { readPeerSigningKeys } from '../replay/keys.ts';
-import { DEFAULT_FORWARD_HEADERS, forwardHeaderProblem } from '../proxy/headers.ts';
-import { normalisePath } from '../route/normalise.ts';
-import { loadAdminToken } from '../server/admin-access.ts';
-import { loadSignerMaterial } from '../signer/material.ts';
-import { ConfigError, type ConfigProblem } from './errors.ts';
+import { isLoopback } from '../core/loopback.ts';
+import type { ConfigProblem, Validation } from './errors.ts';
 import { GEN_TOKEN_HINT, secretWeakness } from '../crypto/secret-strength.ts';
 import { checkAppendableFile, checkReadableFile, checkSecretFile, readPasswordFile } from './files.ts';
 import { connectionLimits, SIGNER_ROUTE, type Config, type PrimaryConfig } from './schema.ts';
-
-export interface Validation {
-  problems: ConfigProblem[];
-  warnings: ConfigProblem[];
-}
 
 const IMPLEMENTED_METHODS = new Set(['mtls', 'bearer', 'jwt', 'signature']);
 
@@ -34,11 +24,6 @@ export function validateConfig(config: Config): Validation {
     seen.add(m);
     if (!IMPLEMENTED_METHODS.has(m)) problem(`auth.methods[${i}]`, `"${m}" is not available in this version; use: ${[...IMPLEMENTED_METHODS].join(', ')}`);
   });
-  // Any combination of mtls, bearer and jwt names the POP; the TLS layer demands a client
-  // certificate exactly when mtls is listed (server/guard.ts), and every listed credential
-  // must name the same POP (auth/identity.ts).
-  credentialChecks(config, problems, warnings);
-
   // Peers: unique ids, unique certificate selectors (one certificate must never name two POPs).
   const ids = new Map<string, number>();
   const selectors = new Map<string, number>();
@@ -56,59 +41,6 @@ export function validateConfig(config: Config): Validation {
     warnings.push({ path: 'peers', message: 'no peers are configured: every request will be refused' });
   }
 
-  // Signatures and replay: keys per peer exactly when signatures are checked; replay needs them.
-  const signed = config.auth.methods.includes('signature');
-  config.peers.forEach((peer, i) => {
-    if (signed && peer.signing_keys.length === 0) {
-      problem(`peers[${i}].signing_keys`, 'auth.methods lists signature: give this peer at least one key file (whsec_, whpk_ or PEM), or it can never be admitted');
-    }
-    if (!signed && peer.signing_keys.length > 0) {
-      problem(`peers[${i}].signing_keys`, 'keys are listed but auth.methods does not list signature, so they would not be checked; add signature to auth.methods or remove them');
-    }
-  });
-  if (config.replay !== undefined && !signed) {
-    problem('replay', 'replay protection needs signatures (an unsigned timestamp or nonce can be forged); add signature to auth.methods or remove replay');
-  }
-  if (signed) problems.push(...readPeerSigningKeys(config.peers).problems);
-
-  // Routes: normal form, no query, no duplicates.
-  const routes = new Set<string>();
-  config.routes.forEach((route, i) => {
-    const normal = normalisePath(route.path);
-    if (normal !== route.path) {
-      problem(`routes[${i}].path`, `"${route.path}" is not a normalised absolute path (no query, "//", ".", "..", or encoded "/" or ".")`);
-    }
-    const key = `${route.method} ${route.path}`;
-    if (routes.has(key)) problem(`routes[${i}]`, `${key} is listed twice`);
-    routes.add(key);
-  });
-
-  // Upstream: plain HTTP on loopback unless the risk is named.
-  let upstream: URL | undefined;
-  try {
-    upstream = new URL(config.upstream.url);
-  } catch {
-    problem('upstream.url', `"${config.upstream.url}" is not a URL; write e.g. http://127.0.0.1:8080`);
-  }
-  if (upstream) {
-    if (upstream.protocol !== 'http:') problem('upstream.url', 'only http:// upstreams are supported (the backup beside the guard)');
-    if (upstream.username || upstream.password) problem('upstream.url', 'credentials in the URL are not allowed');
-    if (upstream.search || upstream.hash) problem('upstream.url', 'a query or fragment is not allowed');
-    if (upstream.pathname !== '/') problem('upstream.url', 'a path is not allowed; request paths are forwarded as they are');
-    if (!isLoopback(upstream.hostname) && !config.upstream.unsafe_allow_plaintext_upstream_host) {
-      problem('upstream.url', `${upstream.hostname} is not a loopback address; keep the backup on loopback, or set upstream.unsafe_allow_plaintext_upstream_host: true`);
-    }
-  }
-
-  // Forwarded client headers: never one the backup could take for the guard's word.
-  const forwarded = new Set<string>();
-  config.upstream.forward_headers.forEach((name, i) => {
-    const why = forwardHeaderProblem(name);
-    if (why !== undefined) problem(`upstream.forward_headers[${i}]`, `${why}; remove it from the list`);
-    else if (forwarded.has(name) || DEFAULT_FORWARD_HEADERS.includes(name)) problem(`upstream.forward_headers[${i}]`, `"${name}" is already forwarded; remove it from the list`);
-    forwarded.add(name);
-  });
-
   if (config.listen.port !== 0 && config.listen.port === config.admin.port && config.listen.host === config.admin.host) {
     problem('admin.port', `same address as listen (${config.listen.host}:${config.listen.port}); pick another port`);
   }
@@ -116,15 +48,6 @@ export function validateConfig(config: Config): Validation {
     const bans = config.admin.token_file === undefined ? 'only loopback callers' : 'only callers with the admin token';
     warnings.push({ path: 'admin.host', message: `${config.admin.host} is not loopback: /healthz, /readyz and /metrics are reachable from the network (ban administration answers ${bans})` });
   }
-  if (config.admin.token_file !== undefined) {
-    try {
-      loadAdminToken(config.admin.token_file);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      problems.push(...err.problems);
-    }
-  }
-
   validateLimitsAndStore(config, problem);
 
   // Files.
@@ -193,58 +116,6 @@ function validateLimitsAndStore(config: Config, problem: (path: string, message:
   if (store.ca_file !== undefined && url.protocol !== 'rediss:') problem('store.ca_file', 'only used with a rediss:// (TLS) URL');
 }
 
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  if (h === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1';
-  return false;
-}
-
-/**
- * Bearer and JWT settings, and the credential files themselves: token strength, key types and
- * sizes, the revoked-id list. The same loaders run at every reload.
- */
-function credentialChecks(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
-  const methods = config.auth.methods;
-  const bearer = methods.includes('bearer');
-  const jwt = methods.includes('jwt');
-  const collect = (load: () => unknown) => {
-    try {
-      load();
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      problems.push(...err.problems);
-    }
-  };
-
-  if (bearer) {
-    if (!jwt) {
-      config.peers.forEach((peer, i) => {
-        if (peer.token_files.length === 0) problems.push({ path: `peers[${i}].token_files`, message: 'auth.methods lists bearer: list at least one token file (make one with `replguard gen-token --out FILE`)' });
-      });
-    }
-    collect(() => loadTokenSet(config.peers));
-  } else {
-    config.peers.forEach((peer, i) => {
-      if (peer.token_files.length > 0) warnings.push({ path: `peers[${i}].token_files`, message: 'unused: auth.methods does not list bearer' });
-    });
-  }
-
-  const settings = config.auth.jwt;
-  if (jwt && !settings) {
-    problems.push({ path: 'auth.jwt', message: 'auth.methods lists jwt: configure auth.jwt.public_keys (and issuer, if not "replguard")' });
-  }
-  if (!jwt && settings) warnings.push({ path: 'auth.jwt', message: 'unused: auth.methods does not list jwt' });
-  if (jwt && settings) {
-    if (settings.require_cert_binding && !methods.includes('mtls')) {
-      problems.push({ path: 'auth.jwt.require_cert_binding', message: 'binding a token to the client certificate needs one: add mtls to auth.methods' });
-    }
-    collect(() => loadKeySet(settings, new Set(config.peers.map((p) => p.id))));
-    collect(() => loadRevokedIds(settings.revoked_ids_file));
-  }
-}
-
 /**
  * The signer's (role: primary) cross-field rules and files: a loopback listener unless the risk
  * is named, an https backup URL without path or credentials, and every file it reads (signing
@@ -286,11 +157,5 @@ export function validatePrimaryConfig(config: PrimaryConfig): Validation {
     problem('client_tls', 'nothing would name this POP to the guard: configure client_tls (mTLS) and/or one of credentials.token_file, credentials.jwt, credentials.jwt_token_file');
   }
 
-  try {
-    loadSignerMaterial(config);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.push(...err.problems);
-  }
   return { problems, warnings };
 }

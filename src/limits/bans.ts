@@ -1,7 +1,7 @@
 /**
  * Bans after repeated failures. Every request outcome (and every connection refused at the TLS
  * layer or by the HTTP parser) is handed to `recordOutcome` from the one place that knows it
- * (server/guard.ts); the reasons that count are decided here (`countsTowardBan`).
+ * (guard/guard.ts); the reasons that count are decided here (`countsTowardBan`).
  *
  * Who a failure counts against (docs/limits.md, "Who gets banned"): the POP, when the credential
  * naming it was fully verified (a certificate whose chain, name and pins verified against the
@@ -35,7 +35,7 @@ import type { ConnectionInfo, PeerCertificateInfo, RequestContext } from '../pip
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import type { Stage } from '../pipeline/stage.ts';
 import type { BanRecord, BanStore } from '../store/ban-store.ts';
-import { connectionAddressKey, isPopKey, popKey } from './client-key.ts';
+import { connectionAddressKey, isPopKey, popKey } from '../store/client-key.ts';
 import { storeUnavailable } from './unavailable.ts';
 
 /** How often ended bans are reported and the local view is refreshed. */

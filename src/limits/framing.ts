@@ -15,7 +15,7 @@
  *    generic body, the security headers and its audit event).
  * And more header fields than `limits.max_headers`: the runtimes silently drop the fields past
  * their count (Node from `req.headers`, Deno from `rawHeaders` too), so the listener keeps one
- * more than the limit (server/listen.ts) and a request that has it is refused here.
+ * more than the limit (service/listen.ts) and a request that has it is refused here.
  */
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';

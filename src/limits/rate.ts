@@ -8,7 +8,7 @@ import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection, type Reason } from '../pipeline/reasons.ts';
 import type { Stage } from '../pipeline/stage.ts';
-import { connectionAddressKey, popKey } from './client-key.ts';
+import { connectionAddressKey, popKey } from '../store/client-key.ts';
 import { storeUnavailable } from './unavailable.ts';
 
 /** A rate-limiter-flexible limiter (or BurstyRateLimiter): resolves, or rejects with a RateLimiterRes when over. */

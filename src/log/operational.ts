@@ -4,11 +4,11 @@
  *
  * Messages and fields are the program's own text. The one way client text can get in is an
  * unexpected error (`{ err }`): a library may quote what it choked on in its message, so the
- * error's strings are cut before anything credential-shaped, line by line (audit/redact.ts),
+ * error's strings are cut before anything credential-shaped, line by line (core/redact.ts),
  * which keeps the stack's frames.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { redactClientText } from '../audit/redact.ts';
+import { redactClientText } from '../core/redact.ts';
 
 export type OperationalLog = Logger;
 

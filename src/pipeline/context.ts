@@ -38,7 +38,7 @@ export interface ConnectionInfo {
   /**
    * True once the connection carried a verified identity (a certificate naming a configured POP,
    * or a request whose credential verified): it no longer counts as unauthenticated
-   * (server/tls-gate.ts caps those per address).
+   * (guard/tls-gate.ts caps those per address).
    */
   authenticated: boolean;
   /** Per-connection memo for stages (e.g. the matched POP), keyed by the stage instance. */

@@ -72,7 +72,7 @@ export const REASONS = {
   LIMIT_BAN_LIFTED: { status: 200, alert: true, description: 'not a request outcome: the alert written when an operator lifts a ban (DELETE /bans/{key} on the admin listener)' },
   LIMIT_BANS_LISTED: { status: 200, alert: false, description: 'not a request outcome: an operator listed the active bans (GET /bans on the admin listener)' },
 
-  // Ban administration on the admin listener (server/admin-access.ts): who may list and lift bans.
+  // Ban administration on the admin listener (service/admin-access.ts): who may list and lift bans.
   // None of these counts toward a ban: the admin listener has no ban check (see limits/bans.ts).
   ADMIN_CALLER_NOT_LOOPBACK: { status: 403, alert: true, description: 'ban administration (GET /bans, DELETE /bans/{key}) from an address outside 127.0.0.0/8 and ::1 while admin.token_file is not set: only loopback callers may administer bans' },
   ADMIN_TOKEN_MISSING: { status: 401, alert: false, description: 'admin.token_file is set and the ban-administration request has no Authorization header (required from every caller, loopback included)' },

@@ -1,6 +1,6 @@
 /**
  * A stage checks or transforms one request; it throws a Rejection to end it. Stages are built
- * once from the config (`createXxxStage(config)`) and composed in the order server/pipeline.ts lists.
+ * once from the config (`createXxxStage(config)`) and composed in the order guard/pipeline.ts lists.
  */
 import type { RequestContext } from './context.ts';
 

@@ -2,11 +2,12 @@
  * The route allow-list: exact method + path after normalisation. A query string is refused:
  * the replication API takes none, and a credential in a URL ends up in other people's logs.
  */
+import type { Validation } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import type { Stage } from '../pipeline/stage.ts';
-import { normaliseTarget } from './normalise.ts';
+import { normalisePath, normaliseTarget } from '../core/normalise.ts';
 
 export function createRouteStage(config: Pick<Config, 'routes'>): Stage {
   const methodsByPath = new Map<string, string[]>();
@@ -27,4 +28,19 @@ export function createRouteStage(config: Pick<Config, 'routes'>): Stage {
       ctx.path = target.path;
     },
   };
+}
+
+/** The route part of a guard config: each path in normal form (what the stage compares against), no duplicates. */
+export function checkRouteConfig(config: Readonly<Pick<Config, 'routes'>>): Validation {
+  const problems: Validation['problems'] = [];
+  const routes = new Set<string>();
+  config.routes.forEach((route, i) => {
+    if (normalisePath(route.path) !== route.path) {
+      problems.push({ path: `routes[${i}].path`, message: `"${route.path}" is not a normalised absolute path (no query, "//", ".", "..", or encoded "/" or ".")` });
+    }
+    const key = `${route.method} ${route.path}`;
+    if (routes.has(key)) problems.push({ path: `routes[${i}]`, message: `${key} is listed twice` });
+    routes.add(key);
+  });
+  return { problems, warnings: [] };
 }

@@ -6,7 +6,7 @@
  */
 
 export interface BanRecord {
-  /** `pop:<id>` or `addr:<address>` (limits/client-key.ts). */
+  /** `pop:<id>` or `addr:<address>` (store/client-key.ts). */
   readonly key: string;
   /** When the ban started and when it ends, ms since the epoch (the guard's clock). */
   readonly since: number;

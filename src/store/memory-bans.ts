@@ -5,7 +5,7 @@
  * distinct addresses cannot grow memory without bound.
  */
 import { LRUCache } from 'lru-cache';
-import { isPopKey } from '../limits/client-key.ts';
+import { isPopKey } from './client-key.ts';
 import type { BanRecord, BanStore } from './ban-store.ts';
 
 export class MemoryBanStore implements BanStore {

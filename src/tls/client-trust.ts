@@ -1,7 +1,7 @@
 /**
  * Who may connect: the client certificate chain checked against `tls.client_ca_file` and
  * `tls.crl_file` by the guard itself, the same way on Node.js and on Deno, right after the
- * handshake and before any HTTP byte of the connection is read (server/tls-gate.ts).
+ * handshake and before any HTTP byte of the connection is read (guard/tls-gate.ts).
  *
  * The runtime's TLS stack verifies the chain too (OpenSSL on Node, rustls on Deno) and both
  * verdicts must accept: this module is what makes the controls equal on both runtimes (Deno

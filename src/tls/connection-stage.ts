@@ -1,6 +1,6 @@
 /**
  * Step 1, for every request: the connection's client certificate is still acceptable NOW.
- * A keep-alive connection was verified at its handshake (server/tls-gate.ts); when the client
+ * A keep-alive connection was verified at its handshake (guard/tls-gate.ts); when the client
  * CA bundle or the CRL has changed since (a reload), or the verification has run out (a
  * certificate's notAfter, a CRL's nextUpdate), its presented chain is verified again against
  * the trust in force before the request goes on. Refused: the request is refused with the

@@ -1,6 +1,6 @@
 /**
  * The negotiated protocol and cipher a connection may have, checked after every handshake on
- * both runtimes (server/tls-gate.ts): Node.js applies `ciphers` itself, Deno's `node:tls`
+ * both runtimes (guard/tls-gate.ts): Node.js applies `ciphers` itself, Deno's `node:tls`
  * ignores it, so the guard does not rely on either and refuses a connection outside the policy.
  *
  * TLS 1.3 by default; TLS 1.2 only when `tls.min_version: TLSv1.2`, and then only

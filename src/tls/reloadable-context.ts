@@ -11,7 +11,7 @@
  *   cannot skip the new client CA bundle or CRL (a unit test holds this).
  * - A change of the client CA bundle or the CRL (what decides who may connect) changes the
  *   trust fingerprint: the guard then re-verifies each open connection's certificate chain
- *   against the new set before its next request (server/tls-gate.ts), so a removed CA or a
+ *   against the new set before its next request (guard/tls-gate.ts), so a removed CA or a
  *   revoked certificate gets no further request through a keep-alive connection.
  */
 import { createHash } from 'node:crypto';

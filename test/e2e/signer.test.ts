@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { credentialFingerprint } from '../../src/crypto/secret-compare.ts';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
-import { parseRoleConfig } from '../../src/config/load.ts';
+import { parseRoleConfig } from '../../src/cli/role-config.ts';
 import type { PrimaryConfig } from '../../src/config/schema.ts';
 import { createOperationalLog } from '../../src/log/operational.ts';
 import { startSigner } from '../../src/signer/signer.ts';

@@ -3,7 +3,7 @@ import { createAuditLog } from '../../src/audit/audit-log.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { Bans } from '../../src/limits/bans.ts';
 import type { OperationalLog } from '../../src/log/operational.ts';
-import type { SharedPipelineDeps } from '../../src/server/reload.ts';
+import type { SharedPipelineDeps } from '../../src/guard/reload.ts';
 import { createSharedState } from '../../src/store/create.ts';
 
 export function memorySharedState(config: Readonly<Config>, log: OperationalLog): SharedPipelineDeps {

@@ -9,7 +9,7 @@ import t from 'tap';
 import ts from 'typescript';
 import YAML from 'yaml';
 import { ConfigError } from '../../src/config/errors.ts';
-import { parseConfig } from '../../src/config/load.ts';
+import { parseConfig } from '../../src/guard/config.ts';
 import { baseConfig } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 

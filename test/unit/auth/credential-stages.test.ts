@@ -13,7 +13,7 @@ import { CLAIM_NAMESPACE } from '../../../src/auth/jwt-claims.ts';
 import { createJwtStage, jwkThumbprint } from '../../../src/auth/jwt.ts';
 import { createUrlTokenStage } from '../../../src/auth/url-token.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
-import { parseConfig } from '../../../src/config/load.ts';
+import { parseConfig } from '../../../src/guard/config.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import type { RequestContext } from '../../../src/pipeline/context.ts';
 import { Rejection } from '../../../src/pipeline/reasons.ts';

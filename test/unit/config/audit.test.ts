@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
 import { ConfigError } from '../../../src/config/errors.ts';
-import { parseConfig } from '../../../src/config/load.ts';
+import { parseConfig } from '../../../src/guard/config.ts';
 import { baseConfig } from '../../helpers/guard.ts';
 import { makePki } from '../../helpers/pki.ts';
 

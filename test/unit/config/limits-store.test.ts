@@ -6,7 +6,7 @@ import t from 'tap';
 import YAML from 'yaml';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
-import { parseConfig } from '../../../src/config/load.ts';
+import { parseConfig } from '../../../src/guard/config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'replguard-limits-cfg-'));
 for (const f of ['server.crt', 'ca.crt', 'redis-ca.crt']) writeFileSync(join(dir, f), 'x', { mode: 0o644 });

@@ -9,7 +9,8 @@ import { buildClaimSet } from '../../../src/auth/jwt-claims.ts';
 import { mintJwt, parseMintKey } from '../../../src/auth/jwt-mint.ts';
 import { configKeyPaths } from '../../../src/config/keys.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
-import { parseConfig, parseRoleConfig } from '../../../src/config/load.ts';
+import { parseConfig } from '../../../src/guard/config.ts';
+import { parseRoleConfig } from '../../../src/cli/role-config.ts';
 import { makePki } from '../../helpers/pki.ts';
 import { makeEd25519Key, makeHmacKey, writeKeyFile } from '../../helpers/signing.ts';
 

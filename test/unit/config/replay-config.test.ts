@@ -3,7 +3,7 @@
 import { basename, dirname } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
-import { parseConfig } from '../../../src/config/load.ts';
+import { parseConfig } from '../../../src/guard/config.ts';
 import { configProblems } from '../../helpers/config-problems.ts';
 import { REPLAY_DEFAULTS } from '../../../src/config/schema.ts';
 import { makeHmacKey, writeKeyFile } from '../../helpers/signing.ts';

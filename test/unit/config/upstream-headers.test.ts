@@ -1,7 +1,7 @@
 // upstream.forward_headers and upstream.relay_error_bodies: defaults, normalisation, refusals naming the key.
 import t from 'tap';
 import YAML from 'yaml';
-import { parseConfig } from '../../../src/config/load.ts';
+import { parseConfig } from '../../../src/guard/config.ts';
 import { configProblems } from '../../helpers/config-problems.ts';
 import { writeKeyFile } from '../../helpers/signing.ts';
 

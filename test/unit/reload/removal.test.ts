@@ -15,7 +15,7 @@ import { CLAIM_NAMESPACE } from '../../../src/auth/jwt-claims.ts';
 import { createJwtStage, jwkThumbprint, loadKeySet, loadRevokedIds } from '../../../src/auth/jwt.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
-import { parseConfig } from '../../../src/config/load.ts';
+import { parseConfig } from '../../../src/guard/config.ts';
 import type { JwtConfig, PeerConfig } from '../../../src/config/schema.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import type { RequestContext } from '../../../src/pipeline/context.ts';

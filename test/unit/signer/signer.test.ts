@@ -12,7 +12,7 @@ import t from 'tap';
 import YAML from 'yaml';
 import { Webhook } from 'standardwebhooks';
 import { createAuditLog } from '../../../src/audit/audit-log.ts';
-import { parseRoleConfig } from '../../../src/config/load.ts';
+import { parseRoleConfig } from '../../../src/cli/role-config.ts';
 import type { PrimaryConfig } from '../../../src/config/schema.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import { startSigner, type Sleep } from '../../../src/signer/signer.ts';

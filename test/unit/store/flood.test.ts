@@ -7,7 +7,7 @@ import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import { configSchema } from '../../../src/config/schema.ts';
 import { Bans } from '../../../src/limits/bans.ts';
-import { addressKey, popKey } from '../../../src/limits/client-key.ts';
+import { addressKey, popKey } from '../../../src/store/client-key.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import { createPeerIndex } from '../../../src/auth/mtls.ts';
 import { newConnection, type ConnectionInfo } from '../../../src/pipeline/context.ts';

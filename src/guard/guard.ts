@@ -1,6 +1,6 @@
 /**
- * The guard (role: backup). Wires the TLS listener, its TLS gate (server/tls-gate.ts: what is
- * decided before the first HTTP byte), the pipeline (server/pipeline.ts) and the admin listener; it
+ * The guard (role: backup). Wires the TLS listener, its TLS gate (guard/tls-gate.ts: what is
+ * decided before the first HTTP byte), the pipeline (guard/pipeline.ts) and the admin listener; it
  * decides nothing itself. Per request: build the context, run the stages, send a refusal through
  * the one response boundary, write exactly one audit event. Requests the HTTP layer refuses
  * before a response object exists (malformed, CONNECT) get the same generic answer and event.
@@ -24,10 +24,10 @@ import { createRepeatAggregator } from '../audit/repeats.ts';
 import { createSharedState } from '../store/create.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
-import { loadAdminToken, type AdminToken } from './admin-access.ts';
-import { startAdminServer } from './admin.ts';
-import { drainServer, writeRawRefusal } from './drain.ts';
-import { listenerOptions, listenOrExplain } from './listen.ts';
+import { loadAdminToken, type AdminToken } from '../service/admin-access.ts';
+import { startAdminServer } from '../service/admin.ts';
+import { drainServer, writeRawRefusal } from '../service/drain.ts';
+import { listenerOptions, listenOrExplain } from '../service/listen.ts';
 import { createLiveGuard, type LiveGuard } from './reload.ts';
 import { attachTlsGate } from './tls-gate.ts';
 
@@ -48,7 +48,7 @@ export interface Guard {
   readonly port: number;
   readonly adminPort: number;
   ready(): boolean;
-  /** Re-reads the config file, the TLS material and the credential files (server/reload.ts); never throws. */
+  /** Re-reads the config file, the TLS material and the credential files (guard/reload.ts); never throws. */
   reload(trigger: ReloadTrigger): void;
   /** Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes. */
   shutdown(): Promise<void>;
@@ -95,7 +95,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     deps.onReload?.(report);
   };
 
-  // Config, TLS context and pipeline in force; they change on reload (server/reload.ts).
+  // Config, TLS context and pipeline in force; they change on reload (guard/reload.ts).
   try {
     live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore, bans, limiters: state.limiters } });
   } catch (err) {

@@ -2,7 +2,7 @@
  * The admin listener (loopback by default): liveness and readiness for probes, Prometheus
  * metrics (`GET /metrics`), all three open to whoever reaches the port; and ban administration
  * (`GET /bans` lists the active bans, `DELETE /bans/{key}` lifts one), only for the callers
- * server/admin-access.ts admits: loopback, or the admin token when `admin.token_file` is set.
+ * service/admin-access.ts admits: loopback, or the admin token when `admin.token_file` is set.
  *
  * Every ban-administration request is audited with its caller (address, and how it was let in:
  * `loopback` or `admin_token` with the token's fingerprint), refusals included. The order of
@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AuditLog } from '../audit/audit-log.ts';
 import { adminEvent, type AdminCallerFacts, type AdminReason } from '../audit/event.ts';
 import { credentialInQuery } from '../auth/url-token.ts';
-import { parseBanKey } from '../limits/client-key.ts';
+import { parseBanKey } from '../store/client-key.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';

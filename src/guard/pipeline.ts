@@ -77,7 +77,7 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
   const bans = createBanStages(deps.bans);
   const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS });
   const stages: Stage[] = [
-    // 1. TLS: verified at the handshake (server/tls-gate.ts), where banned clients are cut too;
+    // 1. TLS: verified at the handshake (guard/tls-gate.ts), where banned clients are cut too;
     //    a connection's certificate is verified again when the trust changed since.
     //    HTTP framing the parser let through (smuggling forms, too many header fields).
     createConnectionTrustStage({ trust: deps.clientTrust, now: deps.now }),

@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import { ConfigError } from '../config/errors.ts';
-import { checkConfigFile, parseConfig, type LoadedConfig } from '../config/load.ts';
+import { checkConfigFile, parseConfig, type LoadedConfig } from './config.ts';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
@@ -32,7 +32,7 @@ import { createPeerIndex, type PeerIndex } from '../auth/mtls.ts';
 import type { ClientTrust } from '../tls/client-trust.ts';
 import type { TlsMaterial } from '../tls/material.ts';
 import { createReloadableTlsContext, type ReloadableTlsContext } from '../tls/reloadable-context.ts';
-import { applyListenerLimits } from './listen.ts';
+import { applyListenerLimits } from '../service/listen.ts';
 import { buildPipeline, type GuardPipeline, type PipelineDeps } from './pipeline.ts';
 
 /**
@@ -244,7 +244,7 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
 /** The server settings that follow the config; Node reads each of them per connection or per check. */
 export function applyServerLimits(server: Server, config: Readonly<Config>): void {
   applyListenerLimits(server, config.limits);
-  // The TLS gate enforces limits.max_connections itself, with an audit event (server/tls-gate.ts);
+  // The TLS gate enforces limits.max_connections itself, with an audit event (guard/tls-gate.ts);
   // the runtime's own cap stays above it as a backstop (it drops sockets silently).
   server.maxConnections = config.limits.max_connections + 64;
 }

@@ -9,10 +9,10 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import YAML from 'yaml';
 import { generateToken } from '../../../src/cli/gen-token.ts';
-import { loadConfig, parseConfig } from '../../../src/config/load.ts';
+import { loadConfig, parseConfig } from '../../../src/guard/config.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import type { ReloadReport } from '../../../src/reload/source.ts';
-import { createLiveGuard, keepRestartOnly, restartOnlyChanges } from '../../../src/server/reload.ts';
+import { createLiveGuard, keepRestartOnly, restartOnlyChanges } from '../../../src/guard/reload.ts';
 import { baseConfig } from '../../helpers/guard.ts';
 import { makePki } from '../../helpers/pki.ts';
 

@@ -1,4 +1,4 @@
-// Who may administer bans (server/admin-access.ts), decided from an injected peer address and
+// Who may administer bans (service/admin-access.ts), decided from an injected peer address and
 // raw headers: loopback (every written form of 127.0.0.0/8 and ::1) without a token; the token
 // from everyone, loopback included, once one is configured. The token file's checks.
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import t from 'tap';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { credentialFingerprint } from '../../../src/crypto/secret-compare.ts';
-import { decideAdminCaller, isLoopbackPeer, loadAdminToken } from '../../../src/server/admin-access.ts';
+import { decideAdminCaller, isLoopbackPeer, loadAdminToken } from '../../../src/service/admin-access.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'replguard-admin-token-'));
 function tokenFile(name: string, content: string, mode = 0o600): string {

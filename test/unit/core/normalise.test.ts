@@ -1,5 +1,5 @@
 import t from 'tap';
-import { normalisePath, normaliseTarget } from '../../../src/route/normalise.ts';
+import { normalisePath, normaliseTarget } from '../../../src/core/normalise.ts';
 
 t.test('accepted and normalised', async (t) => {
   t.equal(normalisePath('/api/replication/apply'), '/api/replication/apply');

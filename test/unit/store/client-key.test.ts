@@ -1,5 +1,5 @@
 import t from 'tap';
-import { addressKey, parseBanKey, popKey } from '../../../src/limits/client-key.ts';
+import { addressKey, parseBanKey, popKey } from '../../../src/store/client-key.ts';
 
 t.test('address keys: IPv4 as is, IPv6 per /64', async (t) => {
   t.equal(addressKey('203.0.113.9'), 'addr:203.0.113.9');

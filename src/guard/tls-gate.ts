@@ -30,13 +30,13 @@ import { connectionEvent, type AuditEvent } from '../audit/event.ts';
 import type { RepeatAggregator } from '../audit/repeats.ts';
 import { connectionLimits, type Config } from '../config/schema.ts';
 import type { Bans } from '../limits/bans.ts';
-import { addressKey } from '../limits/client-key.ts';
+import { addressKey } from '../store/client-key.ts';
 import { newConnection, type ConnectionInfo, type PeerCertificateInfo } from '../pipeline/context.ts';
 import type { Reason } from '../pipeline/reasons.ts';
 import type { ClientTrust } from '../tls/client-trust.ts';
 import { policyViolation } from '../tls/policy.ts';
 import type { ParsedCertificate } from '../tls/x509.ts';
-import { plainAddress } from './drain.ts';
+import { plainAddress } from '../service/drain.ts';
 
 export interface TlsGateDeps {
   readonly now: () => number;

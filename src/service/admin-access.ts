@@ -21,7 +21,7 @@
 import { BlockList, isIP } from 'node:net';
 import { readBearerCredential } from '../auth/authorization.ts';
 import { readTokenFile } from '../auth/bearer.ts';
-import { ConfigError } from '../config/errors.ts';
+import { collectProblems, ConfigError, type Validation } from '../config/errors.ts';
 import { credentialFingerprint, digestSecret, findSecret } from '../crypto/secret-compare.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import type { Loaded } from '../reload/source.ts';
@@ -70,6 +70,14 @@ export function loadAdminToken(file: string): Loaded<AdminToken> {
   }
   const digest = digestSecret(read.secret);
   return { value: { digest, fingerprint: credentialFingerprint(read.secret), file }, fingerprint: digestSecret(digest).toString('hex') };
+}
+
+/** The admin part of a guard config: the admin token file, read as every reload reads it. */
+export function checkAdminConfig(config: Readonly<{ admin: { token_file?: string | undefined } }>): Validation {
+  const problems: Validation['problems'] = [];
+  const file = config.admin.token_file;
+  if (file !== undefined) collectProblems(problems, () => loadAdminToken(file));
+  return { problems, warnings: [] };
 }
 
 /** How a ban-administration request was let in, or why not (the audit event says which). */

@@ -1,4 +1,4 @@
-// The credential detector and redactor (src/audit/redact.ts): what it finds, where it cuts, what
+// The credential detector and redactor (src/core/redact.ts): what it finds, where it cuts, what
 // it leaves alone, that it agrees with the token loader, and that its work is linear in the
 // input on adversarial text (counted in steps, never timed).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { findTokenShape, redactClientText, REDACTED, type Meter } from '../../../src/audit/redact.ts';
+import { findTokenShape, redactClientText, REDACTED, type Meter } from '../../../src/core/redact.ts';
 import { readTokenFile } from '../../../src/auth/bearer.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 

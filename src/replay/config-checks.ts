@@ -1,0 +1,25 @@
+/**
+ * The signature part of a guard config: keys per peer exactly when signatures are checked (and
+ * each key file read as the signature stage reads it); replay protection needs signatures.
+ */
+import type { Validation } from '../config/errors.ts';
+import type { Config } from '../config/schema.ts';
+import { readPeerSigningKeys } from './keys.ts';
+
+export function checkSignatureConfig(config: Readonly<Config>): Validation {
+  const problems: Validation['problems'] = [];
+  const signed = config.auth.methods.includes('signature');
+  config.peers.forEach((peer, i) => {
+    if (signed && peer.signing_keys.length === 0) {
+      problems.push({ path: `peers[${i}].signing_keys`, message: 'auth.methods lists signature: give this peer at least one key file (whsec_, whpk_ or PEM), or it can never be admitted' });
+    }
+    if (!signed && peer.signing_keys.length > 0) {
+      problems.push({ path: `peers[${i}].signing_keys`, message: 'keys are listed but auth.methods does not list signature, so they would not be checked; add signature to auth.methods or remove them' });
+    }
+  });
+  if (config.replay !== undefined && !signed) {
+    problems.push({ path: 'replay', message: 'replay protection needs signatures (an unsigned timestamp or nonce can be forged); add signature to auth.methods or remove replay' });
+  }
+  if (signed) problems.push(...readPeerSigningKeys(config.peers).problems);
+  return { problems, warnings: [] };
+}
