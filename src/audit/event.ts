@@ -9,7 +9,7 @@
  */
 import { credentialFingerprint } from '../crypto/secret-compare.ts';
 import type { ConnectionInfo, RequestContext } from '../pipeline/context.ts';
-import { REASONS, type Reason } from '../pipeline/reasons.ts';
+import { REASONS, type EventReason, type Reason } from '../pipeline/reasons.ts';
 import type { BanRecord } from '../store/ban-store.ts';
 import { redactClientText } from '../core/redact.ts';
 
@@ -261,12 +261,6 @@ export function connectionEvent(conn: ConnectionInfo, reason: Reason, detail: st
 }
 
 /** Codes of the configuration-reload events (not requests, so not in the REASONS table). */
-export const RELOAD_REASONS = {
-  CONFIG_RELOADED: { alert: false, description: 'new credential material was loaded and is in force' },
-  CONFIG_RELOAD_FAILED: { alert: true, description: 'new material was refused; the previous material stays in force' },
-  CREDENTIAL_REMOVED: { alert: true, description: 'a reload took credential material out of force (a file deleted or emptied): its POP is refused with it from now on' },
-} as const;
-
 /** A file whose material a reload took out of force (reload/source.ts HeldFile). */
 export interface RemovedFile {
   readonly key: string;
@@ -283,10 +277,10 @@ export interface RemovedFile {
  * `detail` is operator text (file and key path, never file content).
  */
 export function reloadEvent(result: 'success' | 'failure', trigger: string, detail: string | undefined, removed: readonly RemovedFile[] = []): AuditEvent {
-  const reason: keyof typeof RELOAD_REASONS = result === 'failure' ? 'CONFIG_RELOAD_FAILED' : removed.length > 0 ? 'CREDENTIAL_REMOVED' : 'CONFIG_RELOADED';
+  const reason: EventReason = result === 'failure' ? 'CONFIG_RELOAD_FAILED' : removed.length > 0 ? 'CREDENTIAL_REMOVED' : 'CONFIG_RELOADED';
   const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
-    event: base(reason, RELOAD_REASONS[reason].alert, result, 'config-reload', ['configuration'], removed.length > 0 ? ['change', 'deletion'] : ['change']),
+    event: base(reason, REASONS[reason].alert, result, 'config-reload', ['configuration'], removed.length > 0 ? ['change', 'deletion'] : ['change']),
     replguard: { detail: clip(`${trigger}${detail !== undefined ? `: ${detail}` : ''}`) },
   };
   if (removed.length > 0) {
@@ -325,7 +319,7 @@ export function banEvent(reason: 'LIMIT_BAN_STARTED' | 'LIMIT_BAN_ENDED', ban: B
   const started = reason === 'LIMIT_BAN_STARTED';
   return {
     ecs: { version: ECS_VERSION },
-    event: base(reason, true, 'success', started ? 'ban-start' : 'ban-end', ['intrusion_detection', 'network'], [started ? 'start' : 'end']),
+    event: base(reason, REASONS[reason].alert, 'success', started ? 'ban-start' : 'ban-end', ['intrusion_detection', 'network'], [started ? 'start' : 'end']),
     ...(source ? { source } : {}),
     replguard: { ...(pop !== undefined ? { pop } : {}), ban: banFields(ban) },
   };

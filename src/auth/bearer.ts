@@ -142,6 +142,7 @@ export function createBearerStage(config: Pick<Config, 'peers' | 'auth'>, deps: 
 
   return {
     name: 'bearer',
+    provides: ['pop'],
     run(ctx: RequestContext) {
       const credential = readBearerCredential(ctx.req);
       if (jwtToo && isJwtShaped(credential)) return; // a JWT: the jwt stage judges it

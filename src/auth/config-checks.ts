@@ -14,6 +14,10 @@ export function checkCredentialConfig(config: Readonly<Config>): Validation {
   const methods = config.auth.methods;
   const bearer = methods.includes('bearer');
   const jwt = methods.includes('jwt');
+  if (!methods.includes('mtls') && !bearer && !jwt) {
+    // A signature is checked with the keys of the POP a credential named: something must name it.
+    problems.push({ path: 'auth.methods', message: 'no method names the POP: list mtls, bearer or jwt (signature checks a request against the keys of the POP they name)' });
+  }
 
   if (bearer) {
     if (!jwt) {

@@ -587,6 +587,9 @@ export function createJwtStage(config: Pick<Config, 'pop_id' | 'peers' | 'auth'>
 
   return {
     name: 'jwt',
+    // The routes claim is checked against the normalised path.
+    needs: ['path'],
+    provides: ['pop'],
     run(ctx: RequestContext) {
       const credential = readBearerCredential(ctx.req);
       if (!isJwtShaped(credential)) {

@@ -66,6 +66,8 @@ export function createMtlsStage(config: Pick<Config, 'peers' | 'auth'>): Stage {
   const required = config.auth.methods.includes('mtls');
   const stage: Stage = {
     name: 'mtls',
+    // Without mtls in auth.methods a certificate is optional, so the POP comes from another credential.
+    provides: required ? ['pop'] : [],
     run(ctx: RequestContext) {
       const cert = ctx.conn.peer;
       if (!cert) {

@@ -1,7 +1,7 @@
 /**
  * Bans after repeated failures. Every request outcome (and every connection refused at the TLS
  * layer or by the HTTP parser) is handed to `recordOutcome` from the one place that knows it
- * (guard/guard.ts); the reasons that count are decided here (`countsTowardBan`).
+ * (guard/guard.ts); the reasons that count are the reason table's `bans` column (`countsTowardBan`).
  *
  * Who a failure counts against (docs/limits.md, "Who gets banned"): the POP, when the credential
  * naming it was fully verified (a certificate whose chain, name and pins verified against the
@@ -33,7 +33,7 @@ import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { ConnectionInfo, PeerCertificateInfo, RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
-import type { Stage } from '../pipeline/stage.ts';
+import type { Fact, Stage } from '../pipeline/stage.ts';
 import type { BanRecord, BanStore } from '../store/ban-store.ts';
 import { connectionAddressKey, isPopKey, popKey } from '../store/client-key.ts';
 import { storeUnavailable } from './unavailable.ts';
@@ -50,44 +50,15 @@ export const BANNED_ADDRESS_PROBE_MS = 1000;
 const SWEEP_BATCH = 500;
 
 /**
- * Reason-code families that count toward a ban: authentication (mTLS, bearer, JWT, identity
- * agreement), signature and replay failures, whatever their exact code (stages added later are
- * covered by their family)...
- */
-const COUNTED_FAMILIES = ['TLS_CLIENT_CERT_', 'AUTH_', 'SIGNATURE_', 'REPLAY_'] as const;
-/**
- * ...and malformed requests: unparseable, oversized headers, smuggling forms, path tricks, and
- * a body that breaks the replication contract (the replay issue's BODY_* codes, and a JSON
- * shape no honest signer sends: too deep, too many keys in one object; not BODY_TOO_LARGE,
- * BODY_JSON_TOO_MANY_VALUES (an oversized batch) or BODY_INCOMPLETE, which an honest client
- * meets with a large batch or on a bad network).
- */
-const COUNTED_MALFORMED: ReadonlySet<string> = new Set([
-  'TLS_HANDSHAKE_MALFORMED', 'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_FRAMING_INVALID', 'ROUTE_TARGET_INVALID',
-  'BODY_CONTENT_TYPE_INVALID', 'BODY_NOT_UTF8', 'BODY_NOT_JSON', 'BODY_NOT_OBJECT', 'BODY_DUPLICATE_KEY', 'BODY_ENTRIES_INVALID',
-  'BODY_JSON_TOO_DEEP', 'BODY_JSON_TOO_MANY_KEYS',
-  'BODY_SOURCE_POP_MISSING', 'BODY_SOURCE_POP_MISMATCH', 'BODY_TIMESTAMP_MISMATCH', 'BODY_NONCE_MISMATCH',
-]);
-
-/**
- * Whether a refusal counts toward a ban. Only client errors count (never a 5xx: an outage of
- * ours or the upstream's must not ban a POP), and never the ones an honest client meets under
- * load or network trouble: 408 timeouts, 413 too large, 429 rate limits, 404/405 routing, a TLS
- * handshake that broke off (load-balancer probes do that), nor a ban refusal itself.
+ * Whether a refusal counts toward a ban: the `bans` column of the reason table
+ * (pipeline/reasons.ts), where the rules are written down and tested (only client errors, never
+ * what an honest client meets under load or network trouble, never a ban refusal itself).
  * Ban-administration refusals on the admin listener (ADMIN_*) are not counted either, and never
  * reach this function: the admin listener has no ban check (a ban there would lock operators out
  * of lifting bans), and the admin token, 32 or more random bytes, is beyond guessing anyway.
  */
 export function countsTowardBan(reason: Reason): boolean {
-  const entry = REASONS[reason];
-  if (!entry || entry.status < 400 || entry.status >= 500) return false;
-  if (entry.status === 408 || entry.status === 413 || entry.status === 429) return false;
-  return COUNTED_MALFORMED.has(reason) || COUNTED_FAMILIES.some((f) => reason.startsWith(f));
-}
-
-/** Every reason code in the table that counts toward a ban (for docs and tests). */
-export function bannableReasons(): Reason[] {
-  return (Object.keys(REASONS) as Reason[]).filter(countsTowardBan);
+  return REASONS[reason].bans;
 }
 
 /** Names the configured POP a verified certificate stands for (pins included), against the peers in force. */
@@ -368,8 +339,9 @@ export class Bans {
  */
 export function createBanStages(bans: Bans): { readonly early: Stage; readonly afterAuthentication: Stage } {
   const checked = new WeakMap<RequestContext, Set<string>>();
-  const stage = (name: string): Stage => ({
+  const stage = (name: string, needs: readonly Fact[]): Stage => ({
     name,
+    needs,
     run(ctx: RequestContext) {
       const done = checked.get(ctx) ?? new Set<string>();
       const keys = bans.connectionKeys(ctx.conn, ctx.pop).filter((k) => !done.has(k));
@@ -386,5 +358,5 @@ export function createBanStages(bans: Bans): { readonly early: Stage; readonly a
       });
     },
   });
-  return { early: stage('ban'), afterAuthentication: stage('ban-pop') };
+  return { early: stage('ban', []), afterAuthentication: stage('ban-pop', ['pop']) };
 }

@@ -15,6 +15,7 @@ export function createBodyStage(config: { readonly limits: Pick<Config['limits']
   const max = config.limits.max_body_bytes;
   return {
     name: 'body',
+    provides: ['body'],
     run(ctx: RequestContext) {
       const { req } = ctx;
       const declared = req.headers['content-length'];

@@ -7,7 +7,7 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection, type Reason } from '../pipeline/reasons.ts';
-import type { Stage } from '../pipeline/stage.ts';
+import { need, type Stage } from '../pipeline/stage.ts';
 import { connectionAddressKey, popKey } from '../store/client-key.ts';
 import { storeUnavailable } from './unavailable.ts';
 
@@ -40,10 +40,10 @@ export function createAddressRateStage(limiter: RequestLimiter): Stage {
 export function createPopRateStage(limiter: RequestLimiter): Stage {
   return {
     name: 'pop-rate',
+    needs: ['pop'],
     run(ctx: RequestContext) {
-      // Authentication always names the POP before this step; fail closed if it somehow did not.
-      if (ctx.pop === undefined) throw new Rejection('INTERNAL', 'rate limit reached without an authenticated POP');
-      return limit(limiter, popKey(ctx.pop), 'LIMIT_RATE_EXCEEDED', `POP ${ctx.pop}`);
+      const pop = need(ctx, 'pop', 'pop-rate');
+      return limit(limiter, popKey(pop), 'LIMIT_RATE_EXCEEDED', `POP ${pop}`);
     },
   };
 }

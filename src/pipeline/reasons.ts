@@ -1,139 +1,173 @@
 /**
- * The one table of outcomes. Every request ends with exactly one of these codes in its audit
- * event; a rejected one also gets the status listed here and the fixed body for that status.
- * `alert` marks the events a SIEM should page on (event.kind: alert).
- * `connection` marks refusals decided at the TLS layer, before any HTTP request exists.
- * docs/reasons.md and README list every code (a test checks the parity).
+ * The one table of outcomes, and the policy that goes with each. Every request, refused
+ * connection and operational event ends with exactly one of these codes in its audit event.
+ * Columns:
+ * - `kind`: `request` (an HTTP request's outcome, on the guard or its admin listener),
+ *   `connection` (refused at the TLS layer, before any HTTP request exists), `event` (not tied to
+ *   a request: bans starting and ending, reloads), `signer` (an attempt of the signer, role:
+ *   primary, to deliver).
+ * - `status`: the HTTP status sent with the fixed body for that status; only where one is sent
+ *   (a connection code's status is sent when a request on an open connection meets it).
+ * - `alert`: the event is written with event.kind: alert, the ones a SIEM should page on.
+ * - `bans`: a refusal with this code counts toward a ban of its POP or address (limits/bans.ts
+ *   reads this column; test/unit/pipeline/reasons.test.ts holds the rules it follows).
+ * docs/reasons.md lists every code with these columns (test/docs/reasons.test.ts checks it).
  */
 export const REASONS = {
-  FORWARDED: { status: 200, alert: false, description: 'every check passed; the upstream answered (its status is logged)' },
+  FORWARDED: { kind: 'request', status: 200, alert: false, bans: false, description: 'every check passed; the upstream answered (its status is logged)' },
 
-  TLS_CLIENT_CERT_MISSING: { status: 401, alert: true, connection: true, description: 'mTLS is required and the client sent no certificate' },
-  TLS_CLIENT_CERT_UNTRUSTED: { status: 401, alert: true, connection: true, description: 'the client certificate does not chain to tls.client_ca_file (another CA, self-signed, a signature that does not verify)' },
-  TLS_CLIENT_CERT_EXPIRED: { status: 401, alert: true, connection: true, description: 'the client certificate has expired' },
-  TLS_CLIENT_CERT_NOT_YET_VALID: { status: 401, alert: true, connection: true, description: 'the client certificate is not valid yet' },
-  TLS_CLIENT_CERT_REVOKED: { status: 401, alert: true, connection: true, description: 'the client certificate (or an issuer of its chain) is listed in tls.crl_file; also the outcome of a request on a connection opened before the CRL that revokes it was loaded' },
-  TLS_CLIENT_CERT_INVALID: { status: 401, alert: true, connection: true, description: 'the client certificate failed verification for another reason (not for client authentication, a CA certificate, an issuer that is not a CA, an unknown critical extension, no current CRL from its issuer)' },
-  TLS_HANDSHAKE_FAILED: { status: 400, alert: false, connection: true, description: 'the TLS handshake failed or broke off (protocol version, no common cipher, the client went away), or negotiated a protocol or cipher outside the policy' },
-  TLS_HANDSHAKE_MALFORMED: { status: 400, alert: false, connection: true, description: 'the client sent bytes that are not TLS (a malformed record or ClientHello, plain HTTP): counts toward a ban of the address' },
-  TLS_HANDSHAKE_TIMEOUT: { status: 408, alert: false, connection: true, description: 'the TLS handshake did not complete within limits.handshake_timeout of the TCP connection' },
-  LIMIT_CONNECTIONS_EXCEEDED: { status: 503, alert: false, connection: true, description: 'cut at accept: limits.max_connections connections are open, or limits.max_unauthenticated_connections have not authenticated yet' },
-  LIMIT_ADDRESS_CONNECTIONS_EXCEEDED: { status: 429, alert: false, connection: true, description: 'cut at accept: this client address already holds limits.max_unauthenticated_per_address connections that have not authenticated' },
+  TLS_CLIENT_CERT_MISSING: { kind: 'connection', status: 401, alert: true, bans: true, description: 'mTLS is required and the client sent no certificate' },
+  TLS_CLIENT_CERT_UNTRUSTED: { kind: 'connection', status: 401, alert: true, bans: true, description: 'the client certificate does not chain to tls.client_ca_file (another CA, self-signed, a signature that does not verify)' },
+  TLS_CLIENT_CERT_EXPIRED: { kind: 'connection', status: 401, alert: true, bans: true, description: 'the client certificate has expired' },
+  TLS_CLIENT_CERT_NOT_YET_VALID: { kind: 'connection', status: 401, alert: true, bans: true, description: 'the client certificate is not valid yet' },
+  TLS_CLIENT_CERT_REVOKED: { kind: 'connection', status: 401, alert: true, bans: true, description: 'the client certificate (or an issuer of its chain) is listed in tls.crl_file; also the outcome of a request on a connection opened before the CRL that revokes it was loaded' },
+  TLS_CLIENT_CERT_INVALID: { kind: 'connection', status: 401, alert: true, bans: true, description: 'the client certificate failed verification for another reason (not for client authentication, a CA certificate, an issuer that is not a CA, an unknown critical extension, no current CRL from its issuer)' },
+  TLS_HANDSHAKE_FAILED: { kind: 'connection', status: 400, alert: false, bans: false, description: 'the TLS handshake failed or broke off (protocol version, no common cipher, the client went away), or negotiated a protocol or cipher outside the policy' },
+  TLS_HANDSHAKE_MALFORMED: { kind: 'connection', status: 400, alert: false, bans: true, description: 'the client sent bytes that are not TLS (a malformed record or ClientHello, plain HTTP): counts toward a ban of the address' },
+  TLS_HANDSHAKE_TIMEOUT: { kind: 'connection', status: 408, alert: false, bans: false, description: 'the TLS handshake did not complete within limits.handshake_timeout of the TCP connection' },
+  LIMIT_CONNECTIONS_EXCEEDED: { kind: 'connection', status: 503, alert: false, bans: false, description: 'cut at accept: limits.max_connections connections are open, or limits.max_unauthenticated_connections have not authenticated yet' },
+  LIMIT_ADDRESS_CONNECTIONS_EXCEEDED: { kind: 'connection', status: 429, alert: false, bans: false, description: 'cut at accept: this client address already holds limits.max_unauthenticated_per_address connections that have not authenticated' },
 
-  HTTP_MALFORMED: { status: 400, alert: false, description: 'the HTTP request could not be parsed (including request-smuggling forms)' },
-  HTTP_HEADERS_TOO_LARGE: { status: 400, alert: false, description: 'the request headers exceed the size or count limit' },
-  HTTP_TIMEOUT: { status: 408, alert: false, description: 'the request (headers or body) did not arrive in time' },
-  HTTP_HEADER_DUPLICATE: { status: 400, alert: false, description: 'a header read as one value (Content-Type, Content-Encoding, or any forwarded header: the defaults and upstream.forward_headers) is sent more than once; the connection is closed' },
-  HTTP_CONTENT_ENCODING_UNSUPPORTED: { status: 415, alert: false, description: 'the request has a Content-Encoding other than identity: the body is checked as the bytes the backup gets, so it is never forwarded coded; the connection is closed' },
-  HTTP_EXPECTATION_FAILED: { status: 417, alert: false, description: 'the request has an Expect field other than 100-continue; the connection is closed' },
+  HTTP_MALFORMED: { kind: 'request', status: 400, alert: false, bans: true, description: 'the HTTP request could not be parsed (including request-smuggling forms)' },
+  HTTP_HEADERS_TOO_LARGE: { kind: 'request', status: 400, alert: false, bans: true, description: 'the request headers exceed the size or count limit' },
+  HTTP_TIMEOUT: { kind: 'request', status: 408, alert: false, bans: false, description: 'the request (headers or body) did not arrive in time' },
+  HTTP_HEADER_DUPLICATE: { kind: 'request', status: 400, alert: false, bans: false, description: 'a header read as one value (Content-Type, Content-Encoding, or any forwarded header: the defaults and upstream.forward_headers) is sent more than once; the connection is closed' },
+  HTTP_CONTENT_ENCODING_UNSUPPORTED: { kind: 'request', status: 415, alert: false, bans: false, description: 'the request has a Content-Encoding other than identity: the body is checked as the bytes the backup gets, so it is never forwarded coded; the connection is closed' },
+  HTTP_EXPECTATION_FAILED: { kind: 'request', status: 417, alert: false, bans: false, description: 'the request has an Expect field other than 100-continue; the connection is closed' },
 
-  ROUTE_TARGET_INVALID: { status: 400, alert: false, description: 'the path is not in normal form ("..", ".", "//", encoded "/" or ".", bad characters) or not origin-form' },
-  ROUTE_QUERY_NOT_ALLOWED: { status: 400, alert: false, description: 'the request has a query string; the replication API takes none, nor does ban administration on the admin listener' },
-  ROUTE_NOT_FOUND: { status: 404, alert: false, description: 'no configured route has this path' },
-  ROUTE_METHOD_NOT_ALLOWED: { status: 405, alert: false, description: 'the path is configured, for another method (also /bans and /bans/{key} on the admin listener: GET and DELETE only)' },
+  ROUTE_TARGET_INVALID: { kind: 'request', status: 400, alert: false, bans: true, description: 'the path is not in normal form ("..", ".", "//", encoded "/" or ".", bad characters) or not origin-form' },
+  ROUTE_QUERY_NOT_ALLOWED: { kind: 'request', status: 400, alert: false, bans: false, description: 'the request has a query string; the replication API takes none, nor does ban administration on the admin listener' },
+  ROUTE_NOT_FOUND: { kind: 'request', status: 404, alert: false, bans: false, description: 'no configured route has this path' },
+  ROUTE_METHOD_NOT_ALLOWED: { kind: 'request', status: 405, alert: false, bans: false, description: 'the path is configured, for another method (also /bans and /bans/{key} on the admin listener: GET and DELETE only)' },
 
-  AUTH_PEER_UNKNOWN: { status: 403, alert: true, description: 'the certificate is valid but names no configured peer' },
-  AUTH_PEER_AMBIGUOUS: { status: 403, alert: true, description: 'the certificate matches more than one configured peer' },
-  AUTH_CERT_PIN_MISMATCH: { status: 403, alert: true, description: "the certificate's SHA-256 is not among the peer's cert_sha256 pins" },
-  AUTH_CERT_EXPIRED: { status: 401, alert: true, description: 'the client certificate (or an issuer of its chain) expired while its connection was open' },
+  AUTH_PEER_UNKNOWN: { kind: 'request', status: 403, alert: true, bans: true, description: 'the certificate is valid but names no configured peer' },
+  AUTH_PEER_AMBIGUOUS: { kind: 'request', status: 403, alert: true, bans: true, description: 'the certificate matches more than one configured peer' },
+  AUTH_CERT_PIN_MISMATCH: { kind: 'request', status: 403, alert: true, bans: true, description: "the certificate's SHA-256 is not among the peer's cert_sha256 pins" },
+  AUTH_CERT_EXPIRED: { kind: 'request', status: 401, alert: true, bans: true, description: 'the client certificate (or an issuer of its chain) expired while its connection was open' },
 
   // Bearer secrets and JWTs (auth/bearer.ts, auth/jwt.ts), identity agreement.
-  AUTH_TOKEN_IN_QUERY: { status: 400, alert: true, description: 'the query string carries a credential-like parameter (access_token, token, ...), a JWT, a signing key or a run with the shape of a bearer secret; refused before anything else reads it, and never logged (rotate that credential)' },
-  AUTH_TOKEN_IN_PATH: { status: 400, alert: true, description: 'a path segment or a matrix parameter (;access_token=...) carries a credential: a JWT, a signing key, a credential parameter or a run with the shape of a bearer secret; refused before routing, and url.path is cut before it (rotate that credential)' },
-  AUTH_TOKEN_IN_FRAGMENT: { status: 400, alert: true, description: 'the fragment (#access_token=...) carries a credential; refused before routing, and the fragment is never logged (rotate that credential)' },
-  AUTH_CREDENTIAL_MISSING: { status: 401, alert: true, description: 'bearer or jwt is configured and the request has no Authorization header' },
-  AUTH_CREDENTIAL_MALFORMED: { status: 400, alert: true, description: 'the Authorization header is not exactly one "Bearer <token>" (another scheme, repeated, or characters outside RFC 6750 b64token)' },
-  AUTH_BEARER_INVALID: { status: 401, alert: true, description: 'the bearer secret matches none of the configured token files' },
-  AUTH_JWT_MALFORMED: { status: 401, alert: true, description: 'the JWT is not three base64url segments of JSON objects (or is larger than 8 KiB, or repeats a member name)' },
-  AUTH_JWT_HEADER_REFUSED: { status: 401, alert: true, description: 'the JWT header is refused by policy: alg outside the asymmetric allow-list (none, HS*), crit, b64, cty (nested JWT), typ other than JWT, or embedded jwk/jku/x5u/x5c' },
-  AUTH_JWT_KEY_UNKNOWN: { status: 401, alert: true, description: 'no configured key has the token\'s kid and algorithm' },
-  AUTH_JWT_KEY_NOT_BOUND: { status: 401, alert: true, description: 'the token names a key that belongs to another POP or issuer than its sub / iss' },
-  AUTH_JWT_SIGNATURE_INVALID: { status: 401, alert: true, description: 'the signature does not verify with the POP\'s key(s)' },
-  AUTH_JWT_EXPIRED: { status: 401, alert: true, description: 'exp has passed (beyond auth.jwt.clock_tolerance)' },
-  AUTH_JWT_NOT_YET_VALID: { status: 401, alert: true, description: 'nbf or iat lies in the future (beyond auth.jwt.clock_tolerance)' },
-  AUTH_JWT_TOO_OLD: { status: 401, alert: true, description: 'iat is older than auth.jwt.max_token_age' },
-  AUTH_JWT_CLAIM_INVALID: { status: 401, alert: true, description: 'a required claim (iss, aud, sub, exp, iat, jti, the replguard routes claim) is missing or ill-typed, or iss / aud is not the configured one' },
-  AUTH_JWT_REVOKED: { status: 401, alert: true, description: 'the token\'s jti is listed in auth.jwt.revoked_ids_file' },
-  AUTH_JWT_PEER_UNKNOWN: { status: 403, alert: true, description: 'the token\'s sub names no configured peer' },
-  AUTH_JWT_CERT_BINDING_MISMATCH: { status: 401, alert: true, description: 'the cnf x5t#S256 claim does not equal the client certificate\'s thumbprint, or is missing while auth.jwt.require_cert_binding is on' },
-  AUTH_ROUTE_NOT_ALLOWED: { status: 403, alert: true, description: 'the token\'s routes claim does not list this method and path' },
-  AUTH_IDENTITY_MISMATCH: { status: 403, alert: true, description: 'the credentials name different POPs (e.g. the certificate and the token\'s sub)' },
+  AUTH_TOKEN_IN_QUERY: { kind: 'request', status: 400, alert: true, bans: true, description: 'the query string carries a credential-like parameter (access_token, token, ...), a JWT, a signing key or a run with the shape of a bearer secret; refused before anything else reads it, and never logged (rotate that credential)' },
+  AUTH_TOKEN_IN_PATH: { kind: 'request', status: 400, alert: true, bans: true, description: 'a path segment or a matrix parameter (;access_token=...) carries a credential: a JWT, a signing key, a credential parameter or a run with the shape of a bearer secret; refused before routing, and url.path is cut before it (rotate that credential)' },
+  AUTH_TOKEN_IN_FRAGMENT: { kind: 'request', status: 400, alert: true, bans: true, description: 'the fragment (#access_token=...) carries a credential; refused before routing, and the fragment is never logged (rotate that credential)' },
+  AUTH_CREDENTIAL_MISSING: { kind: 'request', status: 401, alert: true, bans: true, description: 'bearer or jwt is configured and the request has no Authorization header' },
+  AUTH_CREDENTIAL_MALFORMED: { kind: 'request', status: 400, alert: true, bans: true, description: 'the Authorization header is not exactly one "Bearer <token>" (another scheme, repeated, or characters outside RFC 6750 b64token)' },
+  AUTH_BEARER_INVALID: { kind: 'request', status: 401, alert: true, bans: true, description: 'the bearer secret matches none of the configured token files' },
+  AUTH_JWT_MALFORMED: { kind: 'request', status: 401, alert: true, bans: true, description: 'the JWT is not three base64url segments of JSON objects (or is larger than 8 KiB, or repeats a member name)' },
+  AUTH_JWT_HEADER_REFUSED: { kind: 'request', status: 401, alert: true, bans: true, description: 'the JWT header is refused by policy: alg outside the asymmetric allow-list (none, HS*), crit, b64, cty (nested JWT), typ other than JWT, or embedded jwk/jku/x5u/x5c' },
+  AUTH_JWT_KEY_UNKNOWN: { kind: 'request', status: 401, alert: true, bans: true, description: 'no configured key has the token\'s kid and algorithm' },
+  AUTH_JWT_KEY_NOT_BOUND: { kind: 'request', status: 401, alert: true, bans: true, description: 'the token names a key that belongs to another POP or issuer than its sub / iss' },
+  AUTH_JWT_SIGNATURE_INVALID: { kind: 'request', status: 401, alert: true, bans: true, description: 'the signature does not verify with the POP\'s key(s)' },
+  AUTH_JWT_EXPIRED: { kind: 'request', status: 401, alert: true, bans: true, description: 'exp has passed (beyond auth.jwt.clock_tolerance)' },
+  AUTH_JWT_NOT_YET_VALID: { kind: 'request', status: 401, alert: true, bans: true, description: 'nbf or iat lies in the future (beyond auth.jwt.clock_tolerance)' },
+  AUTH_JWT_TOO_OLD: { kind: 'request', status: 401, alert: true, bans: true, description: 'iat is older than auth.jwt.max_token_age' },
+  AUTH_JWT_CLAIM_INVALID: { kind: 'request', status: 401, alert: true, bans: true, description: 'a required claim (iss, aud, sub, exp, iat, jti, the replguard routes claim) is missing or ill-typed, or iss / aud is not the configured one' },
+  AUTH_JWT_REVOKED: { kind: 'request', status: 401, alert: true, bans: true, description: 'the token\'s jti is listed in auth.jwt.revoked_ids_file' },
+  AUTH_JWT_PEER_UNKNOWN: { kind: 'request', status: 403, alert: true, bans: true, description: 'the token\'s sub names no configured peer' },
+  AUTH_JWT_CERT_BINDING_MISMATCH: { kind: 'request', status: 401, alert: true, bans: true, description: 'the cnf x5t#S256 claim does not equal the client certificate\'s thumbprint, or is missing while auth.jwt.require_cert_binding is on' },
+  AUTH_ROUTE_NOT_ALLOWED: { kind: 'request', status: 403, alert: true, bans: true, description: 'the token\'s routes claim does not list this method and path' },
+  AUTH_IDENTITY_MISMATCH: { kind: 'request', status: 403, alert: true, bans: true, description: 'the credentials name different POPs (e.g. the certificate and the token\'s sub)' },
 
   // Rate limits and bans (limits/).
   // Request framing that Node's parser lets through but a guard must refuse (limits/framing.ts).
-  HTTP_FRAMING_INVALID: { status: 400, alert: false, description: 'ambiguous or unsupported message framing (Transfer-Encoding other than "chunked", Transfer-Encoding with Content-Length or on HTTP/1.0, duplicate Host); the connection is closed' },
-  LIMIT_BANNED: { status: 403, alert: false, description: 'the client address or the POP is banned after repeated failures' },
-  LIMIT_BANNED_CONNECTION: { status: 403, alert: false, connection: true, description: 'a banned client address was cut at accept (before any handshake), or a banned POP (from its certificate) at the TLS layer' },
-  LIMIT_ADDRESS_RATE_EXCEEDED: { status: 429, alert: false, description: 'the client address sent more than limits.address_rate_per_minute requests (counted before authentication)' },
-  LIMIT_RATE_EXCEEDED: { status: 429, alert: false, description: 'the POP sent more than limits.rate_per_minute requests (plus its burst allowance)' },
-  LIMIT_STORE_UNAVAILABLE: { status: 503, alert: true, description: 'the shared store (Redis) holding bans and rate counters cannot be reached; refused, never let through' },
-  LIMIT_BAN_STARTED: { status: 403, alert: true, description: 'not a request outcome: the alert written when a POP or address is banned (limits.ban_after_failures within limits.failure_window)' },
-  LIMIT_BAN_ENDED: { status: 403, alert: true, description: 'not a request outcome: the alert written when a ban expires' },
-  LIMIT_BAN_LIFTED: { status: 200, alert: true, description: 'not a request outcome: the alert written when an operator lifts a ban (DELETE /bans/{key} on the admin listener)' },
-  LIMIT_BANS_LISTED: { status: 200, alert: false, description: 'not a request outcome: an operator listed the active bans (GET /bans on the admin listener)' },
+  HTTP_FRAMING_INVALID: { kind: 'request', status: 400, alert: false, bans: true, description: 'ambiguous or unsupported message framing (Transfer-Encoding other than "chunked", Transfer-Encoding with Content-Length or on HTTP/1.0, duplicate Host); the connection is closed' },
+  LIMIT_BANNED: { kind: 'request', status: 403, alert: false, bans: false, description: 'the client address or the POP is banned after repeated failures' },
+  LIMIT_BANNED_CONNECTION: { kind: 'connection', status: 403, alert: false, bans: false, description: 'a banned client address was cut at accept (before any handshake), or a banned POP (from its certificate) at the TLS layer' },
+  LIMIT_ADDRESS_RATE_EXCEEDED: { kind: 'request', status: 429, alert: false, bans: false, description: 'the client address sent more than limits.address_rate_per_minute requests (counted before authentication)' },
+  LIMIT_RATE_EXCEEDED: { kind: 'request', status: 429, alert: false, bans: false, description: 'the POP sent more than limits.rate_per_minute requests (plus its burst allowance)' },
+  LIMIT_STORE_UNAVAILABLE: { kind: 'request', status: 503, alert: true, bans: false, description: 'the shared store (Redis) holding bans and rate counters cannot be reached; refused, never let through' },
+  LIMIT_BAN_STARTED: { kind: 'event', alert: true, bans: false, description: 'not a request outcome: the alert written when a POP or address is banned (limits.ban_after_failures within limits.failure_window)' },
+  LIMIT_BAN_ENDED: { kind: 'event', alert: true, bans: false, description: 'not a request outcome: the alert written when a ban expires' },
+  LIMIT_BAN_LIFTED: { kind: 'request', status: 200, alert: true, bans: false, description: 'not a request outcome: the alert written when an operator lifts a ban (DELETE /bans/{key} on the admin listener)' },
+  LIMIT_BANS_LISTED: { kind: 'request', status: 200, alert: false, bans: false, description: 'not a request outcome: an operator listed the active bans (GET /bans on the admin listener)' },
 
   // Ban administration on the admin listener (service/admin-access.ts): who may list and lift bans.
   // None of these counts toward a ban: the admin listener has no ban check (see limits/bans.ts).
-  ADMIN_CALLER_NOT_LOOPBACK: { status: 403, alert: true, description: 'ban administration (GET /bans, DELETE /bans/{key}) from an address outside 127.0.0.0/8 and ::1 while admin.token_file is not set: only loopback callers may administer bans' },
-  ADMIN_TOKEN_MISSING: { status: 401, alert: false, description: 'admin.token_file is set and the ban-administration request has no Authorization header (required from every caller, loopback included)' },
-  ADMIN_TOKEN_INVALID: { status: 401, alert: true, description: 'the ban-administration request\'s Authorization header is not "Bearer <the admin token>": a wrong secret, another scheme, or repeated' },
+  ADMIN_CALLER_NOT_LOOPBACK: { kind: 'request', status: 403, alert: true, bans: false, description: 'ban administration (GET /bans, DELETE /bans/{key}) from an address outside 127.0.0.0/8 and ::1 while admin.token_file is not set: only loopback callers may administer bans' },
+  ADMIN_TOKEN_MISSING: { kind: 'request', status: 401, alert: false, bans: false, description: 'admin.token_file is set and the ban-administration request has no Authorization header (required from every caller, loopback included)' },
+  ADMIN_TOKEN_INVALID: { kind: 'request', status: 401, alert: true, bans: false, description: 'the ban-administration request\'s Authorization header is not "Bearer <the admin token>": a wrong secret, another scheme, or repeated' },
 
 
-  BODY_TOO_LARGE: { status: 413, alert: false, description: 'the declared or streamed body exceeds limits.max_body_bytes' },
-  BODY_INCOMPLETE: { status: 400, alert: false, description: 'the client closed the connection before sending the whole body' },
+  BODY_TOO_LARGE: { kind: 'request', status: 413, alert: false, bans: false, description: 'the declared or streamed body exceeds limits.max_body_bytes' },
+  BODY_INCOMPLETE: { kind: 'request', status: 400, alert: false, bans: false, description: 'the client closed the connection before sending the whole body' },
 
   // Signatures, freshness, replay, body contract (replay/).
-  SIGNATURE_HEADERS_MISSING: { status: 401, alert: true, description: 'signature is an auth method and webhook-id, webhook-timestamp or webhook-signature is absent' },
-  SIGNATURE_HEADER_REPEATED: { status: 400, alert: false, description: 'webhook-id, webhook-timestamp or webhook-signature is sent more than once' },
-  SIGNATURE_ID_INVALID: { status: 400, alert: false, description: 'webhook-id is not 16 to 128 characters of [A-Za-z0-9_-]' },
-  SIGNATURE_TIMESTAMP_INVALID: { status: 400, alert: false, description: 'webhook-timestamp is not 1 to 12 decimal digits' },
-  SIGNATURE_TOO_MANY_ENTRIES: { status: 400, alert: false, description: 'webhook-signature has more space-separated entries than replay.max_signature_entries (default 8)' },
-  SIGNATURE_ENTRY_MALFORMED: { status: 400, alert: false, description: 'a webhook-signature entry is not `version,<canonical padded base64>` (empty entry, no comma, bad base64)' },
-  SIGNATURE_VERSION_UNKNOWN: { status: 400, alert: false, description: 'a webhook-signature entry has a version other than v1 (HMAC-SHA256) or v1a (Ed25519)' },
-  SIGNATURE_LENGTH_INVALID: { status: 400, alert: false, description: 'a webhook-signature entry decodes to the wrong length (v1: 32 bytes, v1a: 64 bytes)' },
-  SIGNATURE_MISMATCH: { status: 401, alert: true, description: "no signature entry verifies with a key of the authenticated POP (another POP's key is not tried)" },
-  REPLAY_TIMESTAMP_STALE: { status: 401, alert: false, description: 'webhook-timestamp is older than replay.max_age' },
-  REPLAY_TIMESTAMP_FUTURE: { status: 401, alert: false, description: 'webhook-timestamp is further ahead than replay.max_age' },
-  REPLAY_NONCE_REUSED: { status: 401, alert: true, description: 'this POP already sent this webhook-id within the window: a replay' },
-  REPLAY_STORE_FULL: { status: 503, alert: true, description: 'the nonce store holds replay.max_nonces live nonces; refused rather than evicting one' },
-  REPLAY_STORE_UNAVAILABLE: { status: 503, alert: true, description: 'the nonce store did not answer (e.g. Redis down); refused, never forwarded unchecked' },
-  BODY_CONTENT_TYPE_INVALID: { status: 400, alert: false, description: 'the content type is not application/json (optionally with charset=utf-8)' },
-  BODY_NOT_UTF8: { status: 400, alert: false, description: 'the body is not valid UTF-8, or a JSON string escapes a lone surrogate' },
-  BODY_NOT_JSON: { status: 400, alert: false, description: 'the body is not JSON (RFC 8259; a byte order mark is refused)' },
-  BODY_NOT_OBJECT: { status: 400, alert: false, description: 'the JSON body is not an object' },
-  BODY_JSON_TOO_DEEP: { status: 400, alert: false, description: 'the JSON body nests objects and arrays deeper than limits.max_json_depth (default 32); found over the raw bytes before anything is parsed' },
-  BODY_JSON_TOO_MANY_KEYS: { status: 400, alert: false, description: 'an object in the JSON body has more keys than limits.max_json_keys_per_object (default 1000); found before anything is parsed' },
-  BODY_JSON_TOO_MANY_VALUES: { status: 413, alert: false, description: 'the JSON body holds more values and keys than limits.max_json_values (default 200000); found before anything is parsed: split the batch' },
-  BODY_DUPLICATE_KEY: { status: 400, alert: false, description: 'an object in the body repeats a key (compared after unescaping and case folding), at any depth' },
-  BODY_SOURCE_POP_MISSING: { status: 400, alert: false, description: 'the body has no string source_pop' },
-  BODY_SOURCE_POP_MISMATCH: { status: 403, alert: true, description: "the body's source_pop is not the authenticated POP" },
-  BODY_TIMESTAMP_MISMATCH: { status: 400, alert: false, description: "the body's timestamp differs from webhook-timestamp" },
-  BODY_NONCE_MISMATCH: { status: 400, alert: false, description: "the body's nonce differs from webhook-id" },
-  BODY_ENTRIES_INVALID: { status: 400, alert: false, description: "the body's entries is present and not an array" },
+  SIGNATURE_HEADERS_MISSING: { kind: 'request', status: 401, alert: true, bans: true, description: 'signature is an auth method and webhook-id, webhook-timestamp or webhook-signature is absent' },
+  SIGNATURE_HEADER_REPEATED: { kind: 'request', status: 400, alert: false, bans: true, description: 'webhook-id, webhook-timestamp or webhook-signature is sent more than once' },
+  SIGNATURE_ID_INVALID: { kind: 'request', status: 400, alert: false, bans: true, description: 'webhook-id is not 16 to 128 characters of [A-Za-z0-9_-]' },
+  SIGNATURE_TIMESTAMP_INVALID: { kind: 'request', status: 400, alert: false, bans: true, description: 'webhook-timestamp is not 1 to 12 decimal digits' },
+  SIGNATURE_TOO_MANY_ENTRIES: { kind: 'request', status: 400, alert: false, bans: true, description: 'webhook-signature has more space-separated entries than replay.max_signature_entries (default 8)' },
+  SIGNATURE_ENTRY_MALFORMED: { kind: 'request', status: 400, alert: false, bans: true, description: 'a webhook-signature entry is not `version,<canonical padded base64>` (empty entry, no comma, bad base64)' },
+  SIGNATURE_VERSION_UNKNOWN: { kind: 'request', status: 400, alert: false, bans: true, description: 'a webhook-signature entry has a version other than v1 (HMAC-SHA256) or v1a (Ed25519)' },
+  SIGNATURE_LENGTH_INVALID: { kind: 'request', status: 400, alert: false, bans: true, description: 'a webhook-signature entry decodes to the wrong length (v1: 32 bytes, v1a: 64 bytes)' },
+  SIGNATURE_MISMATCH: { kind: 'request', status: 401, alert: true, bans: true, description: "no signature entry verifies with a key of the authenticated POP (another POP's key is not tried)" },
+  REPLAY_TIMESTAMP_STALE: { kind: 'request', status: 401, alert: false, bans: true, description: 'webhook-timestamp is older than replay.max_age' },
+  REPLAY_TIMESTAMP_FUTURE: { kind: 'request', status: 401, alert: false, bans: true, description: 'webhook-timestamp is further ahead than replay.max_age' },
+  REPLAY_NONCE_REUSED: { kind: 'request', status: 401, alert: true, bans: true, description: 'this POP already sent this webhook-id within the window: a replay' },
+  REPLAY_STORE_FULL: { kind: 'request', status: 503, alert: true, bans: false, description: 'the nonce store holds replay.max_nonces live nonces; refused rather than evicting one' },
+  REPLAY_STORE_UNAVAILABLE: { kind: 'request', status: 503, alert: true, bans: false, description: 'the nonce store did not answer (e.g. Redis down); refused, never forwarded unchecked' },
+  BODY_CONTENT_TYPE_INVALID: { kind: 'request', status: 400, alert: false, bans: true, description: 'the content type is not application/json (optionally with charset=utf-8)' },
+  BODY_NOT_UTF8: { kind: 'request', status: 400, alert: false, bans: true, description: 'the body is not valid UTF-8, or a JSON string escapes a lone surrogate' },
+  BODY_NOT_JSON: { kind: 'request', status: 400, alert: false, bans: true, description: 'the body is not JSON (RFC 8259; a byte order mark is refused)' },
+  BODY_NOT_OBJECT: { kind: 'request', status: 400, alert: false, bans: true, description: 'the JSON body is not an object' },
+  BODY_JSON_TOO_DEEP: { kind: 'request', status: 400, alert: false, bans: true, description: 'the JSON body nests objects and arrays deeper than limits.max_json_depth (default 32); found over the raw bytes before anything is parsed' },
+  BODY_JSON_TOO_MANY_KEYS: { kind: 'request', status: 400, alert: false, bans: true, description: 'an object in the JSON body has more keys than limits.max_json_keys_per_object (default 1000); found before anything is parsed' },
+  BODY_JSON_TOO_MANY_VALUES: { kind: 'request', status: 413, alert: false, bans: false, description: 'the JSON body holds more values and keys than limits.max_json_values (default 200000); found before anything is parsed: split the batch' },
+  BODY_DUPLICATE_KEY: { kind: 'request', status: 400, alert: false, bans: true, description: 'an object in the body repeats a key (compared after unescaping and case folding), at any depth' },
+  BODY_SOURCE_POP_MISSING: { kind: 'request', status: 400, alert: false, bans: true, description: 'the body has no string source_pop' },
+  BODY_SOURCE_POP_MISMATCH: { kind: 'request', status: 403, alert: true, bans: true, description: "the body's source_pop is not the authenticated POP" },
+  BODY_TIMESTAMP_MISMATCH: { kind: 'request', status: 400, alert: false, bans: true, description: "the body's timestamp differs from webhook-timestamp" },
+  BODY_NONCE_MISMATCH: { kind: 'request', status: 400, alert: false, bans: true, description: "the body's nonce differs from webhook-id" },
+  BODY_ENTRIES_INVALID: { kind: 'request', status: 400, alert: false, bans: true, description: "the body's entries is present and not an array" },
 
 
   // The signer (role: primary, signer/): one audit event per attempt to reach the backup's
   // guard (event.action replication-send). Statuses are what the primary gets when the code
   // ends its request; a retried attempt sends nothing, and SIGNER_BACKUP_REFUSED relays the
   // guard's own status (which is logged).
-  SIGNER_DELIVERED: { status: 200, alert: false, description: "the backup's guard answered 2xx; the answer is relayed to the primary" },
-  SIGNER_BACKUP_REFUSED: { status: 502, alert: true, description: "the backup's guard refused the request (a status other than 2xx, 429, 502, 503, 504, e.g. 401 for a credential or signature it does not accept); its answer is relayed, never retried" },
-  SIGNER_BACKUP_UNAVAILABLE: { status: 502, alert: false, description: "the backup's guard answered 429, 502, 503 or 504: retried on the schedule; 502 to the primary when no retry is left" },
-  SIGNER_BACKUP_UNREACHABLE: { status: 502, alert: false, description: "the connection to the backup's guard failed or broke before an answer: retried on the schedule; 502 to the primary when no retry is left" },
-  SIGNER_BACKUP_TIMEOUT: { status: 504, alert: false, description: "no answer within backup.timeout: retried on the schedule; 504 to the primary when no retry is left" },
-  SIGNER_BACKUP_CERT_INVALID: { status: 502, alert: true, description: "the backup's certificate does not chain to backup.ca_file, does not carry backup.server_name (or the URL's host), or is outside its validity: never retried" },
-  SIGNER_BACKUP_PIN_MISMATCH: { status: 502, alert: true, description: "the backup's certificate is valid but its SHA-256 is not among backup.pin_sha256: never retried" },
-  SIGNER_PRIMARY_GONE: { status: 502, alert: false, description: 'the primary closed its connection while the signer waited to retry: no further attempt (nobody would get the answer, and a late delivery could overtake a newer batch)' },
+  SIGNER_DELIVERED: { kind: 'signer', status: 200, alert: false, bans: false, description: "the backup's guard answered 2xx; the answer is relayed to the primary" },
+  SIGNER_BACKUP_REFUSED: { kind: 'signer', status: 502, alert: true, bans: false, description: "the backup's guard refused the request (a status other than 2xx, 429, 502, 503, 504, e.g. 401 for a credential or signature it does not accept); its answer is relayed, never retried" },
+  SIGNER_BACKUP_UNAVAILABLE: { kind: 'signer', status: 502, alert: false, bans: false, description: "the backup's guard answered 429, 502, 503 or 504: retried on the schedule; 502 to the primary when no retry is left" },
+  SIGNER_BACKUP_UNREACHABLE: { kind: 'signer', status: 502, alert: false, bans: false, description: "the connection to the backup's guard failed or broke before an answer: retried on the schedule; 502 to the primary when no retry is left" },
+  SIGNER_BACKUP_TIMEOUT: { kind: 'signer', status: 504, alert: false, bans: false, description: "no answer within backup.timeout: retried on the schedule; 504 to the primary when no retry is left" },
+  SIGNER_BACKUP_CERT_INVALID: { kind: 'signer', status: 502, alert: true, bans: false, description: "the backup's certificate does not chain to backup.ca_file, does not carry backup.server_name (or the URL's host), or is outside its validity: never retried" },
+  SIGNER_BACKUP_PIN_MISMATCH: { kind: 'signer', status: 502, alert: true, bans: false, description: "the backup's certificate is valid but its SHA-256 is not among backup.pin_sha256: never retried" },
+  SIGNER_PRIMARY_GONE: { kind: 'signer', status: 502, alert: false, bans: false, description: 'the primary closed its connection while the signer waited to retry: no further attempt (nobody would get the answer, and a late delivery could overtake a newer batch)' },
 
-  UPSTREAM_UNAVAILABLE: { status: 502, alert: false, description: 'the upstream refused or dropped the connection, or answered malformed HTTP' },
-  UPSTREAM_TIMEOUT: { status: 504, alert: false, description: 'the upstream did not answer within upstream.timeout' },
-  UPSTREAM_ABORTED: { status: 502, alert: false, description: 'the upstream broke off its response after it had started' },
+  UPSTREAM_UNAVAILABLE: { kind: 'request', status: 502, alert: false, bans: false, description: 'the upstream refused or dropped the connection, or answered malformed HTTP' },
+  UPSTREAM_TIMEOUT: { kind: 'request', status: 504, alert: false, bans: false, description: 'the upstream did not answer within upstream.timeout' },
+  UPSTREAM_ABORTED: { kind: 'request', status: 502, alert: false, bans: false, description: 'the upstream broke off its response after it had started' },
 
-  SHUTTING_DOWN: { status: 503, alert: false, description: 'the signer is draining: a new request from the primary is refused (the guard finishes in-flight work instead)' },
-  INTERNAL: { status: 500, alert: true, description: 'an unexpected error; its stack is in the operational log' },
-} as const satisfies Record<string, { status: number; alert: boolean; connection?: boolean; description: string }>;
+  SHUTTING_DOWN: { kind: 'signer', status: 503, alert: false, bans: false, description: 'the signer is draining: a new request from the primary is refused (the guard finishes in-flight work instead)' },
+  // Reloads of certificates, keys and tokens (reload/source.ts, audit/event.ts reloadEvent).
+  CONFIG_RELOADED: { kind: 'event', alert: false, bans: false, description: 'new credential material was loaded and is in force' },
+  CONFIG_RELOAD_FAILED: { kind: 'event', alert: true, bans: false, description: 'new material was refused; the previous material stays in force' },
+  CREDENTIAL_REMOVED: { kind: 'event', alert: true, bans: false, description: 'a reload took credential material out of force (a file deleted or emptied): its POP is refused with it from now on' },
 
-export type Reason = keyof typeof REASONS;
+  INTERNAL_PREREQUISITE_MISSING: { kind: 'request', status: 500, alert: true, bans: false, description: 'a stage found what an earlier stage provides missing (a pipeline-order bug: compose() refuses such an order at start-up, so this is a backstop); never counted toward a ban' },
+  INTERNAL: { kind: 'request', status: 500, alert: true, bans: false, description: 'an unexpected error; its stack is in the operational log' },
+} as const satisfies Record<string, ReasonEntry>;
+
+interface ReasonEntry {
+  readonly kind: 'request' | 'connection' | 'event' | 'signer';
+  readonly status?: number;
+  readonly alert: boolean;
+  readonly bans: boolean;
+  readonly description: string;
+}
+
+/** Every code of the table. */
+export type Code = keyof typeof REASONS;
+
+/** The codes that end a request, a connection or a signer attempt: every kind but `event`, each with a status. */
+export type Reason = { [K in Code]: (typeof REASONS)[K] extends { status: number } ? K : never }[Code];
+
+/** The codes of events that are not tied to a request (bans starting and ending, reloads). */
+export type EventReason = Exclude<Code, Reason>;
+
+/** The status sent for a code. */
+export function statusOf(reason: Reason): number {
+  return REASONS[reason].status;
+}
 
 /** A request refused by a stage. The detail goes to the audit log only, never to the client. */
 export class Rejection extends Error {
@@ -154,7 +188,7 @@ export class Rejection extends Error {
     this.detail = detail;
     this.name = 'Rejection';
     this.reason = reason;
-    this.status = REASONS[reason].status;
+    this.status = statusOf(reason);
     this.retryAfter = options.retryAfter;
     this.closeConnection = options.closeConnection ?? false;
     this.allow = options.allow;

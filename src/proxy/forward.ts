@@ -19,7 +19,7 @@ import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { errorBody, setSecurityHeaders } from '../pipeline/respond.ts';
-import type { Stage } from '../pipeline/stage.ts';
+import { need, type Stage } from '../pipeline/stage.ts';
 import { downstreamResponseHeaders, requestHeaderPolicy, upstreamRequestHeaders } from './headers.ts';
 import { skipInterimResponses } from './interim.ts';
 
@@ -63,13 +63,16 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
 
   return {
     name: 'forward',
+    // Forwarded only once every check ran: the body contract is the last of them.
+    needs: ['pop', 'path', 'body', 'contract'],
     close: () => {
       pool.destroy().catch(() => undefined);
     },
     run(ctx: RequestContext) {
-      const body = ctx.body ?? Buffer.alloc(0);
+      const body = need(ctx, 'body', 'forward');
+      const path = need(ctx, 'path', 'forward');
       const { headers, dropped } = upstreamRequestHeaders(ctx.req.rawHeaders, url.host, body.length, {
-        pop: ctx.pop!,
+        pop: need(ctx, 'pop', 'forward'),
         requestId: ctx.id,
         certSha256: ctx.conn.peer?.sha256 ?? '',
         clientAddress: ctx.conn.remoteAddress,
@@ -77,7 +80,7 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
       ctx.headersDropped = dropped;
       return new Promise<void>((resolve, reject) => {
         pool.dispatch(
-          { origin: url.origin, method: ctx.req.method as Dispatcher.HttpMethod, path: ctx.path!, headers, body },
+          { origin: url.origin, method: ctx.req.method as Dispatcher.HttpMethod, path, headers, body },
           new RelayHandler(ctx, timeout, relayErrorBodies, resolve, reject),
         );
       });

@@ -13,7 +13,7 @@
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection, type Reason } from '../pipeline/reasons.ts';
-import type { Stage } from '../pipeline/stage.ts';
+import { need, type Stage } from '../pipeline/stage.ts';
 import { JSON_SCAN_SLICE_BYTES, nextTurn, scanJsonStructure, scanJsonStructureSync, type JsonBounds, type JsonScanOptions } from './json-structure.ts';
 
 /** The parsed body's top-level fields that the contract reads, looked up case-insensitively. */
@@ -171,19 +171,20 @@ export function checkReplicationBody(body: ReplicationBody, facts: BodyFacts): n
  * (64 KiB) is checked in slices, the event loop given back in between.
  */
 export function createBodyContractStage(
-  config: { readonly limits: Pick<Config['limits'], 'max_json_depth' | 'max_json_keys_per_object' | 'max_json_values'> },
+  config: { readonly limits: Pick<Config['limits'], 'max_json_depth' | 'max_json_keys_per_object' | 'max_json_values'>; readonly auth: Pick<Config['auth'], 'methods'> },
   options: JsonScanOptions = {},
 ): Stage {
   const bounds = jsonBounds(config.limits);
   const sliceBytes = options.sliceBytes ?? JSON_SCAN_SLICE_BYTES;
   return {
     name: 'body-contract',
+    // With signatures on, the body's timestamp and nonce are compared with the verified headers.
+    needs: config.auth.methods.includes('signature') ? ['pop', 'body', 'signature'] : ['pop', 'body'],
+    provides: ['contract'],
     run(ctx: RequestContext) {
-      // The mTLS stage sets the POP first; without one nothing can be checked: fail closed.
-      const pop = ctx.pop;
-      if (pop === undefined) throw new Rejection('BODY_SOURCE_POP_MISMATCH', 'no authenticated POP before the body contract');
+      const pop = need(ctx, 'pop', 'body-contract');
       checkContentType(ctx.req.headers['content-type']);
-      const body = ctx.body ?? Buffer.alloc(0);
+      const body = need(ctx, 'body', 'body-contract');
       const facts = {
         pop,
         timestampSeconds: ctx.webhookTimestamp,

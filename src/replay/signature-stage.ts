@@ -20,6 +20,7 @@ import { ConfigError } from '../config/errors.ts';
 import { REPLAY_DEFAULTS, type Config, type PeerConfig } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
+import { need } from '../pipeline/stage.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type Loaded, type LoadPhase, type ReloadListener } from '../reload/source.ts';
 import { StoreUnavailableError, type NonceStore } from '../store/store.ts';
@@ -54,8 +55,6 @@ export function loadSigningKeySet(peers: readonly PeerConfig[], phase: LoadPhase
   return { value: { keys }, fingerprint, inventory };
 }
 
-const EMPTY = Buffer.alloc(0);
-
 /**
  * Reads every peer's keys now (a ConfigError if any is unusable: fails at start-up), then keeps
  * them current like the other credentials: SIGHUP, a change in their folders, and every
@@ -80,6 +79,8 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
 
   return {
     name: 'signature',
+    needs: ['pop', 'body'],
+    provides: ['signature'],
     reload: (trigger) => [source.reload(trigger)],
     close: () => source.close(),
     async run(ctx: RequestContext) {
@@ -93,11 +94,9 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
       if (ageMs > maxAge) throw new Rejection('REPLAY_TIMESTAMP_STALE', `timestamp is ${Math.round(ageMs / 1000)} s old, max_age ${maxAge / 1000} s`);
       if (-ageMs > maxAge) throw new Rejection('REPLAY_TIMESTAMP_FUTURE', `timestamp is ${Math.round(-ageMs / 1000)} s ahead, max_age ${maxAge / 1000} s`);
 
-      const pop = ctx.pop;
-      // The mTLS stage names the POP first; without one there is no key to check: fail closed.
-      if (pop === undefined) throw new Rejection('SIGNATURE_MISMATCH', 'no authenticated POP before the signature stage');
+      const pop = need(ctx, 'pop', 'signature');
       const prefix = signedPrefix(headers.id, headers.timestamp);
-      const body = ctx.body ?? EMPTY;
+      const body = need(ctx, 'body', 'signature');
       const own = keys.get(pop) ?? [];
       if (!(await findVerifyingKey(headers.entries, prefix, body, own, verifyOptions))) {
         throw new Rejection('SIGNATURE_MISMATCH', `none of ${headers.entries.length} entries verifies with the ${own.length} keys of ${pop}`);

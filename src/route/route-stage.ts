@@ -18,6 +18,7 @@ export function createRouteStage(config: Pick<Config, 'routes'>): Stage {
   }
   return {
     name: 'route',
+    provides: ['path'],
     run(ctx: RequestContext) {
       const target = normaliseTarget(ctx.req.url ?? '');
       if (!target.ok) throw new Rejection('ROUTE_TARGET_INVALID');

@@ -4,8 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { RELOAD_REASONS } from '../../src/audit/event.ts';
-import { REASONS } from '../../src/pipeline/reasons.ts';
+import { REASONS, type Code } from '../../src/pipeline/reasons.ts';
 import { tableUnder } from '../helpers/markdown.ts';
 
 const DOC = join(import.meta.dirname, '..', '..', 'docs', 'reasons.md');
@@ -18,28 +17,32 @@ function code(cell: string): string {
 
 const markdown = readFileSync(DOC, 'utf8');
 
-t.test('every request reason code is documented with its status, alert flag and layer', async (t) => {
+const yesNo = (flag: boolean) => (flag ? 'yes' : 'no');
+const codes = Object.keys(REASONS) as Code[];
+
+t.test('every code with a status is documented with its kind, status, alert and ban columns', async (t) => {
   const rows = tableUnder(markdown, 'Request outcomes');
   const documented = rows.map((r) => code(r.Code!));
-  t.same([...documented].sort(), Object.keys(REASONS).sort(), 'the same set of codes');
+  t.same([...documented].sort(), codes.filter((c) => REASONS[c].kind !== 'event').sort(), 'the same set of codes');
   t.equal(new Set(documented).size, documented.length, 'each code once');
   for (const row of rows) {
     const c = code(row.Code!);
-    const entry = REASONS[c as keyof typeof REASONS] as { status: number; alert: boolean; connection?: boolean } | undefined;
+    const entry = REASONS[c as Code] as { kind: string; status?: number; alert: boolean; bans: boolean } | undefined;
     if (!entry) continue; // reported by the set comparison above
+    t.equal(row.Kind, entry.kind, `${c} kind`);
     t.equal(row.Status, String(entry.status), `${c} status`);
-    t.equal(row.Alert, entry.alert ? 'yes' : 'no', `${c} alert`);
-    t.equal(row.Layer, entry.connection ? 'TLS' : 'HTTP', `${c} layer`);
+    t.equal(row.Alert, yesNo(entry.alert), `${c} alert`);
+    t.equal(row.Bans, yesNo(entry.bans), `${c} bans`);
     t.ok(row.Meaning && row.Meaning.length > 10, `${c} has a meaning`);
   }
 });
 
 t.test('every event code that is not a request is documented', async (t) => {
   const rows = tableUnder(markdown, 'Events that are not requests');
-  t.same(rows.map((r) => code(r.Code!)).sort(), Object.keys(RELOAD_REASONS).sort());
+  t.same(rows.map((r) => code(r.Code!)).sort(), codes.filter((c) => REASONS[c].kind === 'event').sort());
   for (const row of rows) {
-    const c = code(row.Code!) as keyof typeof RELOAD_REASONS;
-    t.equal(row.Alert, RELOAD_REASONS[c]?.alert ? 'yes' : 'no', `${c} alert`);
+    const c = code(row.Code!) as Code;
+    t.equal(row.Alert, yesNo(REASONS[c]?.alert ?? false), `${c} alert`);
   }
 });
 

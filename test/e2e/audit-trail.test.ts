@@ -201,7 +201,7 @@ t.test('one event per request for every reachable reason, metrics to match, no s
       t.ok(Number.isInteger(e.source.port) && e.source.port > 0, `${where} source.port`);
       t.ok(Array.isArray(e.event.category), where);
       if (e.event.action === 'tls-connection') {
-        t.ok(REASONS[reason].connection || reason === 'TLS_HANDSHAKE_FAILED', `${where} is a connection reason`);
+        t.ok(REASONS[reason].kind === 'connection' || reason === 'TLS_HANDSHAKE_FAILED', `${where} is a connection reason`);
         continue;
       }
       t.equal(e.event.action, 'replication-request', where);

@@ -5,21 +5,19 @@ import { clip, MAX_CLIENT_STRING, reloadEvent, requestEvent } from '../../../src
 import { signerEvent } from '../../../src/audit/signer-event.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { credentialFingerprint } from '../../../src/crypto/secret-compare.ts';
-import type { ConnectionInfo, RequestContext } from '../../../src/pipeline/context.ts';
+import { newConnection, newRequestContext, type RequestContext } from '../../../src/pipeline/context.ts';
 
 const HOSTILE = `evil\n{"event":{"reason":"FORWARDED"}}\r\u001b[31mred\u001b[0m %s %n %j ${'x'.repeat(64 * 1024)}`;
 
 function context(over: Partial<RequestContext> = {}, headers: Record<string, string> = {}): RequestContext {
-  const conn: ConnectionInfo = {
+  const conn = newConnection({
     remoteAddress: '192.0.2.7',
     remotePort: 51234,
     tlsVersion: 'TLSv1.3',
     peer: { subject: 'CN=calgary-01', commonNames: ['calgary-01'], dnsSans: [], uriSans: [], sha256: 'ab'.repeat(32), notAfterMs: Date.parse('2031-02-03T04:05:06Z') },
-    memo: new Map(),
-    inflight: undefined,
-  };
+  });
   // The request and response objects are only read for method, url and headers here.
-  return {
+  const ctx = newRequestContext({
     id: '00000000-0000-4000-8000-000000000001',
     req: { method: 'POST', url: '/api/replication/apply', headers } as RequestContext['req'],
     res: {} as RequestContext['res'],
@@ -27,7 +25,9 @@ function context(over: Partial<RequestContext> = {}, headers: Record<string, str
     startedAt: 0,
     path: '/api/replication/apply',
     pop: 'calgary-01',
-    credentials: ['mtls', 'bearer', 'signature'],
+  });
+  ctx.credentials.push('mtls', 'bearer', 'signature');
+  return Object.assign(ctx, {
     body: Buffer.from('{"entries":[1,2,3]}'),
     entries: 3,
     webhookId: 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
@@ -35,10 +35,7 @@ function context(over: Partial<RequestContext> = {}, headers: Record<string, str
     jti: 'b9a4c7e0-jti',
     tokenFingerprint: 'sha256:0123456789abcdef',
     upstreamMs: 1.5,
-    responseBytes: 0,
-    interruptedBy: undefined,
-    ...over,
-  };
+  }, over);
 }
 
 t.test('clip keeps short strings, cuts long ones at MAX_CLIENT_STRING without splitting a character', async (t) => {

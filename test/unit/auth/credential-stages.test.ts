@@ -15,7 +15,7 @@ import { createUrlTokenStage } from '../../../src/auth/url-token.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { parseConfig } from '../../../src/guard/config.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
-import type { RequestContext } from '../../../src/pipeline/context.ts';
+import { newConnection, newRequestContext, type RequestContext } from '../../../src/pipeline/context.ts';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 import { compose } from '../../../src/pipeline/stage.ts';
 
@@ -52,15 +52,14 @@ t.teardown(() => {
   bearer.close();
   jwt.close();
 });
-const run = compose([createUrlTokenStage(), bearer, jwt]);
+const run = compose([createUrlTokenStage(), bearer, jwt], ['path']); // the test sets the routed path
 
 function context(headers: string[], url = '/api/replication/apply'): RequestContext {
-  return {
+  return newRequestContext({
     id: 'test', req: { rawHeaders: headers, method: 'POST', url, headers: {} } as unknown as IncomingMessage,
-    res: undefined as never, conn: { remoteAddress: '127.0.0.1', remotePort: 1, tlsVersion: 'TLSv1.3', peer: undefined, memo: new Map(), inflight: undefined },
-    startedAt: 0, path: '/api/replication/apply', pop: undefined, credentials: [], body: undefined, entries: undefined, webhookId: undefined,
-    jti: undefined, tokenFingerprint: undefined, responseBytes: 0, interruptedBy: undefined,
-  };
+    res: undefined as never, conn: newConnection({ remoteAddress: '127.0.0.1', remotePort: 1, tlsVersion: 'TLSv1.3' }),
+    startedAt: 0, path: '/api/replication/apply',
+  });
 }
 
 /** A JWT that the jwt stage accepts for calgary-01. */

@@ -40,6 +40,7 @@ t.test('refused combinations and values name the key', async (t) => {
     ['signature without keys for a peer', config({}, { signing_keys: [] }), 'peers[0].signing_keys'],
     ['keys without signature', config({ auth: { methods: ['mtls'] } }), 'peers[0].signing_keys'],
     ['replay without signature', config({ auth: { methods: ['mtls'] }, replay: {} }, { signing_keys: [] }), 'replay'],
+    ['signature with nothing that names the POP', config({ auth: { methods: ['signature'] } }), 'auth.methods'],
     ['a world-readable HMAC secret', config({}, { signing_keys: [writeKeyFile(makeHmacKey().text, 0o644)] }), 'peers[0].signing_keys[0]'],
     ['a short HMAC secret', config({}, { signing_keys: [writeKeyFile(makeHmacKey(24).text)] }), 'peers[0].signing_keys[0]'],
     ['a missing key file', config({}, { signing_keys: ['/nonexistent/calgary.key'] }), 'peers[0].signing_keys[0]'],

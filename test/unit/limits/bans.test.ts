@@ -3,14 +3,15 @@
 import t from 'tap';
 import type { AuditEvent } from '../../../src/audit/event.ts';
 import { configSchema } from '../../../src/config/schema.ts';
-import { BANNED_ADDRESS_PROBE_MS, bannableReasons, Bans, countsTowardBan } from '../../../src/limits/bans.ts';
+import { BANNED_ADDRESS_PROBE_MS, Bans, countsTowardBan } from '../../../src/limits/bans.ts';
+import { REASONS, type Reason } from '../../../src/pipeline/reasons.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import { createPeerIndex } from '../../../src/auth/mtls.ts';
 import { newConnection, type ConnectionInfo } from '../../../src/pipeline/context.ts';
 import { createSharedState } from '../../../src/store/create.ts';
 
 t.test('the reasons that count toward a ban (docs/limits.md lists the same)', async (t) => {
-  t.same(bannableReasons(), [
+  t.same((Object.keys(REASONS) as Reason[]).filter((r) => REASONS[r].kind !== 'event' && countsTowardBan(r)), [
     'TLS_CLIENT_CERT_MISSING', 'TLS_CLIENT_CERT_UNTRUSTED', 'TLS_CLIENT_CERT_EXPIRED', 'TLS_CLIENT_CERT_NOT_YET_VALID',
     'TLS_CLIENT_CERT_REVOKED', 'TLS_CLIENT_CERT_INVALID', 'TLS_HANDSHAKE_MALFORMED', 'HTTP_MALFORMED', 'HTTP_HEADERS_TOO_LARGE', 'ROUTE_TARGET_INVALID',
     'AUTH_PEER_UNKNOWN', 'AUTH_PEER_AMBIGUOUS', 'AUTH_CERT_PIN_MISMATCH', 'AUTH_CERT_EXPIRED',
@@ -25,7 +26,7 @@ t.test('the reasons that count toward a ban (docs/limits.md lists the same)', as
     'BODY_CONTENT_TYPE_INVALID', 'BODY_NOT_UTF8', 'BODY_NOT_JSON', 'BODY_NOT_OBJECT', 'BODY_JSON_TOO_DEEP', 'BODY_JSON_TOO_MANY_KEYS', 'BODY_DUPLICATE_KEY', 'BODY_SOURCE_POP_MISSING',
     'BODY_SOURCE_POP_MISMATCH', 'BODY_TIMESTAMP_MISMATCH', 'BODY_NONCE_MISMATCH', 'BODY_ENTRIES_INVALID',
   ]);
-  for (const reason of ['FORWARDED', 'HTTP_TIMEOUT', 'TLS_HANDSHAKE_FAILED', 'TLS_HANDSHAKE_TIMEOUT', 'LIMIT_CONNECTIONS_EXCEEDED', 'LIMIT_ADDRESS_CONNECTIONS_EXCEEDED', 'LIMIT_BANNED_CONNECTION', 'HTTP_EXPECTATION_FAILED', 'ROUTE_NOT_FOUND', 'BODY_TOO_LARGE', 'BODY_JSON_TOO_MANY_VALUES', 'BODY_INCOMPLETE', 'LIMIT_RATE_EXCEEDED', 'LIMIT_BANNED', 'LIMIT_STORE_UNAVAILABLE', 'REPLAY_STORE_FULL', 'REPLAY_STORE_UNAVAILABLE', 'UPSTREAM_UNAVAILABLE', 'INTERNAL', 'ADMIN_CALLER_NOT_LOOPBACK', 'ADMIN_TOKEN_MISSING', 'ADMIN_TOKEN_INVALID'] as const) {
+  for (const reason of ['FORWARDED', 'HTTP_TIMEOUT', 'TLS_HANDSHAKE_FAILED', 'TLS_HANDSHAKE_TIMEOUT', 'LIMIT_CONNECTIONS_EXCEEDED', 'LIMIT_ADDRESS_CONNECTIONS_EXCEEDED', 'LIMIT_BANNED_CONNECTION', 'HTTP_EXPECTATION_FAILED', 'ROUTE_NOT_FOUND', 'BODY_TOO_LARGE', 'BODY_JSON_TOO_MANY_VALUES', 'BODY_INCOMPLETE', 'LIMIT_RATE_EXCEEDED', 'LIMIT_BANNED', 'LIMIT_STORE_UNAVAILABLE', 'REPLAY_STORE_FULL', 'REPLAY_STORE_UNAVAILABLE', 'UPSTREAM_UNAVAILABLE', 'INTERNAL', 'INTERNAL_PREREQUISITE_MISSING', 'ADMIN_CALLER_NOT_LOOPBACK', 'ADMIN_TOKEN_MISSING', 'ADMIN_TOKEN_INVALID'] as const) {
     t.notOk(countsTowardBan(reason), reason);
   }
 });

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import t from 'tap';
 import { connectionEvent, type AuditEvent } from '../../../src/audit/event.ts';
 import { createMetrics } from '../../../src/metrics/metrics.ts';
+import { newConnection } from '../../../src/pipeline/context.ts';
 import { StoreUnavailableError, type NonceResult, type NonceStore } from '../../../src/store/store.ts';
 import { DevCa } from '../../../src/tls/dev-ca.ts';
 import { parsePrometheusText, sampleSum, sampleValue } from '../../helpers/prometheus.ts';
@@ -40,7 +41,7 @@ t.test('requests by outcome, reason and POP; unknown POP names never become labe
 
 t.test('TLS refusals are counted apart from requests', async (t) => {
   const m = createMetrics({ peers });
-  const conn = { remoteAddress: '127.0.0.1', remotePort: 1, tlsVersion: 'TLSv1.3', peer: undefined, memo: new Map(), inflight: undefined };
+  const conn = newConnection({ remoteAddress: '127.0.0.1', remotePort: 1, tlsVersion: 'TLSv1.3' });
   m.observe(connectionEvent(conn, 'TLS_CLIENT_CERT_MISSING', undefined));
   const f = parsePrometheusText((await m.render()).body);
   t.equal(sampleValue(f, 'replguard_tls_refusals_total', { reason: 'TLS_CLIENT_CERT_MISSING' }), 1);

@@ -18,7 +18,7 @@ import { ConfigError } from '../../../src/config/errors.ts';
 import { parseConfig } from '../../../src/guard/config.ts';
 import type { JwtConfig, PeerConfig } from '../../../src/config/schema.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
-import type { RequestContext } from '../../../src/pipeline/context.ts';
+import { newConnection, newRequestContext } from '../../../src/pipeline/context.ts';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 import { createReloadableSource, type ReloadReport } from '../../../src/reload/source.ts';
 import { loadSigningKeySet } from '../../../src/replay/signature-stage.ts';
@@ -187,10 +187,10 @@ peers: [{ id: calgary-01, cert: { cn: calgary-01 } }]
     .setIssuer('replguard').setAudience('zurich-01').setSubject('calgary-01').setIssuedAt(now).setExpirationTime(now + 600).setJti('j-1')
     .sign(pair.privateKey);
   const outcome = async () => {
-    const ctx = {
+    const ctx = newRequestContext({
       id: 't', req: { rawHeaders: ['Authorization', `Bearer ${token}`], method: 'POST', url: '/api/replication/apply', headers: {} } as unknown as IncomingMessage,
-      conn: { remoteAddress: '127.0.0.1', remotePort: 1, peer: undefined }, path: '/api/replication/apply', credentials: [],
-    } as unknown as RequestContext;
+      res: undefined as never, conn: newConnection({ remoteAddress: '127.0.0.1', remotePort: 1 }), startedAt: 0, path: '/api/replication/apply',
+    });
     try {
       await stage.run(ctx);
       return 'ok';

@@ -61,8 +61,8 @@ function setup(maxNonces = 100, options: { peers?: typeof peers; maxEntries?: nu
   const replay = { max_age: MAX_AGE, max_nonces: maxNonces, max_signature_entries: options.maxEntries ?? 8 };
   const run = compose([
     createSignatureStage({ peers: options.peers ?? peers, replay, auth: AUTH }, { now: () => clock.now, nonceStore: store, log: LOG, ...options.deps }),
-    createBodyContractStage({ limits: { max_json_depth: 32, max_json_keys_per_object: 1000, max_json_values: 200_000 } }),
-  ]);
+    createBodyContractStage({ limits: { max_json_depth: 32, max_json_keys_per_object: 1000, max_json_values: 200_000 }, auth: AUTH }),
+  ], ['pop', 'body']); // the test sets what authentication and the body stage would
   const outcome = async (ctx: RequestContext) => {
     try {
       await run(ctx);
