@@ -32,6 +32,7 @@ import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts'
 import { jsonBounds } from '../replay/body-contract.ts';
 import { newWebhookId, signRequest } from '../replay/signature.ts';
 import { startAdminServer } from '../service/admin.ts';
+import { clientErrorReason, isClientGone } from '../service/client-error.ts';
 import { drainServer, plainAddress, writeRawRefusal } from '../service/drain.ts';
 import { applyListenerLimits, listenerOptions, listenOrExplain } from '../service/listen.ts';
 import { sendAttempt, type AttemptOutcome, type AttemptTls } from './attempt.ts';
@@ -125,15 +126,13 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   });
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
+    if (isClientGone(err, socket)) {
       socket.destroy();
       return;
     }
-    const reason: Reason = err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP_HEADERS_TOO_LARGE'
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP_TIMEOUT'
-      : 'HTTP_MALFORMED';
+    const reason = clientErrorReason(err.code, false);
     const id = randomUUID();
-    const status = REASONS[reason].status as 400 | 408;
+    const status = REASONS[reason].status;
     const client = { ip: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
     writeRawRefusal(socket, status, id);
     audit.write(signerEvent({
