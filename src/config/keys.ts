@@ -3,7 +3,8 @@
  * hints on unknown keys and by the test that keeps the README's reference complete.
  */
 import { z } from 'zod';
-import { configSchema, primaryConfigSchema } from './schema.ts';
+import { configSchema } from './schema.ts';
+import { primaryConfigSchema } from './primary-schema.ts';
 
 /** The two schemas, by role: the guard's (backup) and the signer's (primary). */
 export type Role = 'backup' | 'primary';

@@ -11,7 +11,8 @@ import YAML from 'yaml';
 import { ConfigError, formatPath, type ConfigCheck, type ConfigProblem, type Validation } from './errors.ts';
 import { checkTrustedPath } from './files.ts';
 import { configKeyPaths, keysUnder, suggestKey, type Role } from './keys.ts';
-import { configSchema, primaryConfigSchema, type Config, type PrimaryConfig } from './schema.ts';
+import { configSchema, type Config } from './schema.ts';
+import { primaryConfigSchema, type PrimaryConfig } from './primary-schema.ts';
 import { validateConfig, validatePrimaryConfig } from './validate.ts';
 
 /** A guard config (role: backup). */

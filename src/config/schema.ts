@@ -1,48 +1,13 @@
 /**
- * The config file's schema: the single source of truth for its keys, types and defaults.
+ * The guard's (role: backup) config schema: the single source of truth for its keys, types and
+ * defaults (the signer's is config/primary-schema.ts).
  * README's "Configuration reference" documents every key listed here (a test checks the parity).
  *
  * Unknown keys are errors (a typo in a security config must not be ignored) and nothing is
  * coerced silently: `port: "8443"` is a type error, not a number.
  */
 import { z } from 'zod';
-import { POP_ID_PATTERN, POP_ID_RULE } from './pop-id.ts';
-import { parseDuration, parseSize } from './units.ts';
-
-const popIdSchema = z.string().regex(POP_ID_PATTERN, POP_ID_RULE);
-
-const duration = (example: string) =>
-  z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `not a duration; write a number with a unit (ms, s, m, h, d), e.g. ${example}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const size = (example: string) =>
-  z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const bytes = parseSize(value);
-    if (bytes === undefined) {
-      ctx.addIssue({ code: 'custom', message: `not a size; write bytes or a number with a unit (KiB, MiB, GiB), e.g. ${example}` });
-      return z.NEVER;
-    }
-    return bytes;
-  });
-
-const port = z.number().int().min(0).max(65535);
-const filePath = z.string().min(1);
-
-/** A SHA-256 certificate fingerprint, hex with or without colons; stored as lowercase hex. */
-const sha256Pin = z.string().transform((value, ctx) => {
-  const hex = value.replace(/:/g, '').toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(hex)) {
-    ctx.addIssue({ code: 'custom', message: 'not a SHA-256 fingerprint; write 64 hex digits (colons allowed), e.g. from `openssl x509 -noout -fingerprint -sha256`' });
-    return z.NEVER;
-  }
-  return hex;
-});
+import { adminListener, duration, filePath, listenerLimits, popIdSchema, port, sha256Pin, size } from './fields.ts';
 
 /** Which certificate field names the peer. Exactly one is set. */
 const certSelector = z
@@ -157,49 +122,6 @@ const jwtConfig = z.strictObject({
   /** Verified tokens kept (until they expire) so a busy POP does not pay a signature check per request. Default 10000; 0 turns the cache off. */
   cache_max_entries: z.number().int().min(0).max(1_000_000).default(10_000),
 });
-
-/** Where an admin listener (health, metrics; the guard's also ban administration) binds. */
-const adminListener = {
-  /** Default 127.0.0.1 (loopback). Elsewhere, /healthz, /readyz and /metrics are reachable from the network (a warning says so); ban administration is not (see admin.token_file). */
-  host: z.string().min(1).default('127.0.0.1'),
-  /** Default 9090; 0 picks a free port (the `ready` log line names it). */
-  port: port.default(9090),
-};
-
-/** Limits of an HTTP listener, the guard's and the signer's alike. */
-const listenerLimits = {
-  /** Largest request body; a larger declared or streamed body is 413. */
-  max_body_bytes: size('10MiB').default(10 * 1024 * 1024),
-  /** Largest request head (request line and headers); larger is refused. */
-  max_header_bytes: size('16KiB').default(16 * 1024),
-  /** Most request headers; more is refused. */
-  max_headers: z.number().int().min(8).max(1000).default(64),
-  /** Time for a client to send the whole request head (slowloris): 408 after it. */
-  header_timeout: duration('10s').default(10_000),
-  /** Time for a client to send the whole request, body included: 408 after it. */
-  request_timeout: duration('60s').default(60_000),
-  /** How long an idle keep-alive connection stays open; long, so that POPs do not re-handshake. */
-  keep_alive_timeout: duration('75s').default(75_000),
-  /** Most simultaneous client connections; more are refused at accept. */
-  max_connections: z.number().int().min(1).default(1024),
-  /**
-   * Most objects and arrays open at once in the JSON body (the body object is 1, `entries` 2,
-   * an entry 3). Deeper: 400 BODY_JSON_TOO_DEEP, found over the raw bytes before anything is
-   * parsed (the signer refuses the same body from its primary, same code). Default 32; 2 to 1000.
-   */
-  max_json_depth: z.number().int().min(2).max(1000).default(32),
-  /**
-   * Most keys in one JSON object of the body. More: 400 BODY_JSON_TOO_MANY_KEYS, before
-   * parsing. Default 1000; at least 4 (the body's own source_pop, entries, timestamp, nonce).
-   */
-  max_json_keys_per_object: z.number().int().min(4).default(1000),
-  /**
-   * Most values in the JSON body, keys included (every object, array, string, number, true,
-   * false, null and key counts one). More: 413 BODY_JSON_TOO_MANY_VALUES, before parsing:
-   * split the batch. Bounds what parsing and the key scan cost. Default 200000 (about 12,000 entries of a dozen fields); at least 16.
-   */
-  max_json_values: z.number().int().min(16).default(200_000),
-};
 
 export const configSchema = z.strictObject({
   /** This POP's id; the default JWT audience. */
@@ -424,128 +346,3 @@ export function connectionLimits(limits: Pick<Config['limits'], 'max_connections
 }
 /** The `replay:` values used when the section is left out. */
 export const REPLAY_DEFAULTS: Readonly<ReplayConfig> = Object.freeze(replaySchema.parse({}));
-
-// ---------------------------------------------------------------------------------------------
-// role: primary (the signer). A separate schema: the role decides which keys exist, so that a
-// backup cannot be configured to send replication and a primary cannot be configured to accept
-// it (cascade prevention, config/load.ts says why when one tries). Shared sections (admin,
-// limits, log, shutdown_timeout) are the guard's own definitions.
-
-/** The route the primary's replication client posts to, and the only one the signer serves. */
-export const SIGNER_ROUTE = { method: 'POST', path: '/api/replication/apply' } as const;
-
-/** The integer retry table of the signer, in seconds (docs/security.md, findings: no floating-point backoff). */
-export const RETRY_DELAYS_SECONDS = [1, 5, 25, 125, 625] as const;
-
-const signerJwt = z.strictObject({
-  /**
-   * PEM private key (RSA of at least 2048 bits, P-256/384/521 or Ed25519) that signs a fresh
-   * token per attempt; its public key is in the guard's `auth.jwt.public_keys` for this POP.
-   * Must not be readable by others. Required.
-   */
-  key_file: filePath,
-  /** The algorithm; default: follows the key (RSA: RS256, P-256: ES256, Ed25519: EdDSA, ...). */
-  alg: z.enum(JWT_ALGORITHMS).optional(),
-  /** Token lifetime (`exp - iat`). Default 60s, 1s to 1h: a token is made per attempt, so short is free. */
-  ttl: duration('60s').default(60_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'ttl must be between 1s and 1h'),
-  /** The `iss` claim. Default `replguard` (what the guard accepts by default). */
-  issuer: z.string().min(1).default('replguard'),
-  /**
-   * Bind each token to the client certificate (RFC 8705 `cnf: {"x5t#S256": ...}`), so that a
-   * token is useless without the certificate's key. Default false. Needs `client_tls`.
-   */
-  bind_cert: z.boolean().default(false),
-});
-
-export const primaryConfigSchema = z.strictObject({
-  /** This POP's id: the body's `source_pop` and the JWT `sub`. */
-  pop_id: configSchema.shape.pop_id,
-  /** `primary` runs the signer (egress). Config file only. */
-  role: z.literal('primary'),
-  listen: z
-    .strictObject({
-      /** Where the primary's replication client connects, plain HTTP. Default 127.0.0.1 (loopback). */
-      host: z.string().min(1).default('127.0.0.1'),
-      /** Default 8080. */
-      port: port.default(8080),
-      /**
-       * Allow a non-loopback `host`. Risky: the listener takes plain HTTP and signs whatever
-       * reaches it, so anyone who can reach it can replicate as this POP. Default false.
-       */
-      unsafe_listen_non_loopback: z.boolean().default(false),
-    })
-    .prefault({}),
-  /** The remote guard (role: backup) this POP replicates to. Required. */
-  backup: z.strictObject({
-    /** The backup POP's id: the JWT `aud` (the guard's `pop_id`). */
-    id: popIdSchema,
-    /** `https://host:port` of the remote guard; no path, query or credentials. */
-    url: z.string().min(1),
-    /** CA bundle (PEM) the guard's certificate must chain to. Always verified; there is no option to skip it. */
-    ca_file: filePath,
-    /** The name the guard's certificate must carry (DNS or IP SAN). Default: the URL's host. Also sent as SNI. */
-    server_name: z.string().min(1).optional(),
-    /** Optional SHA-256 pins of the guard's certificate (hex, colons allowed), checked on top of chain and name. */
-    pin_sha256: z.array(sha256Pin).default([]),
-    /** TLSv1.3 by default; TLSv1.2 only when set explicitly. */
-    min_tls_version: z.enum(['TLSv1.3', 'TLSv1.2']).default('TLSv1.3'),
-    /** Time allowed per attempt, connection to last response byte. Default 30s; after it the attempt is retried. */
-    timeout: duration('30s').default(30_000),
-  }),
-  /** This POP's client certificate and key for mTLS to the guard. Optional only when the guard does not list mtls. */
-  client_tls: z
-    .strictObject({
-      /** Client certificate chain (PEM). */
-      cert_file: filePath,
-      /** Its private key (PEM), not readable by others. */
-      key_file: filePath,
-    })
-    .optional(),
-  /**
-   * The `Authorization: Bearer` credential attached to each attempt: at most one of
-   * `token_file` (a shared secret), `jwt` (minted per attempt) or `jwt_token_file` (a token
-   * made elsewhere, re-read on change). Default: none (mTLS and the signature only).
-   */
-  credentials: z
-    .strictObject({
-      /** File holding this POP's bearer secret (as `replguard gen-token` writes it); checked like the guard's token files (at least 128 bits by the secret-strength estimate). */
-      token_file: filePath.optional(),
-      /** Mint a short-lived JWT per attempt. */
-      jwt: signerJwt.optional(),
-      /** File holding a JWT (e.g. from `replguard make-jwt -o` or a token service), sent as is. */
-      jwt_token_file: filePath.optional(),
-    })
-    .refine((c) => [c.token_file, c.jwt, c.jwt_token_file].filter((v) => v !== undefined).length <= 1, {
-      message: 'set at most one of token_file, jwt or jwt_token_file: the request carries one Authorization header',
-    })
-    .prefault({}),
-  /**
-   * Signing key files (Standard Webhooks), one key per file: `whsec_<base64>` (HMAC, v1) or an
-   * Ed25519 private key (`whsk_<base64>` or PEM, v1a). Each request is signed with every key
-   * (a rotation lists two). Files must not be readable by others. 1 to 8; required.
-   */
-  signing_keys: z.array(filePath).min(1, 'list at least one key file: every request is signed').max(8, 'at most 8 keys (the guard reads at most 8 signature entries)'),
-  retry: z
-    .strictObject({
-      /**
-       * Retries after the first attempt, waiting 1s, 5s, 25s, 125s, 625s (the integer table
-       * RETRY_DELAYS_SECONDS; a longer Retry-After is honoured up to 625s). Default 5, 0 to 5.
-       */
-      max_retries: z.number().int().min(0).max(RETRY_DELAYS_SECONDS.length).default(RETRY_DELAYS_SECONDS.length),
-    })
-    .prefault({}),
-  /** How often the credential and signing key files are re-read as a fallback to SIGHUP and file-change events. Default 60s; 0 turns the timer off. */
-  reload_interval: duration('60s').default(60_000),
-  /** The signer's admin listener: /healthz and /readyz only (no metrics, no ban administration, so no token). */
-  admin: z.strictObject(adminListener).prefault({}),
-  /** The listener limits of the primary-facing side; rate limits and bans are the guard's. */
-  limits: z.strictObject(listenerLimits).prefault({}),
-  shutdown_timeout: configSchema.shape.shutdown_timeout,
-  log: configSchema.shape.log,
-});
-
-/** The signer's config as written. */
-export type PrimaryConfigInput = z.input<typeof primaryConfigSchema>;
-/** The signer's parsed config: defaults applied, durations in ms, sizes in bytes, paths absolute. */
-export type PrimaryConfig = z.output<typeof primaryConfigSchema>;
-export type SignerJwtConfig = NonNullable<PrimaryConfig['credentials']['jwt']>;

@@ -8,7 +8,8 @@ import { isLoopback } from '../core/loopback.ts';
 import type { ConfigProblem, Validation } from './errors.ts';
 import { GEN_TOKEN_HINT, secretWeakness } from '../crypto/secret-strength.ts';
 import { checkAppendableFile, checkReadableFile, checkSecretFile, readPasswordFile } from './files.ts';
-import { connectionLimits, SIGNER_ROUTE, type Config, type PrimaryConfig } from './schema.ts';
+import { connectionLimits, type Config } from './schema.ts';
+import { SIGNER_ROUTE, type PrimaryConfig } from './primary-schema.ts';
 
 const IMPLEMENTED_METHODS = new Set(['mtls', 'bearer', 'jwt', 'signature']);
 

@@ -28,7 +28,7 @@
 import { LRUCache } from 'lru-cache';
 import type { RateLimiterRes } from 'rate-limiter-flexible';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { banEvent } from '../audit/event.ts';
+import { banEvent } from '../audit/control-events.ts';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { ConnectionInfo, PeerCertificateInfo, RequestContext } from '../pipeline/context.ts';

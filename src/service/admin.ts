@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { adminEvent, type AdminCallerFacts, type AdminReason } from '../audit/event.ts';
+import { adminEvent, type AdminCallerFacts, type AdminReason } from '../audit/control-events.ts';
 import { credentialInQuery } from '../auth/url-token.ts';
 import { parseBanKey } from '../store/client-key.ts';
 import type { OperationalLog } from '../log/operational.ts';

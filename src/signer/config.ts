@@ -3,7 +3,7 @@
  * keys, credentials, TLS client material), loaded exactly as `serve` loads it.
  */
 import { collectProblems, type ConfigCheck, type Validation } from '../config/errors.ts';
-import type { PrimaryConfig } from '../config/schema.ts';
+import type { PrimaryConfig } from '../config/primary-schema.ts';
 import { loadSignerMaterial } from './material.ts';
 
 function checkSignerMaterial(config: Readonly<PrimaryConfig>): Validation {

@@ -6,8 +6,8 @@
  */
 import { buildClaimSet, routeKey } from '../auth/jwt-claims.ts';
 import { mintJwt } from '../auth/jwt-mint.ts';
-import type { PrimaryConfig } from '../config/schema.ts';
-import { SIGNER_ROUTE } from '../config/schema.ts';
+import type { PrimaryConfig } from '../config/primary-schema.ts';
+import { SIGNER_ROUTE } from '../config/primary-schema.ts';
 import { credentialFingerprint } from '../crypto/secret-compare.ts';
 import type { SignerCredential } from './material.ts';
 

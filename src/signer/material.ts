@@ -17,7 +17,7 @@ import { certificateThumbprint, MintKeyError, parseMintKey, type MintKey } from 
 import { parseJsonObject } from '../auth/strict-json.ts';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { checkReadableFile, checkSecretFile } from '../config/files.ts';
-import type { PrimaryConfig } from '../config/schema.ts';
+import type { PrimaryConfig } from '../config/primary-schema.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import type { Loaded } from '../reload/source.ts';
 import { readSignKeyFile } from '../replay/keys.ts';

@@ -5,7 +5,7 @@
  * replaces the table's delay when it is longer, up to the table's last entry, so that one
  * answer can never hold the primary's request open without bound.
  */
-import { RETRY_DELAYS_SECONDS } from '../config/schema.ts';
+import { RETRY_DELAYS_SECONDS } from '../config/primary-schema.ts';
 
 /** Answers of the backup's guard that say "later" (RFC 9110 15.6.3-15.6.5, RFC 6585 4). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);

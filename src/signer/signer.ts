@@ -21,7 +21,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { requestPath } from '../audit/event.ts';
 import { signerEvent, type SignerEventInput } from '../audit/signer-event.ts';
-import { SIGNER_ROUTE, type PrimaryConfig } from '../config/schema.ts';
+import { SIGNER_ROUTE, type PrimaryConfig } from '../config/primary-schema.ts';
 import { createBodyStage } from '../limits/body.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { newConnection, newRequestContext, type RequestContext } from '../pipeline/context.ts';

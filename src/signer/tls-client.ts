@@ -12,7 +12,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { Agent } from 'node:https';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import type { PrimaryConfig } from '../config/schema.ts';
+import type { PrimaryConfig } from '../config/primary-schema.ts';
 import type { Reason } from '../pipeline/reasons.ts';
 import { TLS12_CIPHER_STRING } from '../tls/policy.ts';
 import type { ClientTlsMaterial } from './material.ts';

@@ -15,7 +15,7 @@ import t from 'tap';
 import { credentialFingerprint } from '../../src/crypto/secret-compare.ts';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
 import { parseRoleConfig } from '../../src/cli/role-config.ts';
-import type { PrimaryConfig } from '../../src/config/schema.ts';
+import type { PrimaryConfig } from '../../src/config/primary-schema.ts';
 import { createOperationalLog } from '../../src/log/operational.ts';
 import { startSigner } from '../../src/signer/signer.ts';
 import { baseConfig, startGuard as startReplguard, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { createAuditLog } from '../../../src/audit/audit-log.ts';
-import { reloadEvent } from '../../../src/audit/event.ts';
+import { reloadEvent } from '../../../src/audit/control-events.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { until } from '../../helpers/wait.ts';
 

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { createAuditLog } from '../../../src/audit/audit-log.ts';
-import { clip, MAX_CLIENT_STRING, reloadEvent, requestEvent } from '../../../src/audit/event.ts';
+import { reloadEvent } from '../../../src/audit/control-events.ts';
+import { clip, MAX_CLIENT_STRING, requestEvent } from '../../../src/audit/event.ts';
 import { signerEvent } from '../../../src/audit/signer-event.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { credentialFingerprint } from '../../../src/crypto/secret-compare.ts';

@@ -1,7 +1,7 @@
 // The retry schedule: the integer table, Retry-After honoured when longer and capped, and the
 // hold bounds reported at start-up.
 import t from 'tap';
-import { RETRY_DELAYS_SECONDS } from '../../../src/config/schema.ts';
+import { RETRY_DELAYS_SECONDS } from '../../../src/config/primary-schema.ts';
 import { holdBoundsMs, MAX_RETRY_DELAY_MS, parseRetryAfter, RETRYABLE_STATUSES, retryDelayMs } from '../../../src/signer/retry.ts';
 
 t.test('the table, in integer milliseconds', async (t) => {

@@ -13,7 +13,7 @@ import YAML from 'yaml';
 import { Webhook } from 'standardwebhooks';
 import { createAuditLog } from '../../../src/audit/audit-log.ts';
 import { parseRoleConfig } from '../../../src/cli/role-config.ts';
-import type { PrimaryConfig } from '../../../src/config/schema.ts';
+import type { PrimaryConfig } from '../../../src/config/primary-schema.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import { startSigner, type Sleep } from '../../../src/signer/signer.ts';
 import { DevCa } from '../../../src/tls/dev-ca.ts';
