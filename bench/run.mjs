@@ -141,7 +141,8 @@ async function main() {
   log(`bench: run directory ${path.relative(repoRoot, runDir)}`);
 
   const kit = kitDir();
-  const pki = makePki((mkdirSync(path.join(runDir, 'pki'), { recursive: true }), path.join(runDir, 'pki')));
+  mkdirSync(path.join(runDir, 'pki'), { recursive: true });
+  const pki = makePki(path.join(runDir, 'pki'));
   const bodies = {};
   for (const [k, size] of [['1k', 1024], ['1m', 1024 * 1024]]) {
     bodies[k] = path.join(runDir, `body-${k}.json`);

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole suite (`npm test`), every runner in turn, each printing its own report:
+# The whole suite (`npm test`), every runner in turn, each printing its own report, after the
+# build (tsc type-checks) and the linter (Biome, biome.jsonc; the folder layering is a test:
+# test/architecture/imports.test.ts):
 #   1. tap on Node: unit, docs and e2e tests (the e2e ones start the product under Node);
 #   2. tap on Node, the e2e tests again, the harness starting the product under Deno
 #      (REPLGUARD_TEST_RUNTIME is read by test/helpers/runtime.ts, never by the product);
@@ -10,6 +12,8 @@ set -u
 cd "$(dirname "$0")/.."
 npm run build --silent || exit 1
 status=0
+echo "# lint: biome"
+npm run lint --silent || status=1
 echo "# runner 1/3: tap, product under Node"
 tap "$@" || status=1
 echo "# runner 2/3: tap, e2e against the product under Deno"

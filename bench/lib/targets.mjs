@@ -348,7 +348,7 @@ const replguardFull = {
     return { child, port, auditFile: path.join(dir, 'audit.ndjson'), full: { jwt, webhook: new Webhook(secret), sign, dir } };
   },
   /** Preflight: the JWT and a freshly signed triple for this body. */
-  headers(ctx, started, body) {
+  headers(_ctx, started, body) {
     const id = `msg_${randomUUID()}`;
     const now = new Date();
     return {

@@ -14,8 +14,8 @@ import { ConfigError } from '../config/errors.ts';
 import { loadConfig } from '../guard/config.ts';
 import { loadRoleConfig } from './role-config.ts';
 import { createOperationalLog } from '../log/operational.ts';
-import { startGuard } from '../guard/guard.ts';
-import { startSigner } from '../signer/signer.ts';
+import { startGuard, type Guard } from '../guard/guard.ts';
+import { startSigner, type Signer } from '../signer/signer.ts';
 import { writeDevPki } from './dev-pki.ts';
 import { packageRoot } from './package-root.ts';
 
@@ -58,8 +58,8 @@ export async function run(): Promise<number> {
   const backup = await startBackup(record);
   const log = createOperationalLog('info');
   const audit = createAuditLog();
-  let guard;
-  let signer;
+  let guard: Guard | undefined;
+  let signer: Signer | undefined;
   try {
     guard = await startGuard(loaded.config, { audit, log });
     signer = await startSigner(primary.config, { audit, log });

@@ -18,7 +18,6 @@ import type { OperationalLog } from '../log/operational.ts';
 import { newRequestContext, type ConnectionInfo, type RequestContext } from '../pipeline/context.ts';
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { errorBody, sendRejection } from '../pipeline/respond.ts';
-import { clientErrorReason, isClientGone } from '../service/client-error.ts';
 import { writeRawRefusal } from '../service/drain.ts';
 import type { LiveGuard } from './reload.ts';
 import type { TlsGate } from './tls-gate.ts';

@@ -26,7 +26,7 @@
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { connectionEvent, type AuditEvent } from '../audit/event.ts';
+import { connectionEvent, } from '../audit/event.ts';
 import type { RepeatAggregator } from '../audit/repeats.ts';
 import { connectionLimits, type Config } from '../config/schema.ts';
 import type { Bans } from '../limits/bans.ts';
@@ -255,7 +255,7 @@ export function readPeerChain(socket: TLSSocket): Uint8Array[] {
   const chain: Uint8Array[] = [];
   let cert = socket.getPeerCertificate(true) as { raw?: Uint8Array; issuerCertificate?: unknown } | undefined;
   const seen = new Set<unknown>();
-  while (cert && cert.raw && !seen.has(cert) && chain.length < 16) {
+  while (cert?.raw && !seen.has(cert) && chain.length < 16) {
     seen.add(cert);
     chain.push(cert.raw);
     cert = cert.issuerCertificate as typeof cert;

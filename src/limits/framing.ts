@@ -36,7 +36,10 @@ export function createFramingStage(config: Pick<Config, 'limits'>): Stage {
       let hosts = 0;
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i]!.toLowerCase();
-        if (name === 'transfer-encoding') (transferEncoding ??= []).push(raw[i + 1]!);
+        if (name === 'transfer-encoding') {
+          transferEncoding ??= [];
+          transferEncoding.push(raw[i + 1]!);
+        }
         else if (name === 'content-length') contentLength = true;
         else if (name === 'host') hosts += 1;
       }

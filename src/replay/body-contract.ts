@@ -287,7 +287,11 @@ export class KeyScanner {
         if (expectKey && top !== null && top !== undefined) {
           value ??= text.slice(i + 1, end);
           const key = foldKey(value);
-          const keys = top === 0 ? (stack[depth - 1] = new Set()) : top;
+          let keys = top;
+          if (keys === 0) {
+            keys = new Set();
+            stack[depth - 1] = keys;
+          }
           if (keys.has(key)) {
             problem = { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${depth}${key === value ? '' : ' (after case folding)'}` };
             break;

@@ -23,7 +23,7 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { need } from '../pipeline/stage.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type Loaded, type LoadPhase, type ReloadListener } from '../reload/source.ts';
-import { StoreUnavailableError, type NonceStore } from '../store/store.ts';
+import { StoreUnavailableError, type NonceResult, type NonceStore } from '../store/store.ts';
 import { readPeerSigningKeys } from './keys.ts';
 import { findVerifyingKey, parseSignatureHeaders, signedPrefix, type VerificationWork, type VerifyKey } from './signature.ts';
 
@@ -105,7 +105,7 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
       // refused below, but is still the POP's signed id).
       ctx.webhookTimestamp = headers.timestampSeconds;
 
-      let result;
+      let result: NonceResult;
       try {
         result = await nonceStore.recordNonce(`${pop}:${headers.id}`, nonceTtl);
       } catch (err) {

@@ -8,7 +8,7 @@
  * Every loader it calls is the guard's own: signing keys from replay/keys.ts, the bearer file
  * from auth/bearer.ts, JWT keys from auth/jwt-mint.ts, the JWS policy from auth/jwt.ts.
  */
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isJwtShaped } from '../auth/authorization.ts';
 import { readTokenFile } from '../auth/bearer.ts';

@@ -85,7 +85,7 @@ export class DevCa {
   }
 
   issue(options: CertOptions): Issued {
-    const { forgeKey, publicKey, keyPem } = newKeyPair();
+    const { publicKey, keyPem } = newKeyPair();
     const cert = forge.pki.createCertificate();
     cert.publicKey = publicKey;
     cert.serialNumber = serial();

@@ -13,7 +13,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
-  BasicConstraints, Certificate, ExtendedKeyUsage, KeyUsage, KeyUsageFlags, Name, SubjectAlternativeName,
+  BasicConstraints, Certificate, ExtendedKeyUsage, KeyUsage, KeyUsageFlags, type Name, SubjectAlternativeName,
   id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage, id_ce_subjectAltName,
 } from '@peculiar/asn1-x509';
 

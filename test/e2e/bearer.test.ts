@@ -14,7 +14,7 @@ import { startBackup } from '../helpers/upstream.ts';
 
 const pki = makePki([]);
 const calgaryCert = pki.client('calgary-01');
-const denverCert = pki.client('denver-02');
+const _denverCert = pki.client('denver-02');
 const dir = mkdtempSync(join(tmpdir(), 'replguard-tokens-'));
 
 /** Writes a token file the way an operator should: a temporary file renamed over it, mode 0600. */

@@ -73,7 +73,7 @@ function signerConfig(backupUrl: string, overrides: Record<string, unknown> = {}
   };
 }
 
-const sends = (p: GuardProcess) => (e: AuditRecord) => e.event.action === 'replication-send';
+const sends = (_p: GuardProcess) => (e: AuditRecord) => e.event.action === 'replication-send';
 const finalOf = async (signer: GuardProcess, reply: PrimaryReply) => {
   const id = reply.headers['x-replguard-request-id'];
   const [event] = await signer.waitForEvents((e) => sends(signer)(e) && e.replguard.request_id === id && e.replguard.final, 1);

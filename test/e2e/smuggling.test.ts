@@ -18,7 +18,7 @@ const FORMS: Array<[string, string, string]> = [
   ['conflicting Content-Length', head(['Content-Length: 5', `Content-Length: ${BODY.length}`]) + BODY, 'HTTP_MALFORMED'],
   ['Content-Length list', head([`Content-Length: ${BODY.length}, ${BODY.length}`]) + BODY, 'HTTP_MALFORMED'],
   ['Content-Length with a sign', head([`Content-Length: +${BODY.length}`]) + BODY, 'HTTP_MALFORMED'],
-  ['Transfer-Encoding with Content-Length (CL.TE)', head(['Content-Length: 4', 'Transfer-Encoding: chunked']) + `0\r\n\r\n${SMUGGLED}`, 'HTTP_MALFORMED'],
+  ['Transfer-Encoding with Content-Length (CL.TE)', `${head(['Content-Length: 4', 'Transfer-Encoding: chunked'])}0\r\n\r\n${SMUGGLED}`, 'HTTP_MALFORMED'],
   ['Content-Length with Transfer-Encoding (TE.CL)', head(['Transfer-Encoding: chunked', `Content-Length: ${SMUGGLED.length}`]) + chunked(SMUGGLED), 'HTTP_MALFORMED'],
   ['obsolete line folding', head(['X-Note: a', ' folded', `Content-Length: ${BODY.length}`]) + BODY, 'HTTP_MALFORMED'],
   ['obsolete folding of Transfer-Encoding', head(['Transfer-Encoding: gzip', ' , chunked']) + chunked(BODY), 'HTTP_MALFORMED'],

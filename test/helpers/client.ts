@@ -1,5 +1,5 @@
 /** An HTTPS client for the tests: optional client certificate, raw results, never throws on status. */
-import { request, Agent } from 'node:https';
+import { request, type Agent } from 'node:https';
 import { clientTls, wireBody, type CertFiles } from './pki.ts';
 
 export interface Reply {

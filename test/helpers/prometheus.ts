@@ -34,7 +34,7 @@ function parseValue(text: string, line: number): number {
   return Number(text);
 }
 
-function unescape(text: string, allowQuote: boolean, line: number): string {
+function unescapeLabel(text: string, allowQuote: boolean, line: number): string {
   return text.replace(/\\(.)/g, (_, c: string) => {
     if (c === '\\') return '\\';
     if (c === 'n') return '\n';
@@ -55,7 +55,7 @@ function parseSample(text: string, line: number): Sample {
       const m = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"/.exec(text.slice(i));
       if (!m) throw new Error(`line ${line}: bad label at "${text.slice(i)}"`);
       if (m[1]! in labels) throw new Error(`line ${line}: label ${m[1]} repeated`);
-      labels[m[1]!] = unescape(m[2]!, true, line);
+      labels[m[1]!] = unescapeLabel(m[2]!, true, line);
       i += m[0].length;
       if (text[i] === ',') i += 1;
       else if (text[i] !== '}') throw new Error(`line ${line}: expected "," or "}" at "${text.slice(i)}"`);
@@ -105,7 +105,7 @@ export function parsePrometheusText(text: string): Map<string, Family> {
       current = family;
       if (kind === 'HELP') {
         if (family.help !== undefined) throw new Error(`line ${line}: second HELP for ${name}`);
-        family.help = unescape(rest, false, line);
+        family.help = unescapeLabel(rest, false, line);
       } else {
         if (!TYPES.has(rest)) throw new Error(`line ${line}: unknown type ${rest}`);
         if (family.samples.length > 0) throw new Error(`line ${line}: TYPE for ${name} after its samples`);

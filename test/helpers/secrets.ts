@@ -20,7 +20,9 @@ const MIN_LENGTH = 16;
 export function referencedFiles(config: unknown, path = ''): Array<{ key: string; file: string }> {
   const out: Array<{ key: string; file: string }> = [];
   if (Array.isArray(config)) {
-    config.forEach((v, i) => out.push(...referencedFiles(v, `${path}[${i}]`)));
+    config.forEach((v, i) => {
+      out.push(...referencedFiles(v, `${path}[${i}]`));
+    });
   } else if (config && typeof config === 'object') {
     for (const [k, v] of Object.entries(config)) {
       const key = path ? `${path}.${k}` : k;

@@ -17,8 +17,8 @@ function setup(windowMs: number) {
   let clock = 1_800_000_000_000;
   const written: AuditEvent[] = [];
   let counted = 0;
-  const agg = createRepeatAggregator(windowMs, () => clock, { count: () => void (counted += 1), write: (e) => void written.push(e) });
-  return { agg, written, counted: () => counted, advance: (ms: number) => void (clock += ms) };
+  const agg = createRepeatAggregator(windowMs, () => clock, { count: () => { counted += 1; }, write: (e) => void written.push(e) });
+  return { agg, written, counted: () => counted, advance: (ms: number) => { clock += ms; } };
 }
 const standsFor = (events: AuditEvent[]) => events.reduce((n, e) => n + (e.replguard.repeated ?? 1), 0);
 

@@ -39,7 +39,7 @@ t.test('repeats, sequences and keyboard walks are refused', async (t) => {
     ['a'.repeat(40), /repeated pattern/],
     ['abc'.repeat(15), /repeated pattern/],
     ['abcXYZ12'.repeat(6), /repeated pattern/],
-    ['Zk3'.repeat(20) + 'Zk', /repeated pattern/],
+    [`${'Zk3'.repeat(20)}Zk`, /repeated pattern/],
     ['abcdefghijklmnopqrstuvwxyzABCDEFGHIJ', /regular sequence/],
     ['13579bdfhjlnprtvxz02468acegikmoqsuwy', /regular sequence/],
     ['qwertyuiopasdfghjklzxcvbnmqwertyuiop', /./],

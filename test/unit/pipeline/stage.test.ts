@@ -2,7 +2,7 @@
 // and need() turns a fact missing at run time into the one non-banning code.
 import t from 'tap';
 import { newConnection, newRequestContext } from '../../../src/pipeline/context.ts';
-import { Rejection } from '../../../src/pipeline/reasons.ts';
+import type { Rejection } from '../../../src/pipeline/reasons.ts';
 import { compose, need, PipelineOrderError, type Stage } from '../../../src/pipeline/stage.ts';
 
 const sets = (name: string, provides: Stage['provides']): Stage => ({ name, provides, run: () => undefined });

@@ -146,7 +146,7 @@ t.test('the key scan in slices finds what the one-pass scan finds', async (t) =>
     const expected = findKeyProblem(text);
     for (const slice of [1, 5, 64]) {
       const scanner = new KeyScanner(text);
-      let problem;
+      let problem: ReturnType<KeyScanner['scan']> | undefined;
       while (!scanner.done) problem = scanner.scan(scanner.position + slice);
       t.same(problem, expected, `${text.slice(0, 24)}… in slices of ${slice}`);
     }

@@ -48,7 +48,7 @@ t.test(`a flood of ${FLOOD} distinct forged identities`, async (t) => {
   const bans = new Bans({ limits, peers }, state, {
     now: Date.now,
     log: createOperationalLog('error'),
-    audit: { write: () => void (alerts += 1), flush: () => undefined },
+    audit: { write: () => { alerts += 1; }, flush: () => undefined },
     peers: () => index,
   });
   const settle = () => new Promise((resolve) => setImmediate(resolve));

@@ -39,7 +39,7 @@ async function until(pred: () => boolean | Promise<boolean>, ms = 15_000): Promi
 t.test('redis state shared by two replicas', async (t) => {
   const redis = await startRedis();
   t.teardown(() => redis.stop());
-  const config = (prefix = 'rg-test:') => configSchema.shape.limits.parse({ rate_per_minute: 3, ban_after_failures: 10 });
+  const config = (_prefix = 'rg-test:') => configSchema.shape.limits.parse({ rate_per_minute: 3, ban_after_failures: 10 });
   const storeConfig = (prefix = 'rg-test:') => configSchema.shape.store.parse({ type: 'redis', url: redis.url, key_prefix: prefix });
   let skew = 0;
   const now = () => Date.now() + skew;
