@@ -4,7 +4,7 @@ import { createAuditLog } from '../audit/audit-log.ts';
 import { loadRoleConfig } from './role-config.ts';
 import { createOperationalLog } from '../log/operational.ts';
 import { createMetrics } from '../metrics/metrics.ts';
-import { startGuard } from '../guard/guard.ts';
+import { startGuard, type Guard } from '../guard/guard.ts';
 import { startSigner } from '../signer/signer.ts';
 import { parseCommandArgs, required } from './args.ts';
 
@@ -41,12 +41,13 @@ export async function run(argv: string[]): Promise<number> {
     );
   });
   await audit.ready();
-  const guard = loaded.role === 'primary'
+  // The guard (role: backup) or the signer (role: primary): both serve, reload and drain alike.
+  const role: Pick<Guard, 'port' | 'adminPort' | 'reload' | 'shutdown'> = loaded.role === 'primary'
     ? await startSigner(loaded.config, { audit, log })
     : await startGuard(loaded.config, { audit, log, metrics, source: loaded });
-  reload = guard.reload;
+  reload = role.reload;
   // The "ready" line (operational log, stderr) names the bound ports, which matter with port 0.
-  log.info({ role: loaded.role, port: guard.port, admin_port: guard.adminPort, config: loaded.file }, 'ready');
+  log.info({ role: loaded.role, port: role.port, admin_port: role.adminPort, config: loaded.file }, 'ready');
 
   return new Promise<number>((resolve) => {
     let signals = 0;
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
         return;
       }
       log.info({ signal }, 'shutting down');
-      guard.shutdown().then(
+      role.shutdown().then(
         // The audit stream ends once its writes in flight are done: exiting then loses none.
         () => audit.close().then(() => resolve(0)),
         (err: unknown) => {
