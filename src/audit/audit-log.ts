@@ -11,6 +11,7 @@ import { closeSync, openSync } from 'node:fs';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
+import { createJsonLogger } from '../log/json-logger.ts';
 import type { AuditEvent } from './event.ts';
 import type { SignerAuditEvent } from './signer-event.ts';
 
@@ -89,15 +90,7 @@ export function createAuditLog(settings: Readonly<Pick<Config['audit'], 'stdout'
     }
   }
   const destination = streams.length === 1 ? streams[0]! : pino.multistream(streams.map((stream) => ({ stream, level: 'info' as const })));
-  const logger: Logger = pino(
-    {
-      base: undefined,
-      messageKey: 'message',
-      timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
-      formatters: { level: (label) => ({ log: { level: label, type: 'audit' } }) },
-    },
-    destination,
-  );
+  const logger: Logger = createJsonLogger({ type: 'audit' }, destination);
   const opened = Promise.all(sonics.map((s) => (isOpen(s) ? undefined : new Promise<void>((resolve, reject) => {
     s.once('ready', () => resolve());
     s.once('error', reject);

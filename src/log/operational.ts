@@ -9,6 +9,7 @@
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { redactClientText } from '../core/redact.ts';
+import { createJsonLogger } from './json-logger.ts';
 
 export type OperationalLog = Logger;
 
@@ -33,15 +34,5 @@ function redactLines(text: string): string {
 }
 
 export function createOperationalLog(level: string = 'info', destination?: DestinationStream): OperationalLog {
-  return pino(
-    {
-      level,
-      base: undefined,
-      messageKey: 'message',
-      timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
-      formatters: { level: (label) => ({ log: { level: label, type: 'operational' } }) },
-      serializers: { err: redactError },
-    },
-    destination ?? pino.destination({ dest: 2, sync: true }),
-  );
+  return createJsonLogger({ type: 'operational', level, serializers: { err: redactError } }, destination ?? pino.destination({ dest: 2, sync: true }));
 }
