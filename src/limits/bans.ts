@@ -19,7 +19,7 @@
  * remove decide which).
  *
  * A banned key is refused twice over: at the TLS layer (`bannedAtHandshake`, synchronous,
- * against the bans this process knows of) and at steps 2 and 5 of the pipeline (`createBanStages`,
+ * against the bans this process knows of) and at steps 2 and 5 of the pipeline (limits/ban-stages.ts,
  * authoritative, against the store). The local view is re-read from the store every sweep
  * (every configured POP, and every key it already holds): a POP banned or a ban lifted on
  * another replica is enforced at the handshake within `SWEEP_INTERVAL_MS`; an address banned
@@ -31,12 +31,10 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import { banEvent } from '../audit/control-events.ts';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
-import type { ConnectionInfo, PeerCertificateInfo, RequestContext } from '../pipeline/context.ts';
-import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
-import type { Fact, Stage } from '../pipeline/stage.ts';
+import type { ConnectionInfo, PeerCertificateInfo } from '../pipeline/context.ts';
+import { REASONS, type Reason } from '../pipeline/reasons.ts';
 import type { BanRecord, BanStore } from '../store/ban-store.ts';
 import { connectionAddressKey, isPopKey, popKey } from '../store/client-key.ts';
-import { storeUnavailable } from './unavailable.ts';
 
 /** How often ended bans are reported and the local view is refreshed. */
 export const SWEEP_INTERVAL_MS = 1000;
@@ -328,35 +326,4 @@ export class Bans {
     if (message !== this.lastStoreError) this.deps.log.warn({ err: message }, 'ban bookkeeping failed: the store did not answer');
     this.lastStoreError = message;
   }
-}
-
-/**
- * The ban checks of one pipeline: step 2 (`early`: the address, and the POP a verified
- * certificate names) and step 5 (`afterAuthentication`: a POP that only a token named). A banned
- * key is refused with 403; the store unreachable is 503, never let through. Both share one
- * record of the keys already asked about for a request, so the second asks the store only about
- * a key the first did not know (for an mTLS POP: nothing, no second round trip to Redis).
- */
-export function createBanStages(bans: Bans): { readonly early: Stage; readonly afterAuthentication: Stage } {
-  const checked = new WeakMap<RequestContext, Set<string>>();
-  const stage = (name: string, needs: readonly Fact[]): Stage => ({
-    name,
-    needs,
-    run(ctx: RequestContext) {
-      const done = checked.get(ctx) ?? new Set<string>();
-      const keys = bans.connectionKeys(ctx.conn, ctx.pop).filter((k) => !done.has(k));
-      if (keys.length === 0) return;
-      for (const k of keys) done.add(k);
-      checked.set(ctx, done);
-      const refuse = (ban: BanRecord | undefined) => {
-        if (ban) throw new Rejection('LIMIT_BANNED', `${ban.key} is banned until ${new Date(ban.until).toISOString()}`);
-      };
-      const known = bans.checkNow(keys);
-      if (known !== null) return refuse(known);
-      return bans.check(keys).then(refuse, (err: unknown) => {
-        throw storeUnavailable('ban check', err);
-      });
-    },
-  });
-  return { early: stage('ban', []), afterAuthentication: stage('ban-pop', ['pop']) };
 }
