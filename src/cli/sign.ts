@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import process from 'node:process';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { readSignKeyFile } from '../replay/keys.ts';
-import { isValidWebhookId, isValidWebhookTimestamp, MAX_SIGNATURE_ENTRIES, newWebhookId, signatureHeaders, type SignKey } from '../replay/signature.ts';
+import { isValidWebhookId, isValidWebhookTimestamp, MAX_SIGNATURE_ENTRIES, type SignKey } from '../replay/signature.ts';
+import { newWebhookId, signatureHeaders } from '../replay/signing.ts';
 import { parseCommandArgs, required } from './args.ts';
 
 export const usage = 'sign --key FILE --body FILE [--id ID] [--timestamp T]   print signature headers for curl -H @-';

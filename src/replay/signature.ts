@@ -19,7 +19,7 @@
  *
  * The signer role reuses the signing half (`signatureHeaders`, `signRequest`).
  */
-import { createHmac, randomBytes, sign, verify, webcrypto, type KeyObject } from 'node:crypto';
+import { createHmac, verify, webcrypto, type KeyObject } from 'node:crypto';
 import { macsEqual } from '../crypto/secret-compare.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 
@@ -241,10 +241,10 @@ export async function findVerifyingKey(
 // imported into WebCrypto once, on first use, from its exported material, as a non-extractable
 // key for the one usage it has here. Keyed by the KeyObject: a reload makes new KeyObjects,
 // and the old keys' imports go with them.
-const { subtle } = webcrypto;
+export const { subtle } = webcrypto;
 const cryptoKeys = new WeakMap<KeyObject, Promise<webcrypto.CryptoKey>>();
 
-function cryptoKeyOf(key: KeyObject): Promise<webcrypto.CryptoKey> {
+export function cryptoKeyOf(key: KeyObject): Promise<webcrypto.CryptoKey> {
   let imported = cryptoKeys.get(key);
   if (!imported) {
     imported = importCryptoKey(key);
@@ -296,27 +296,6 @@ export async function verifyEd25519OffThread(publicKey: KeyObject, message: Buff
   }
 }
 
-/** One `webhook-signature` entry: `v1,<base64>` or `v1a,<base64>`, computed on the main thread. */
-export function signEntry(key: SignKey, id: string, timestamp: string, body: Buffer): string {
-  const prefix = signedPrefix(id, timestamp);
-  const signature = key.version === 'v1'
-    ? hmacSha256(key.key, prefix, body)
-    : sign(null, Buffer.concat([prefix, body]), key.key);
-  return `${key.version},${signature.toString('base64')}`;
-}
-
-/** The same entry, computed off the main thread (WebCrypto); Ed25519 is deterministic, so it is the same string. */
-export async function signEntryOffThread(key: SignKey, message: Buffer): Promise<string> {
-  const cryptoKey = await cryptoKeyOf(key.key);
-  const signature = await subtle.sign(key.version === 'v1' ? 'HMAC' : 'Ed25519', cryptoKey, message);
-  return `${key.version},${Buffer.from(signature).toString('base64')}`;
-}
-
-/** A fresh webhook-id: 24 random bytes, base64url (32 characters of [A-Za-z0-9_-]). */
-export function newWebhookId(): string {
-  return randomBytes(24).toString('base64url');
-}
-
 /** True when `id` and `timestamp` have the form the guard accepts. */
 export function isValidWebhookId(id: string): boolean {
   return ID.test(id);
@@ -324,41 +303,4 @@ export function isValidWebhookId(id: string): boolean {
 
 export function isValidWebhookTimestamp(timestamp: string): boolean {
   return TIMESTAMP.test(timestamp);
-}
-
-/** The three headers for a request, signed with every key given (several during a rotation), on the main thread. */
-export function signatureHeaders(keys: readonly SignKey[], body: Buffer, id: string, timestamp: string): Record<(typeof SIGNATURE_HEADERS)[number], string> {
-  checkSigningInput(keys, id, timestamp);
-  return {
-    'webhook-id': id,
-    'webhook-timestamp': timestamp,
-    'webhook-signature': keys.map((k) => signEntry(k, id, timestamp, body)).join(' '),
-  };
-}
-
-/**
- * signatureHeaders for a server (the signer role): the same headers, with the signing done off
- * the main thread from `offThreadMinBytes` of signed content on (one key after another), so
- * that a large batch does not hold up the signer's other connections.
- */
-export async function signRequest(
-  keys: readonly SignKey[],
-  body: Buffer,
-  id: string,
-  timestamp: string,
-  offThreadMinBytes = OFF_THREAD_MIN_BYTES,
-): Promise<Record<(typeof SIGNATURE_HEADERS)[number], string>> {
-  checkSigningInput(keys, id, timestamp);
-  const prefix = signedPrefix(id, timestamp);
-  if (prefix.length + body.length < offThreadMinBytes) return signatureHeaders(keys, body, id, timestamp);
-  const message = Buffer.concat([prefix, body]);
-  const entries: string[] = [];
-  for (const key of keys) entries.push(await signEntryOffThread(key, message));
-  return { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': entries.join(' ') };
-}
-
-function checkSigningInput(keys: readonly SignKey[], id: string, timestamp: string): void {
-  if (keys.length === 0 || keys.length > MAX_SIGNATURE_ENTRIES) throw new RangeError(`sign with 1 to ${MAX_SIGNATURE_ENTRIES} keys`);
-  if (!ID.test(id)) throw new RangeError('webhook-id must be 16 to 128 characters of [A-Za-z0-9_-]');
-  if (!TIMESTAMP.test(timestamp)) throw new RangeError('webhook-timestamp must be 1 to 12 decimal digits');
 }

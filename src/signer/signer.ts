@@ -30,7 +30,7 @@ import { sendRejection, setSecurityHeaders } from '../pipeline/respond.ts';
 import { downstreamResponseHeaders } from '../proxy/headers.ts';
 import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts';
 import { jsonBounds } from '../replay/body-contract.ts';
-import { newWebhookId, signRequest } from '../replay/signature.ts';
+import { newWebhookId, signRequest } from '../replay/signing.ts';
 import { startAdminServer } from '../service/admin.ts';
 import { clientErrorReason, isClientGone } from '../service/client-error.ts';
 import { drainServer, plainAddress, writeRawRefusal } from '../service/drain.ts';

@@ -10,15 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { parseSignKey, parseVerifyKey } from '../../src/replay/keys.ts';
-import {
-  findVerifyingKey,
-  OFF_THREAD_MIN_BYTES,
-  parseSignatureHeaders,
-  signatureHeaders,
-  signedPrefix,
-  signRequest,
-  type VerificationWork,
-} from '../../src/replay/signature.ts';
+import { findVerifyingKey, OFF_THREAD_MIN_BYTES, parseSignatureHeaders, signedPrefix, type VerificationWork } from '../../src/replay/signature.ts';
+import { signatureHeaders, signRequest } from '../../src/replay/signing.ts';
 import { runEd25519Vectors, runHmacVectors } from '../helpers/wycheproof.ts';
 
 const ID = 'deno-conformance-0001';

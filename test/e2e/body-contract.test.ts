@@ -2,7 +2,7 @@
 // never see. Each is correctly signed, so only the body decides.
 import t from 'tap';
 import { parseSignKey } from '../../src/replay/keys.ts';
-import { signatureHeaders } from '../../src/replay/signature.ts';
+import { signatureHeaders } from '../../src/replay/signing.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, startGuard } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';

@@ -4,7 +4,7 @@
 // connections are served meanwhile; an honest batch larger than one scan slice still passes.
 import t from 'tap';
 import { parseSignKey } from '../../src/replay/keys.ts';
-import { signatureHeaders } from '../../src/replay/signature.ts';
+import { signatureHeaders } from '../../src/replay/signing.ts';
 import { call, type Reply } from '../helpers/client.ts';
 import { baseConfig, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';

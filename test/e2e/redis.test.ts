@@ -13,7 +13,7 @@ import { startBackup } from '../helpers/upstream.ts';
 import { call } from '../helpers/client.ts';
 import { makeHmacKey, writeKeyFile } from '../helpers/signing.ts';
 import { parseSignKey } from '../../src/replay/keys.ts';
-import { signatureHeaders } from '../../src/replay/signature.ts';
+import { signatureHeaders } from '../../src/replay/signing.ts';
 
 
 async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {

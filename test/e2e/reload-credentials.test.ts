@@ -15,7 +15,7 @@ import { projectedSecret, reloads, startTraffic, waitFor } from '../helpers/relo
 import { startBackup } from '../helpers/upstream.ts';
 import { makeHmacKey } from '../helpers/signing.ts';
 import { parseSignKey } from '../../src/replay/keys.ts';
-import { signatureHeaders } from '../../src/replay/signature.ts';
+import { signatureHeaders } from '../../src/replay/signing.ts';
 
 const pki = makePki([]);
 const calgary = pki.client('calgary-01');

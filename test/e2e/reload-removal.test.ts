@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { generateToken } from '../../src/cli/gen-token.ts';
 import { parseSignKey } from '../../src/replay/keys.ts';
-import { signatureHeaders } from '../../src/replay/signature.ts';
+import { signatureHeaders } from '../../src/replay/signing.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';

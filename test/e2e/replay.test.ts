@@ -3,7 +3,7 @@
 // nothing. max_nonces is tiny here so that the store fills.
 import t from 'tap';
 import { parseSignKey } from '../../src/replay/keys.ts';
-import { signatureHeaders } from '../../src/replay/signature.ts';
+import { signatureHeaders } from '../../src/replay/signing.ts';
 import { call, type Reply } from '../helpers/client.ts';
 import { baseConfig, startGuard } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';

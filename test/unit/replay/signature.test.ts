@@ -4,20 +4,8 @@ import t from 'tap';
 import { Webhook } from 'standardwebhooks';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 import { parseVerifyKey, parseSignKey } from '../../../src/replay/keys.ts';
-import {
-  decodeCanonicalBase64,
-  findVerifyingKey,
-  MAX_SIGNATURE_ENTRIES,
-  OFF_THREAD_MIN_BYTES,
-  parseSignatureHeaders,
-  signatureHeaders,
-  signedPrefix,
-  signRequest,
-  newWebhookId,
-  type SignatureEntry,
-  type VerificationWork,
-  type VerifyKey,
-} from '../../../src/replay/signature.ts';
+import { decodeCanonicalBase64, findVerifyingKey, MAX_SIGNATURE_ENTRIES, OFF_THREAD_MIN_BYTES, parseSignatureHeaders, signedPrefix, type SignatureEntry, type VerificationWork, type VerifyKey } from '../../../src/replay/signature.ts';
+import { signatureHeaders, signRequest, newWebhookId } from '../../../src/replay/signing.ts';
 import { REPLAY_DEFAULTS } from '../../../src/config/schema.ts';
 import { makeEd25519Key, makeHmacKey } from '../../helpers/signing.ts';
 
