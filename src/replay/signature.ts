@@ -1,6 +1,6 @@
 /**
- * Standard Webhooks request signatures: strict parsing of the three headers, and the signing and
- * verification primitives for `v1` (HMAC-SHA256) and `v1a` (Ed25519).
+ * Standard Webhooks request signatures: strict parsing of the three headers, and the
+ * verification (and MAC) primitives for `v1` (HMAC-SHA256) and `v1a` (Ed25519).
  *
  * Signed content is `<webhook-id>.<webhook-timestamp>.` followed by the body bytes exactly as
  * received. It is never decoded to a string first: the reference JS library decodes the body as
@@ -17,7 +17,7 @@
  * Ed25519 cannot be hashed incrementally (RFC 8032 hashes R || A || M per signature, and the
  * scheme is pure Ed25519, not Ed25519ph), so "hash in slices" would only help HMAC.
  *
- * The signer role reuses the signing half (`signatureHeaders`, `signRequest`).
+ * The signing half (`signatureHeaders`, `signRequest`) is replay/signing.ts.
  */
 import { createHmac, verify, webcrypto, type KeyObject } from 'node:crypto';
 import { macsEqual } from '../crypto/secret-compare.ts';
