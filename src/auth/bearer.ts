@@ -25,8 +25,7 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type HeldFile, type Loaded, type LoadPhase, type ReloadListener } from '../reload/source.ts';
 import { hasTokenShape } from '../core/redact.ts';
-import { isJwtShaped, readBearerCredential } from './authorization.ts';
-import type { CredentialStage } from '../pipeline/credential-stage.ts';
+import { isJwtShaped, type CredentialVerifier } from './authorization.ts';
 import { agreeIdentity } from './identity.ts';
 import { credentialFingerprint, digestSecret, findSecret } from '../crypto/secret-compare.ts';
 import { secretWeakness } from '../crypto/secret-strength.ts';
@@ -112,20 +111,19 @@ export function loadTokenSet(peers: readonly PeerConfig[], phase: LoadPhase = 's
   return { value: { tokens, peersWithoutToken }, fingerprint, inventory };
 }
 
-export interface BearerStageDeps {
+export interface BearerVerifierDeps {
   readonly log: OperationalLog;
   /** Told the result of every reload of the token files (metrics). */
   readonly onReload?: ReloadListener;
 }
 
 /**
- * `bearer` in auth.methods: the request's `Authorization: Bearer` secret must be one of the
- * configured ones; its owner is the request's POP (and must agree with the certificate's).
- * When `jwt` is listed too, a JWT-shaped value is left to the jwt stage (see authorization.ts).
- * Throws a ConfigError at construction when the token files are unusable.
+ * `bearer` in auth.methods: the request's `Authorization: Bearer` secret (handed over by the
+ * Authorization stage, auth/authorization.ts) must be one of the configured ones; its owner is
+ * the request's POP (and must agree with the certificate's). Throws a ConfigError at
+ * construction when the token files are unusable.
  */
-export function createBearerStage(config: Pick<Config, 'peers' | 'auth'>, deps: BearerStageDeps): CredentialStage {
-  const jwtToo = config.auth.methods.includes('jwt');
+export function createBearerVerifier(config: Pick<Config, 'peers' | 'auth'>, deps: BearerVerifierDeps): CredentialVerifier {
   const warnEmpty = (set: TokenSet) => {
     for (const pop of set.peersWithoutToken) deps.log.warn({ pop }, 'every token file of this peer is empty or removed: it cannot authenticate with a bearer secret');
   };
@@ -142,10 +140,8 @@ export function createBearerStage(config: Pick<Config, 'peers' | 'auth'>, deps: 
 
   return {
     name: 'bearer',
-    provides: ['pop'],
-    run(ctx: RequestContext) {
-      const credential = readBearerCredential(ctx.req);
-      if (jwtToo && isJwtShaped(credential)) return; // a JWT: the jwt stage judges it
+    needs: [],
+    verify(credential: string, ctx: RequestContext) {
       ctx.credentials.push('bearer');
       ctx.tokenFingerprint = credentialFingerprint(credential);
       const match = findSecret(credential, source.current().tokens);

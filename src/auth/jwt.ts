@@ -37,8 +37,7 @@ import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { createReloadableSource, type HeldFile, type Loaded, type LoadPhase, type ReloadableSource, type ReloadListener } from '../reload/source.ts';
-import { isJwtShaped, readBearerCredential } from './authorization.ts';
-import type { CredentialStage } from '../pipeline/credential-stage.ts';
+import { isJwtShaped, type CredentialVerifier } from './authorization.ts';
 import { agreeIdentity } from './identity.ts';
 import { readRoutesClaim, routeKey } from './jwt-claims.ts';
 import { hasRocaFingerprint } from './rsa-roca.ts';
@@ -502,7 +501,7 @@ function joseRejection(err: unknown): Rejection {
 // ---------------------------------------------------------------------------------------------
 // The stage
 
-export interface JwtStageDeps {
+export interface JwtCredentialDeps {
   readonly log: OperationalLog;
   /** Told the result of every reload of the keys and revoked ids (metrics). */
   readonly onReload?: ReloadListener;
@@ -510,16 +509,16 @@ export interface JwtStageDeps {
 }
 
 /**
- * `jwt` in auth.methods: the `Authorization: Bearer` JWT must verify (see the module comment),
+ * `jwt` in auth.methods: the `Authorization: Bearer` JWT (handed over by the Authorization stage,
+ * auth/authorization.ts) must verify (see the module comment),
  * be bound to the client certificate when it says so (or when require_cert_binding is on), name
  * the same POP as the other credentials, and list this method and path in its routes claim.
  * Throws a ConfigError at construction when the keys or the revoked-id list are unusable.
  */
-export function createJwtStage(config: Pick<Config, 'pop_id' | 'peers' | 'auth'>, deps: JwtStageDeps): CredentialStage {
+export function createJwtCredential(config: Pick<Config, 'pop_id' | 'peers' | 'auth'>, deps: JwtCredentialDeps): CredentialVerifier {
   const jwt = config.auth.jwt;
   if (!jwt) throw new ConfigError([{ path: 'auth.jwt', message: 'required when auth.methods lists jwt' }]);
   const now = deps.now ?? Date.now;
-  const bearerToo = config.auth.methods.includes('bearer');
   const peerIds = new Set(config.peers.map((p) => p.id));
   const cache = jwt.cache_max_entries > 0 ? new LRUCache<string, VerifiedToken>({ max: jwt.cache_max_entries }) : undefined;
   const clear = () => cache?.clear();
@@ -589,15 +588,9 @@ export function createJwtStage(config: Pick<Config, 'pop_id' | 'peers' | 'auth'>
     name: 'jwt',
     // The routes claim is checked against the normalised path.
     needs: ['path'],
-    provides: ['pop'],
-    run(ctx: RequestContext) {
-      const credential = readBearerCredential(ctx.req);
+    verify(credential: string, ctx: RequestContext) {
       if (!isJwtShaped(credential)) {
-        if (bearerToo) {
-          // A shared secret: the bearer stage (earlier in the pipeline) has judged it.
-          if (!ctx.credentials.includes('bearer')) throw new Rejection('INTERNAL', 'a bearer secret reached the jwt stage unchecked');
-          return;
-        }
+        // Only when bearer is not configured: the Authorization stage gives it secrets otherwise.
         ctx.credentials.push('jwt');
         throw new Rejection('AUTH_JWT_MALFORMED', 'not a JWT (no "." in the credential)');
       }

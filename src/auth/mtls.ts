@@ -9,6 +9,7 @@ import type { Config, PeerConfig } from '../config/schema.ts';
 import type { PeerCertificateInfo, RequestContext } from '../pipeline/context.ts';
 import { Rejection, type Reason } from '../pipeline/reasons.ts';
 import type { Stage } from '../pipeline/stage.ts';
+import { agreeIdentity } from './identity.ts';
 
 type Match = { readonly pop: string } | { readonly reason: Reason; readonly detail: string };
 
@@ -85,7 +86,7 @@ export function createMtlsStage(config: Pick<Config, 'peers' | 'auth'>): Stage {
       // The certificate is the connection's: every later request on it would fail the same way
       // (a peer removed or a pin changed by a reload too), so the connection is closed.
       if ('reason' in match) throw new Rejection(match.reason, match.detail, { closeConnection: true });
-      ctx.pop = match.pop;
+      agreeIdentity(ctx, match.pop, 'mtls');
     },
   };
   return stage;

@@ -3,9 +3,10 @@
  * request". Each stage is built once from the config; this file only lists them. Stages never
  * import each other.
  */
-import { createBearerStage } from '../auth/bearer.ts';
+import { createAuthorizationStage, type CredentialVerifier } from '../auth/authorization.ts';
+import { createBearerVerifier } from '../auth/bearer.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
-import { createJwtStage } from '../auth/jwt.ts';
+import { createJwtCredential } from '../auth/jwt.ts';
 import { createMtlsStage } from '../auth/mtls.ts';
 import { createUrlTokenStage } from '../auth/url-token.ts';
 import type { Config } from '../config/schema.ts';
@@ -61,16 +62,20 @@ const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', ...SIG
 
 export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): GuardPipeline {
   const methods = config.auth.methods;
+  // Reloadable stages: the Authorization stage (bearer and/or jwt) and the signature stage.
   const credentials: CredentialStage[] = [];
+  let bearer: CredentialVerifier | undefined;
   let signature: CredentialStage | undefined;
   try {
-    if (methods.includes('bearer')) credentials.push(createBearerStage(config, deps));
-    if (methods.includes('jwt')) credentials.push(createJwtStage(config, deps));
+    if (methods.includes('bearer')) bearer = createBearerVerifier(config, deps);
+    const jwt = methods.includes('jwt') ? createJwtCredential(config, deps) : undefined;
+    if (bearer || jwt) credentials.push(createAuthorizationStage({ bearer, jwt }));
     // Step 7, after the body: reloadable like the credentials, but not part of step 4.
     if (methods.includes('signature')) {
       signature = createSignatureStage(config, { now: deps.now, nonceStore: requireStore(deps), log: deps.log, onReload: deps.onReload });
     }
   } catch (err) {
+    if (credentials.length === 0) bearer?.close(); // the jwt verifier failed: bearer's watchers go too
     for (const c of credentials) c.close();
     signature?.close();
     throw err;
@@ -91,8 +96,8 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     createUrlTokenStage(),
     createRouteStage(config),
     // 4. Authentication: every credential names a POP; they must agree (a verified client
-    //    certificate always takes part and sets the POP first; bearer and jwt compare with it:
-    //    auth/identity.ts).
+    //    certificate always takes part and sets the POP first; the Authorization header, read
+    //    once, a bearer secret or a JWT, compares with it: auth/identity.ts).
     createMtlsStage(config),
     ...credentials,
     // 5. Rate limit: a ban of a POP that only authentication named (keys step 2 asked about are

@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { SignJWT } from 'jose';
-import { createBearerStage } from '../../../src/auth/bearer.ts';
+import { createAuthorizationStage } from '../../../src/auth/authorization.ts';
+import { createBearerVerifier } from '../../../src/auth/bearer.ts';
 import { CLAIM_NAMESPACE } from '../../../src/auth/jwt-claims.ts';
-import { createJwtStage, jwkThumbprint } from '../../../src/auth/jwt.ts';
+import { createJwtCredential, jwkThumbprint } from '../../../src/auth/jwt.ts';
 import { createUrlTokenStage } from '../../../src/auth/url-token.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { parseConfig } from '../../../src/guard/config.ts';
@@ -46,13 +47,9 @@ peers:
 `;
 const { config } = parseConfig(configText, join(dir, 'replguard.yaml'));
 const log = createOperationalLog('error', new Writable({ write: (_c, _e, done) => done() }) as never);
-const bearer = createBearerStage(config, { log });
-const jwt = createJwtStage(config, { log });
-t.teardown(() => {
-  bearer.close();
-  jwt.close();
-});
-const run = compose([createUrlTokenStage(), bearer, jwt], ['path']); // the test sets the routed path
+const authorization = createAuthorizationStage({ bearer: createBearerVerifier(config, { log }), jwt: createJwtCredential(config, { log }) });
+t.teardown(() => authorization.close());
+const run = compose([createUrlTokenStage(), authorization], ['path']); // the test sets the routed path
 
 function context(headers: string[], url = '/api/replication/apply'): RequestContext {
   return newRequestContext({

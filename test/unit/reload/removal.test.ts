@@ -12,7 +12,8 @@ import t from 'tap';
 import { SignJWT } from 'jose';
 import { loadTokenSet } from '../../../src/auth/bearer.ts';
 import { CLAIM_NAMESPACE } from '../../../src/auth/jwt-claims.ts';
-import { createJwtStage, jwkThumbprint, loadKeySet, loadRevokedIds } from '../../../src/auth/jwt.ts';
+import { createAuthorizationStage } from '../../../src/auth/authorization.ts';
+import { createJwtCredential, jwkThumbprint, loadKeySet, loadRevokedIds } from '../../../src/auth/jwt.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { parseConfig } from '../../../src/guard/config.ts';
@@ -179,7 +180,7 @@ auth:
   jwt: { public_keys: [{ path: keys, alg: ES256, pop: calgary-01 }] }
 peers: [{ id: calgary-01, cert: { cn: calgary-01 } }]
 `, join(dir, 'replguard.yaml'));
-  const stage = createJwtStage(config, { log: quiet });
+  const stage = createAuthorizationStage({ jwt: createJwtCredential(config, { log: quiet }) });
   t.teardown(() => stage.close());
   const now = Math.floor(Date.now() / 1000);
   const token = await new SignJWT({ [CLAIM_NAMESPACE]: { routes: ['POST /api/replication/apply'] } })
