@@ -22,15 +22,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src/ src/
-# The SBOM (CycloneDX) lists the production dependencies as the lockfile pins them; npm names
-# the root after the folder, so its name and version are taken from package.json.
+COPY scripts/image-sbom.mjs scripts/image-sbom.mjs
+# The SBOM (CycloneDX): the production dependencies as the lockfile pins them
+# (scripts/image-sbom.mjs says why not `npm sbom --omit dev`).
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm sbom --sbom-format cyclonedx --omit dev --package-lock-only > sbom.raw.json \
- && node -e 'const fs = require("fs"); const p = require("./package.json"); const s = JSON.parse(fs.readFileSync("sbom.raw.json", "utf8"));\
-  Object.assign(s.metadata.component, { name: p.name, version: p.version, purl: `pkg:npm/${p.name}@${p.version}`, "bom-ref": `${p.name}@${p.version}` });\
-  fs.writeFileSync("sbom.cdx.json", JSON.stringify(s, null, 2) + "\n");' \
- && rm sbom.raw.json \
+ && npm sbom --sbom-format cyclonedx --package-lock-only | node scripts/image-sbom.mjs > sbom.cdx.json \
  && npm cache clean --force
 
 # ---- rootfs: what the runtime stage holds besides the application: the node binary, the
