@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `config` part of helm/replguard/values.schema.json, generated from the product's own zod
- * schemas (src/config/schema.ts: `configSchema` for role backup, `primaryConfigSchema` for role
+ * schemas (src/config/schema.ts `configSchema` for role backup, src/config/primary-schema.ts `primaryConfigSchema` for role
  * primary) with zod's `z.toJSONSchema`, so that `helm install` refuses what `replguard serve`
  * would refuse at start-up (`--set config.auth.method=mtls` is an unknown key) instead of the pod
  * crash-looping. The rest of values.schema.json is written by hand; this script replaces only
@@ -30,7 +30,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { configSchema, primaryConfigSchema } from '../src/config/schema.ts';
+import { primaryConfigSchema } from '../src/config/primary-schema.ts';
+import { configSchema } from '../src/config/schema.ts';
 
 export const VALUES_SCHEMA_PATH = fileURLToPath(new URL('../helm/replguard/values.schema.json', import.meta.url));
 

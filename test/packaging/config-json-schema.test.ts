@@ -4,7 +4,8 @@
 // leave the chart accepting what replguard refuses (or refusing what it accepts).
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { configSchema, primaryConfigSchema } from '../../src/config/schema.ts';
+import { primaryConfigSchema } from '../../src/config/primary-schema.ts';
+import { configSchema } from '../../src/config/schema.ts';
 // @ts-expect-error -- a plain ES module without types, run by node as well as imported here
 import { buildValuesSchema, configJsonSchema, formatJson, GENERATED, VALUES_SCHEMA_PATH } from '../../scripts/config-json-schema.mjs';
 

@@ -234,7 +234,7 @@ audit:
 {{- end }}
 
 {{/* Top-level keys a running guard applies live when its ConfigMap changes (docs/operations.md,
-"The config file"; test/packaging checks them against src/server/reload.ts RESTART_ONLY).
+"The config file"; test/packaging checks them against src/guard/reload.ts RESTART_ONLY).
 Everything else (role, pop_id, listen, admin, store, and the state and audit sinks made once at
 start-up: limits, replay, audit) needs a restart. The signer never re-reads its config file. */}}
 {{- define "replguard.liveConfigKeys" -}}
