@@ -16,18 +16,38 @@
 {{- end }}
 {{- end }}
 
-{{- define "replguard.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "replguard.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{/* backup (the guard) or primary (the signer): config.role, as in replguard.yaml. */}}
+{{- define "replguard.role" -}}
+{{- default "backup" .Values.config.role }}
 {{- end }}
 
-{{/* Pod labels that the Service and NetworkPolicy select; a host workload in
-sidecar-only mode puts these on its pod template. */}}
+{{/* Metadata labels of every object: the chart's, then commonLabels (which cannot replace them). */}}
+{{- define "replguard.labels" -}}
+{{- $own := dict
+  "helm.sh/chart" (printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-")
+  "app.kubernetes.io/name" (include "replguard.name" .)
+  "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/version" .Chart.AppVersion
+  "app.kubernetes.io/managed-by" .Release.Service }}
+{{- toYaml (mustMergeOverwrite (deepCopy (default dict .Values.commonLabels)) $own) }}
+{{- end }}
+
+{{/* The selector of the chart's own Deployment and PodDisruptionBudget. Unchanged since 0.1.0:
+a Deployment's selector is immutable, so an upgrade keeps it. Never put these on a host
+workload: it has labels of its own (see replguard.podSelectorLabels). */}}
 {{- define "replguard.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "replguard.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* What the Service, the NetworkPolicy and the PodMonitor select: a label key of replguard's
+own (values.selectorLabels), which a host workload adds to its pod template and nowhere else. */}}
+{{- define "replguard.podSelectorLabels" -}}
+{{- if .Values.selectorLabels }}
+{{- toYaml .Values.selectorLabels }}
+{{- else -}}
+replguard.io/instance: {{ include "replguard.fullname" . }}
+{{- end }}
 {{- end }}
 
 {{- define "replguard.serviceAccountName" -}}
@@ -38,16 +58,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* (list imageValues appVersion) -> repository@digest, or repository:tag (tag defaults to appVersion) */}}
+{{- define "replguard.imageRef" -}}
+{{- $img := index . 0 }}{{- $app := index . 1 }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $img.repository (default $app $img.tag) }}
+{{- end }}
+{{- end }}
 {{- define "replguard.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- include "replguard.imageRef" (list .Values.image .Chart.AppVersion) }}
 {{- end }}
 
-{{/* Secret names: an existing Secret, else the one the chart creates (or expects). */}}
+{{/* Secret names: an existing Secret, else the one the chart (or cert-manager) creates. */}}
 {{- define "replguard.tlsSecretName" -}}
 {{- default (printf "%s-tls" (include "replguard.fullname" .)) .Values.tls.existingSecret }}
 {{- end }}
 {{- define "replguard.clientCASecretName" -}}
 {{- default (printf "%s-client-ca" (include "replguard.fullname" .)) .Values.clientCA.existingSecret }}
+{{- end }}
+{{- define "replguard.clientTLSSecretName" -}}
+{{- default (printf "%s-client-tls" (include "replguard.fullname" .)) .Values.signer.clientTLS.existingSecret }}
+{{- end }}
+{{- define "replguard.backupCASecretName" -}}
+{{- default (printf "%s-backup-ca" (include "replguard.fullname" .)) .Values.signer.backupCA.existingSecret }}
 {{- end }}
 {{- define "replguard.extraSecretName" -}}
 {{- $root := index . 0 }}{{- $s := index . 1 }}
@@ -60,6 +95,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "replguard.path.serverKey" -}}{{ .Values.mountPath }}/tls/server.key{{- end }}
 {{- define "replguard.path.clientCA" -}}{{ .Values.mountPath }}/tls/ca.crt{{- end }}
 {{- define "replguard.path.crl" -}}{{ .Values.mountPath }}/tls/ca.crl{{- end }}
+{{- define "replguard.path.clientCert" -}}{{ .Values.mountPath }}/tls/client.crt{{- end }}
+{{- define "replguard.path.clientKey" -}}{{ .Values.mountPath }}/tls/client.key{{- end }}
+{{- define "replguard.path.backupCA" -}}{{ .Values.mountPath }}/tls/backup-ca.crt{{- end }}
 {{- define "replguard.path.auditDir" -}}/var/log/replguard{{- end }}
 {{- define "replguard.path.adminToken" -}}{{ .Values.mountPath }}/admin/token{{- end }}
 {{/* (list $root secretName key) -> <mountPath>/secrets/<name>/<key> */}}
@@ -67,21 +105,47 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $root := index . 0 }}{{ $root.Values.mountPath }}/secrets/{{ index . 1 }}/{{ index . 2 }}
 {{- end }}
 
+{{/* The Secrets of the projected volume, as JSON [{secret, items: [{key, path}]}]: only those
+the effective config names, so that a config reading its TLS files from elsewhere (a SPIFFE
+CSI volume) does not wait for a Secret nobody creates. Paths are relative to mountPath. */}}
+{{- define "replguard.secretMounts" -}}
+{{- $cfg := include "replguard.config" . | fromYaml }}
+{{- $out := list }}
+{{- if eq (include "replguard.role" .) "primary" }}
+  {{- $items := list }}
+  {{- if eq (toString (dig "client_tls" "cert_file" "" $cfg)) (include "replguard.path.clientCert" .) }}{{ $items = append $items (dict "key" "tls.crt" "path" "tls/client.crt") }}{{ end }}
+  {{- if eq (toString (dig "client_tls" "key_file" "" $cfg)) (include "replguard.path.clientKey" .) }}{{ $items = append $items (dict "key" "tls.key" "path" "tls/client.key") }}{{ end }}
+  {{- if $items }}{{ $out = append $out (dict "secret" (include "replguard.clientTLSSecretName" .) "items" $items) }}{{ end }}
+  {{- if eq (toString (dig "backup" "ca_file" "" $cfg)) (include "replguard.path.backupCA" .) }}
+  {{- $out = append $out (dict "secret" (include "replguard.backupCASecretName" .) "items" (list (dict "key" .Values.signer.backupCA.key "path" "tls/backup-ca.crt"))) }}
+  {{- end }}
+{{- else }}
+  {{- $items := list }}
+  {{- if eq (toString (dig "tls" "cert_file" "" $cfg)) (include "replguard.path.serverCert" .) }}{{ $items = append $items (dict "key" "tls.crt" "path" "tls/server.crt") }}{{ end }}
+  {{- if eq (toString (dig "tls" "key_file" "" $cfg)) (include "replguard.path.serverKey" .) }}{{ $items = append $items (dict "key" "tls.key" "path" "tls/server.key") }}{{ end }}
+  {{- if $items }}{{ $out = append $out (dict "secret" (include "replguard.tlsSecretName" .) "items" $items) }}{{ end }}
+  {{- $items = list }}
+  {{- if eq (toString (dig "tls" "client_ca_file" "" $cfg)) (include "replguard.path.clientCA" .) }}{{ $items = append $items (dict "key" "ca.crt" "path" "tls/ca.crt") }}{{ end }}
+  {{- if .Values.clientCA.crl }}{{ $items = append $items (dict "key" "ca.crl" "path" "tls/ca.crl") }}{{ end }}
+  {{- if $items }}{{ $out = append $out (dict "secret" (include "replguard.clientCASecretName" .) "items" $items) }}{{ end }}
+  {{- if .Values.adminToken.existingSecret }}
+  {{- $out = append $out (dict "secret" .Values.adminToken.existingSecret "items" (list (dict "key" .Values.adminToken.key "path" "admin/token"))) }}
+  {{- end }}
+{{- end }}
+{{- range $s := .Values.extraSecrets }}
+  {{- $items := list }}
+  {{- range $k := (include "replguard.extraSecretKeys" $s) | fromJsonArray }}{{ $items = append $items (dict "key" $k "path" (printf "secrets/%s/%s" $s.name $k)) }}{{ end }}
+  {{- $out = append $out (dict "secret" (include "replguard.extraSecretName" (list $ $s)) "items" $items) }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
 {{/* Every file the chart mounts, one per line (NOTES.txt and the path check use it). */}}
 {{- define "replguard.mountedFiles" -}}
 {{ include "replguard.path.config" . }}
-{{ include "replguard.path.serverCert" . }}
-{{ include "replguard.path.serverKey" . }}
-{{ include "replguard.path.clientCA" . }}
-{{- if .Values.clientCA.crl }}
-{{ include "replguard.path.crl" . }}
-{{- end }}
-{{- if .Values.adminToken.existingSecret }}
-{{ include "replguard.path.adminToken" . }}
-{{- end }}
-{{- range $s := .Values.extraSecrets }}
-{{- range (include "replguard.extraSecretKeys" $s) | fromJsonArray }}
-{{ include "replguard.path.secret" (list $ $s.name .) }}
+{{- range $m := include "replguard.secretMounts" . | fromJsonArray }}
+{{- range $m.items }}
+{{ $.Values.mountPath }}/{{ .path }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -91,8 +155,28 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .keys }}{{ toJson .keys }}{{ else }}{{ keys (default dict .data) | sortAlpha | toJson }}{{ end }}
 {{- end }}
 
-{{/* The chart's defaults for replguard.yaml. */}}
+{{/* The chart's defaults for replguard.yaml, by role. */}}
 {{- define "replguard.configDefaults" -}}
+{{- if eq (include "replguard.role" .) "primary" }}
+pop_id: {{ default .Release.Name .Values.config.pop_id | quote }}
+role: primary
+# The primary's replication client posts here, on the pod's loopback, plain HTTP.
+listen:
+  host: 127.0.0.1
+  port: 8080
+backup:
+  ca_file: {{ include "replguard.path.backupCA" . }}
+{{- if .Values.signer.clientTLS.enabled }}
+client_tls:
+  cert_file: {{ include "replguard.path.clientCert" . }}
+  key_file: {{ include "replguard.path.clientKey" . }}
+{{- end }}
+# Kubelet probes reach the pod IP; the signer's admin listener serves /healthz and /readyz only.
+admin:
+  host: 0.0.0.0
+  port: 9090
+shutdown_timeout: 25s
+{{- else }}
 pop_id: {{ default .Release.Name .Values.config.pop_id | quote }}
 role: backup
 listen:
@@ -116,7 +200,7 @@ auth:
   methods: [mtls]
 peers: []
 # Kubelet probes reach the pod IP, so the admin listener binds 0.0.0.0 in the pod; the
-# NetworkPolicy admits no traffic to it (except scrapes when the ServiceMonitor is on), and
+# NetworkPolicy admits no traffic to it (except scrapes when a monitor is on), and
 # replguard answers ban administration only for the pod's loopback, or with the admin token.
 admin:
   host: 0.0.0.0
@@ -139,6 +223,7 @@ audit:
   file: {{ include "replguard.path.auditDir" . }}/audit.ndjson
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{/* The effective config as a dict rendered to YAML: values.config over the defaults. */}}
 {{- define "replguard.config" -}}
@@ -146,6 +231,23 @@ audit:
 {{- $user := deepCopy (default dict .Values.config) }}
 {{- if not $user.pop_id }}{{ $_ := unset $user "pop_id" }}{{ end }}
 {{- toYaml (mustMergeOverwrite $defaults $user) }}
+{{- end }}
+
+{{/* Top-level keys a running guard applies live when its ConfigMap changes (docs/operations.md,
+"The config file"; test/packaging checks them against src/guard/reload.ts RESTART_ONLY).
+Everything else (role, pop_id, listen, admin, store, and the state and audit sinks made once at
+start-up: limits, replay, audit) needs a restart. The signer never re-reads its config file. */}}
+{{- define "replguard.liveConfigKeys" -}}
+peers routes auth upstream tls log shutdown_timeout
+{{- end }}
+
+{{/* The part of the config that needs a restart, as YAML: what the checksum covers. */}}
+{{- define "replguard.restartConfig" -}}
+{{- $cfg := include "replguard.config" . | fromYaml }}
+{{- if ne (include "replguard.role" .) "primary" }}
+{{- range $k := splitList " " (include "replguard.liveConfigKeys" .) }}{{ $_ := unset $cfg $k }}{{ end }}
+{{- end }}
+{{- toYaml $cfg }}
 {{- end }}
 
 {{/* "30s", "2m", "1500ms", "1h" -> whole seconds, rounded up */}}
@@ -162,15 +264,47 @@ audit:
 {{/* Cross-field rules the schema cannot express; fail at render time, not in the pod. */}}
 {{- define "replguard.validate" -}}
 {{- $cfg := include "replguard.config" . | fromYaml }}
-{{- if and (gt (int .Values.replicaCount) 1) (ne (toString (dig "store" "type" "memory" $cfg)) "redis") }}
+{{- $primary := eq (include "replguard.role" .) "primary" }}
+{{- if and (not $primary) (gt (int .Values.replicaCount) 1) (ne (toString (dig "store" "type" "memory" $cfg)) "redis") }}
 {{- fail "replicaCount > 1 needs redis.url (or config.store.type: redis): a nonce seen by one replica must be refused by the others" }}
 {{- end }}
 {{- $drain := include "replguard.durationSeconds" (default "25s" $cfg.shutdown_timeout) | int }}
-{{- if le (int .Values.terminationGracePeriodSeconds) $drain }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed config.shutdown_timeout (%ds), or the drain is cut short by SIGKILL" (int .Values.terminationGracePeriodSeconds) $drain) }}
+{{- $delay := int .Values.preStopDelaySeconds }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add $drain $delay) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopDelaySeconds + config.shutdown_timeout (%d + %ds), or the drain is cut short by SIGKILL" (int .Values.terminationGracePeriodSeconds) $delay $drain) }}
 {{- end }}
-{{- if and .Values.deployment.enabled (not .Values.backup.image.repository) }}
-{{- fail "backup.image.repository is required (or deployment.enabled=false for sidecar-only)" }}
+{{- if and .Values.sidecar.native (semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "sidecar.native needs Kubernetes 1.29 or later (native sidecar containers); this is %s" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if $primary }}
+  {{- if and .Values.deployment.enabled (not .Values.primary.image.repository) }}
+  {{- fail "config.role primary with deployment.enabled needs primary.image.repository (your primary's image), or deployment.enabled=false to add the signer to the primary's own workload" }}
+  {{- end }}
+  {{- if not (dig "backup" "id" "" $cfg) }}{{ fail "config.role primary needs config.backup.id: the remote guard's pop_id" }}{{ end }}
+  {{- if not (dig "backup" "url" "" $cfg) }}{{ fail "config.role primary needs config.backup.url: https://host:port of the remote guard" }}{{ end }}
+  {{- if not $cfg.signing_keys }}{{ fail "config.role primary needs config.signing_keys: key files from extraSecrets (<mountPath>/secrets/<name>/<key>); every request is signed" }}{{ end }}
+  {{- range $k, $v := dict "tls.create" .Values.tls.create "clientCA.create" .Values.clientCA.create "redis.url" .Values.redis.url "adminToken.existingSecret" .Values.adminToken.existingSecret "metrics.serviceMonitor.enabled" .Values.metrics.serviceMonitor.enabled "metrics.podMonitor.enabled" .Values.metrics.podMonitor.enabled "metrics.prometheusRule.enabled" .Values.metrics.prometheusRule.enabled "audit.fileVolume.enabled" .Values.audit.fileVolume.enabled "certManager.server.enabled" .Values.certManager.server.enabled }}
+  {{- if $v }}{{ fail (printf "%s is for role backup (the guard); the signer (config.role primary) has no server certificate, shared store, ban administration, metrics or audit file" $k) }}{{ end }}
+  {{- end }}
+{{- else }}
+  {{- if and .Values.deployment.enabled (not .Values.backup.image.repository) }}
+  {{- fail "backup.image.repository is required (or deployment.enabled=false for sidecar-only)" }}
+  {{- end }}
+  {{- if .Values.certManager.client.enabled }}
+  {{- fail "certManager.client is the signer's client certificate (config.role primary); the guard needs certManager.server" }}
+  {{- end }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled }}
+{{- fail "enable one of metrics.serviceMonitor and metrics.podMonitor: both would scrape the same pods" }}
+{{- end }}
+{{- range $which := list "server" "client" }}
+{{- $c := index $.Values.certManager $which }}
+{{- if and $c.enabled (not (default $.Values.certManager.issuerRef.name (dig "name" "" $c.issuerRef))) }}
+{{- fail (printf "certManager.%s needs an issuer: certManager.issuerRef.name or certManager.%s.issuerRef.name" $which $which) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.certManager.server.enabled .Values.tls.create }}
+{{- fail "tls.create and certManager.server.enabled both write the server TLS Secret: choose one" }}
 {{- end }}
 {{- $mounted := include "replguard.mountedFiles" . | splitList "\n" }}
 {{- range $p := include "replguard.configPaths" (list $cfg $.Values.mountPath) | splitList "\n" | compact }}
@@ -206,20 +340,63 @@ audit:
 {{- end }}
 {{- end }}
 
-{{/* ---- Templates other charts include (sidecar-only mode) ---- */}}
+{{/* ---- Templates a host workload includes (sidecar-only mode) ----
+Each takes the replguard chart's scope: `.Subcharts.replguard` from a parent chart, or `.`
+inside this chart. README.md ("Adding replguard to an existing workload") shows all of them. */}}
 
-{{/* The replguard container. Context: the replguard chart's scope, e.g. `.Subcharts.replguard`
-from a parent chart, or `.` inside this chart. */}}
+{{/* Labels for the host's pod template (metadata.labels), beside its own. Never its selector. */}}
+{{- define "replguard.sidecar.podLabels" -}}
+{{- include "replguard.podSelectorLabels" . }}
+{{- end }}
+
+{{/* Annotations for the host's pod template: a checksum of the config keys that need a restart
+(empty when deployment.rollOnConfigChange is false), so that the pods roll for those and only
+those. */}}
+{{- define "replguard.sidecar.podAnnotations" -}}
+{{- if .Values.deployment.rollOnConfigChange -}}
+checksum/replguard-config: {{ include "replguard.restartConfig" . | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/* The host pod's securityContext with what replguard needs added and nothing else changed:
+an fsGroup, so the kubelet makes the Secret files group-readable for replguard (kept when the
+host has one: its group becomes replguard's supplementary group), and fsGroupChangePolicy
+OnRootMismatch, so the kubelet relabels a volume only when its root does not match already.
+runAsUser, runAsGroup and the rest stay the host's: replguard's container sets its own.
+Context: (dict "replguard" .Subcharts.replguard "host" <the host's podSecurityContext map>). */}}
+{{- define "replguard.sidecar.podSecurityContext" -}}
+{{- $rg := .replguard }}
+{{- $out := deepCopy (default dict .host) }}
+{{- if $rg.Values.sidecar.fsGroup }}
+{{- $_ := set $out "fsGroup" (int $rg.Values.sidecar.fsGroup) }}
+{{- else if not (hasKey $out "fsGroup") }}
+{{- $_ := set $out "fsGroup" (int $rg.Values.securityContext.runAsGroup) }}
+{{- end }}
+{{- if not (hasKey $out "fsGroupChangePolicy") }}
+{{- $_ := set $out "fsGroupChangePolicy" "OnRootMismatch" }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* The replguard container (a list item). With sidecar.native it carries restartPolicy: Always
+and belongs in initContainers: use replguard.sidecar.containers and replguard.sidecar.initContainers,
+which place it by that value. */}}
 {{- define "replguard.sidecar.container" -}}
+{{- $cfg := include "replguard.config" . | fromYaml -}}
 - name: replguard
   image: {{ include "replguard.image" . | quote }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
+  {{- if .Values.sidecar.native }}
+  # a native sidecar: started before the main containers, stopped after them
+  restartPolicy: Always
+  {{- end }}
   args: ["serve", "-c", {{ include "replguard.path.config" . | quote }}]
-  {{- $cfg := include "replguard.config" . | fromYaml }}
   ports:
+    {{- if ne (include "replguard.role" .) "primary" }}
     - name: tls
       containerPort: {{ $cfg.listen.port }}
       protocol: TCP
+    {{- end }}
     - name: admin
       containerPort: {{ $cfg.admin.port }}
       protocol: TCP
@@ -237,6 +414,14 @@ from a parent chart, or `.` inside this chart. */}}
     periodSeconds: {{ .Values.probes.readiness.periodSeconds }}
     timeoutSeconds: {{ .Values.probes.readiness.timeoutSeconds }}
     failureThreshold: {{ .Values.probes.readiness.failureThreshold }}
+  {{- if gt (int .Values.preStopDelaySeconds) 0 }}
+  lifecycle:
+    # The endpoints controllers take the pod out of the Service while replguard still accepts;
+    # SIGTERM (stop accepting, drain) follows. node, not sleep: the image has no shell.
+    preStop:
+      exec:
+        command: ["node", "-e", "setTimeout(() => {}, {{ mul (int .Values.preStopDelaySeconds) 1000 }})"]
+  {{- end }}
   securityContext:
     {{- toYaml .Values.securityContext | nindent 4 }}
   resources:
@@ -249,10 +434,24 @@ from a parent chart, or `.` inside this chart. */}}
     - name: replguard-audit
       mountPath: {{ include "replguard.path.auditDir" . }}
     {{- end }}
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{/* For `containers:`: the replguard container, unless it is a native sidecar. */}}
+{{- define "replguard.sidecar.containers" -}}
+{{- if not .Values.sidecar.native }}{{ include "replguard.sidecar.container" . }}{{ end }}
+{{- end }}
+
+{{/* For `initContainers:`: the replguard container when it is a native sidecar, else nothing. */}}
+{{- define "replguard.sidecar.initContainers" -}}
+{{- if .Values.sidecar.native }}{{ include "replguard.sidecar.container" . }}{{ end }}
 {{- end }}
 
 {{/* The pod volumes the container needs: one projected, read-only volume (the ConfigMap
-and every Secret; updated in place on rotation, never a subPath) and the audit emptyDir. */}}
+and every Secret the config names; updated in place on rotation, never a subPath) and the audit
+emptyDir. */}}
 {{- define "replguard.sidecar.volumes" -}}
 - name: replguard-files
   projected:
@@ -264,30 +463,12 @@ and every Secret; updated in place on rotation, never a subPath) and the audit e
           name: {{ include "replguard.fullname" . }}
           items:
             - { key: replguard.yaml, path: replguard.yaml }
+      {{- range $m := include "replguard.secretMounts" . | fromJsonArray }}
       - secret:
-          name: {{ include "replguard.tlsSecretName" . }}
+          name: {{ $m.secret }}
           items:
-            - { key: tls.crt, path: tls/server.crt }
-            - { key: tls.key, path: tls/server.key }
-      - secret:
-          name: {{ include "replguard.clientCASecretName" . }}
-          items:
-            - { key: ca.crt, path: tls/ca.crt }
-            {{- if .Values.clientCA.crl }}
-            - { key: ca.crl, path: tls/ca.crl }
-            {{- end }}
-      {{- if .Values.adminToken.existingSecret }}
-      - secret:
-          name: {{ .Values.adminToken.existingSecret }}
-          items:
-            - { key: {{ .Values.adminToken.key | quote }}, path: admin/token }
-      {{- end }}
-      {{- range $s := .Values.extraSecrets }}
-      - secret:
-          name: {{ include "replguard.extraSecretName" (list $ $s) }}
-          items:
-            {{- range $k := (include "replguard.extraSecretKeys" $s) | fromJsonArray }}
-            - { key: {{ $k | quote }}, path: {{ printf "secrets/%s/%s" $s.name $k | quote }} }
+            {{- range $m.items }}
+            - { key: {{ .key | quote }}, path: {{ .path | quote }} }
             {{- end }}
       {{- end }}
 {{- if .Values.audit.fileVolume.enabled }}
