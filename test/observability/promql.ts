@@ -153,8 +153,9 @@ export function reads(expr: string): ExpressionReads {
       i += 1;
       continue;
     }
-    if (isPunct(tokens[i + 1], '(')) {
-      // A function or an aggregation.
+    const next = tokens[i + 1];
+    if (isPunct(next, '(') || (next?.kind === 'ident' && ['by', 'without'].includes(next.text.toLowerCase()))) {
+      // A function, or an aggregation (`sum(...)`, `sum by (l) (...)`).
       i += 1;
       continue;
     }
