@@ -222,6 +222,7 @@ t.test('rsyslog ships every audit event exactly once, in order, across SIGUSR2 r
   const ids = parsed.map((e) => (e as { replguard?: { request_id?: string } } | undefined)?.replguard?.request_id);
   t.equal(new Set(ids).size, ids.length, 'no request id twice');
   t.same(parsed, events, 'the same events, in the same order, as the same JSON');
+  t.equal(received.map((l) => `${l}\n`).join(''), guard.output().stdout, 'byte for byte the lines the guard wrote');
   t.ok(collector.connections() >= 1, 'rsyslog connected to the collector over TLS, verifying its certificate');
   t.equal(shipper.exitCode, null, 'rsyslog is still running');
   t.ok(Date.now() - started < 50_000, `done in ${Date.now() - started} ms`);
