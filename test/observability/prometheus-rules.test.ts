@@ -93,13 +93,16 @@ t.test('every alert is unit-tested firing, and listed in the healthy-guard test 
 
 // The alert-level codes the guard counts in a metric (replguard_requests_total for a request,
 // replguard_tls_refusals_total for a connection refused at the handshake; a code may be both).
-// Left out: events that are not request outcomes (bans started/ended/lifted), the admin
-// listener's refusals and the signer's codes, which no guard metric counts: docs/audit.md's SIEM
-// section covers them (test/observability/siem-docs.test.ts).
-type Entry = { alert: boolean; connection?: boolean; description: string };
+// Left out: events that are not request outcomes (kind event: bans, reloads; and the admin
+// listener's ban lifts and lists, "not a request outcome"), the admin listener's refusals
+// (ADMIN_*: its events are not replication requests) and the signer's codes,
+// which no guard metric counts: docs/audit.md's SIEM section covers them
+// (test/observability/siem-docs.test.ts).
+type Entry = { kind: 'request' | 'connection' | 'event' | 'signer'; alert: boolean; description: string };
 const entries = Object.entries(REASONS as Record<string, Entry>);
-const notCounted = (code: string, e: Entry) => /^not a request outcome/.test(e.description) || code.startsWith('ADMIN_') || code.startsWith('SIGNER_');
-const pagedCodes = entries.filter(([code, e]) => e.alert && !notCounted(code, e));
+const counted = (code: string, e: Entry) =>
+  (e.kind === 'request' && !code.startsWith('ADMIN_') && !/^not a request outcome/.test(e.description)) || e.kind === 'connection';
+const pagedCodes = entries.filter(([code, e]) => e.alert && counted(code, e));
 
 /** The rules' selectors of one metric, with the matchers on `reason`. */
 function reasonSelectors(metric: string) {
@@ -111,9 +114,9 @@ t.test('every alert-level reason code a guard metric counts is paged on by some 
   const requests = reasonSelectors('replguard_requests_total').filter((s) => s.matchers.length > 0);
   const refusals = reasonSelectors('replguard_tls_refusals_total').filter((s) => s.matchers.length > 0);
   for (const [code, e] of pagedCodes) {
-    const selectors = e.connection ? refusals : requests;
+    const selectors = e.kind === 'connection' ? refusals : requests;
     const by = selectors.filter((s) => s.matchers.every((m) => matcherAccepts(m, code)));
-    t.ok(by.length > 0, `${code} (${e.connection ? 'replguard_tls_refusals_total' : 'replguard_requests_total'}): ${[...new Set(by.map((s) => s.alert))].join(', ') || 'no rule'}`);
+    t.ok(by.length > 0, `${code} (${e.kind === 'connection' ? 'replguard_tls_refusals_total' : 'replguard_requests_total'}): ${[...new Set(by.map((s) => s.alert))].join(', ') || 'no rule'}`);
   }
   // TLS_CLIENT_CERT_REVOKED is also a request outcome (a connection opened before the new CRL).
   t.ok(requests.some((s) => s.matchers.every((m) => matcherAccepts(m, 'TLS_CLIENT_CERT_REVOKED'))), 'TLS_CLIENT_CERT_REVOKED on a request too');

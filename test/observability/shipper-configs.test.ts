@@ -58,7 +58,7 @@ t.test("Fluent Bit's tail tag regex picks the replguard container out of the kub
   const source = /^\s*Tag_Regex\s+(.+)$/m.exec(conf)?.[1];
   t.ok(source, 'a Tag_Regex');
   const re = new RegExp(source!);
-  const id = 'a'.repeat(60) + '0f9e';
+  const id = `${'a'.repeat(60)}0f9e`;
   const cases: Array<[string, string | undefined]> = [
     [`zurich-01-replguard-6d5f8c7b9-x2x7q_replication_replguard-${id}.log`, 'replguard'],
     [`zurich-01-replguard-6d5f8c7b9-x2x7q_replication_backup-${id}.log`, 'backup'],

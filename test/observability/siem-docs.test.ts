@@ -1,18 +1,18 @@
 // docs/audit.md's "Wiring alerts in a SIEM" table says, for every alert-level code of both roles
-// (src/pipeline/reasons.ts and the reload codes), whether to page on it; every code it names
+// (src/pipeline/reasons.ts: requests, connections, events such as reloads and bans, the signer's
+// attempts), whether to page on it; every code it names
 // exists. And its "Alerting rules and the dashboard" table lists the rules file's alerts with
 // their severity and `for:`, as deploy/prometheus/replguard-rules.yaml has them.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
-import { RELOAD_REASONS } from '../../src/audit/event.ts';
 import { REASONS } from '../../src/pipeline/reasons.ts';
 import { ROOT } from '../helpers/guard.ts';
 import { tableUnder } from '../helpers/markdown.ts';
 
 const markdown = readFileSync(join(ROOT, 'docs', 'audit.md'), 'utf8');
-const all = { ...REASONS, ...RELOAD_REASONS } as Record<string, { alert: boolean }>;
+const all = REASONS as Record<string, { alert: boolean }>;
 const codes = Object.keys(all);
 
 /** `X_*` in a cell is a pattern over codes, `X` one code. */
