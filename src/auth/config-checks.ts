@@ -6,7 +6,7 @@
 import { collectProblems, type Validation } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import { loadTokenSet } from './bearer.ts';
-import { loadKeySet, loadRevokedIds } from './jwt.ts';
+import { loadKeySet, loadRevokedIds } from './jwt-keys.ts';
 
 export function checkCredentialConfig(config: Readonly<Config>): Validation {
   const problems: Validation['problems'] = [];

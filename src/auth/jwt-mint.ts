@@ -12,7 +12,7 @@
 import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { JWT_ALGORITHMS, type JwtAlgorithm } from '../config/schema.ts';
-import { checkVerificationJwk, jwkThumbprint } from './jwt.ts';
+import { checkVerificationJwk, jwkThumbprint } from './jwt-keys.ts';
 
 /** A private key ready to sign, with its algorithm and kid. */
 export interface MintKey {

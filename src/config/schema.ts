@@ -7,7 +7,7 @@
  * coerced silently: `port: "8443"` is a type error, not a number.
  */
 import { z } from 'zod';
-import { adminListener, duration, filePath, listenerLimits, popIdSchema, port, sha256Pin, } from './fields.ts';
+import { adminListener, duration, filePath, listenerLimits, popIdSchema, port, sha256Pin } from './fields.ts';
 
 /** Which certificate field names the peer. Exactly one is set. */
 const certSelector = z

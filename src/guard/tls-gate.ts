@@ -26,7 +26,7 @@
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { connectionEvent, } from '../audit/event.ts';
+import { connectionEvent } from '../audit/event.ts';
 import type { RepeatAggregator } from '../audit/repeats.ts';
 import { connectionLimits, type Config } from '../config/schema.ts';
 import type { Bans } from '../limits/bans.ts';

@@ -6,13 +6,13 @@
  * that fails keeps the material in force: reload/source.ts).
  *
  * Every loader it calls is the guard's own: signing keys from replay/keys.ts, the bearer file
- * from auth/bearer.ts, JWT keys from auth/jwt-mint.ts, the JWS policy from auth/jwt.ts.
+ * from auth/bearer.ts, JWT keys from auth/jwt-mint.ts, the JWS policy from auth/jwt-header.ts.
  */
 import { createHash, createPrivateKey, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isJwtShaped } from '../auth/authorization.ts';
 import { readTokenFile } from '../auth/bearer.ts';
-import { checkJwsPolicy, MAX_TOKEN_BYTES } from '../auth/jwt.ts';
+import { checkJwsPolicy, MAX_TOKEN_BYTES } from '../auth/jwt-header.ts';
 import { certificateThumbprint, MintKeyError, parseMintKey, type MintKey } from '../auth/jwt-mint.ts';
 import { parseJsonObject } from '../auth/strict-json.ts';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';

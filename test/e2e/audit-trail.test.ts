@@ -17,7 +17,7 @@ import t from 'tap';
 import { REASONS } from '../../src/pipeline/reasons.ts';
 import { adminGet } from '../helpers/admin.ts';
 import { call } from '../helpers/client.ts';
-import { baseConfig, startGuard, TEST_LIMITS, } from '../helpers/guard.ts';
+import { baseConfig, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleSum, sampleValue } from '../helpers/prometheus.ts';
 import { rawTcp, rawTls } from '../helpers/raw-tls.ts';

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { compactVerify } from 'jose';
-import { checkJwsPolicy, checkVerificationJwk, loadKeySet, type KeySet, type VerificationKey } from '../../../src/auth/jwt.ts';
+import { checkJwsPolicy } from '../../../src/auth/jwt-header.ts';
+import { checkVerificationJwk, loadKeySet, type KeySet, type VerificationKey } from '../../../src/auth/jwt-keys.ts';
 import { JWT_ALGORITHMS, type JwtAlgorithm } from '../../../src/config/schema.ts';
 
 const VECTORS = '/work/shared/vectors/wycheproof';

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { calculateJwkThumbprint, exportJWK, SignJWT } from 'jose';
 import { CLAIM_NAMESPACE } from '../../../src/auth/jwt-claims.ts';
-import { checkVerificationJwk, createJwtVerifier, jwkThumbprint, loadKeySet, loadRevokedIds, parseKeyFile, type KeySet } from '../../../src/auth/jwt.ts';
+import { checkVerificationJwk, jwkThumbprint, loadKeySet, loadRevokedIds, parseKeyFile, type KeySet } from '../../../src/auth/jwt-keys.ts';
+import { createJwtVerifier } from '../../../src/auth/jwt-verify.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 
