@@ -65,6 +65,8 @@ export interface RequestContext {
   body: Buffer | undefined;
   /** Number of `entries` in the JSON body, once parsed. */
   entries: number | undefined;
+  /** True once the body met the replication contract (`entries` stays undefined for a body without one). */
+  contractMet: true | undefined;
   /** The Standard Webhooks `webhook-id` (the nonce), once well-formed (verified only once webhookTimestamp is set). */
   webhookId: string | undefined;
   /** `webhook-timestamp` in Unix seconds, set only once the signature verified and the nonce was recorded. */
@@ -115,6 +117,7 @@ export function newRequestContext(fields: Pick<RequestContext, 'id' | 'req' | 'r
     credentials: [],
     body: undefined,
     entries: undefined,
+    contractMet: undefined,
     webhookId: undefined,
     webhookTimestamp: undefined,
     jti: undefined,

@@ -20,7 +20,7 @@ const FACTS = {
   /** A verified Standard Webhooks signature whose nonce was recorded (replay/signature-stage.ts). */
   signature: (ctx: RequestContext) => ctx.webhookTimestamp,
   /** The body met the replication contract (replay/body-contract.ts). */
-  contract: (ctx: RequestContext) => ctx.entries,
+  contract: (ctx: RequestContext) => ctx.contractMet,
 } as const;
 
 export type Fact = keyof typeof FACTS;

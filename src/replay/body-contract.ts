@@ -192,10 +192,12 @@ export function createBodyContractStage(
       };
       if (body.length <= sliceBytes) {
         ctx.entries = checkReplicationBody(parseReplicationBody(body, bounds), facts);
+        ctx.contractMet = true;
         return;
       }
       return parseReplicationBodyInSlices(body, bounds, { sliceBytes, pause: options.pause }).then((parsed) => {
         ctx.entries = checkReplicationBody(parsed, facts);
+        ctx.contractMet = true;
       });
     },
   };

@@ -6,9 +6,13 @@
 import type { Socket } from 'node:net';
 import type { Reason } from '../pipeline/reasons.ts';
 
-/** The client went away (or its socket is already answered): nothing to answer, nothing to audit. */
+/**
+ * The client went away (or its socket is already answered and closed): nothing to answer,
+ * nothing to audit. A socket that is merely no longer writable (the client sent its FIN after
+ * malformed bytes) is not gone: its refusal is still audited and counted.
+ */
 export function isClientGone(err: NodeJS.ErrnoException, socket: Socket): boolean {
-  return socket.destroyed || !socket.writable || err.code === 'ECONNRESET' || err.code === 'EPIPE';
+  return socket.destroyed || err.code === 'ECONNRESET' || err.code === 'EPIPE';
 }
 
 /**

@@ -126,7 +126,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   });
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (isClientGone(err, socket)) {
+    if (isClientGone(err, socket) || !socket.writable) {
       socket.destroy();
       return;
     }
