@@ -3,7 +3,7 @@
 //   node bench/run.mjs [--smoke] [--targets a,b] [--duration 10] [--reps 3] [--warmup 1]
 // See bench/README.md. Loopback only; every process it starts is killed on exit and on Ctrl-C.
 import { parseArgs } from 'node:util';
-import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -137,7 +137,17 @@ async function main() {
   mkdirSync(runDir, { recursive: true });
   // only a plain full run replaces the committed results
   const outDir = opt.out ?? (smoke || opt.profile || opt['node-args'] ? runDir : benchDir);
-  mkdirSync(outDir, { recursive: true });
+  // Fail before anything is measured if the results could not be written at the end: a folder
+  // that exists but is read-only (or a path that is a file) must not cost a whole run.
+  try {
+    mkdirSync(outDir, { recursive: true });
+    const probe = path.join(outDir, `.write-probe-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (err) {
+    console.error(`bench: --out ${outDir} is not a writable folder (${err.code ?? err.message}); pick another --out`);
+    process.exit(2);
+  }
   log(`bench: run directory ${path.relative(repoRoot, runDir)}`);
 
   const kit = kitDir();
