@@ -15,7 +15,7 @@ import { Bans } from '../limits/bans.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { createMetrics, type Metrics } from '../metrics/metrics.ts';
 import { createRepeatAggregator } from '../audit/repeats.ts';
-import { createSharedState } from '../store/create.ts';
+import { createSharedState, loadRedisDriver } from '../store/create.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
 import { loadAdminToken, type AdminToken } from '../service/admin-access.ts';
@@ -64,7 +64,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   // Nonces, rate counters and bans: in memory, or in Redis shared with other replicas. Made once
   // per process: a config reload builds a new pipeline over the same state.
-  const state = createSharedState(config, { now, log });
+  const state = createSharedState(config, { now, log, ...(config.store.type === 'redis' ? { redis: await loadRedisDriver() } : {}) });
   // The peer index comes from the config in force at each call (a reload changes it).
   let live!: LiveGuard;
   const bans = new Bans(config, state, { now, audit, log, peers: () => live.peers() });

@@ -16,7 +16,7 @@ import type { BanStore } from './ban-store.ts';
 import { MemoryNonceStore } from './memory.ts';
 import { RateLimiterLru } from './lru-limiter.ts';
 import { MemoryBanStore } from './memory-bans.ts';
-import { connectRedis, RedisBanStore, RedisNonceStore, redisLimiter, type CounterSpec } from './redis.ts';
+import type { CounterSpec } from './redis.ts';
 import type { NonceStore } from './store.ts';
 
 export interface Limiters {
@@ -43,6 +43,18 @@ export interface SharedState {
 export interface SharedStateDeps {
   readonly now: () => number;
   readonly log: OperationalLog;
+  /** The Redis driver (loadRedisDriver()), required with `store.type: redis` only. */
+  readonly redis?: RedisDriver;
+}
+
+export type RedisDriver = typeof import('./redis.ts');
+
+/**
+ * ioredis costs about 20 MiB of heap once loaded: a guard whose store is in memory never loads
+ * it. The caller awaits this before createSharedState when the config names Redis.
+ */
+export function loadRedisDriver(): Promise<RedisDriver> {
+  return import('./redis.ts');
 }
 
 type LimitsConfig = Config['limits'];
@@ -77,6 +89,8 @@ function buildLimiters(
 
 export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'store' | 'replay'>>, deps: SharedStateDeps): SharedState {
   if (config.store.type === 'redis') {
+    if (deps.redis === undefined) throw new Error('createSharedState: store.type is redis but the Redis driver was not loaded (await loadRedisDriver() first)');
+    const { connectRedis, RedisBanStore, RedisNonceStore, redisLimiter } = deps.redis;
     const client = connectRedis(config.store, deps.log);
     const redis = (spec: CounterSpec) => redisLimiter(client, spec);
     return {

@@ -11,7 +11,7 @@ import { Bans } from '../../../src/limits/bans.ts';
 import { createOperationalLog } from '../../../src/log/operational.ts';
 import { createPeerIndex } from '../../../src/auth/mtls.ts';
 import { newConnection, type ConnectionInfo } from '../../../src/pipeline/context.ts';
-import { createSharedState, type SharedState } from '../../../src/store/create.ts';
+import { createSharedState, loadRedisDriver, type SharedState } from '../../../src/store/create.ts';
 import { StoreUnavailableError } from '../../../src/store/store.ts';
 import { startRedis } from '../../helpers/redis.ts';
 
@@ -38,6 +38,7 @@ async function until(pred: () => boolean | Promise<boolean>, ms = 15_000): Promi
 
 t.test('redis state shared by two replicas', async (t) => {
   const redis = await startRedis();
+  const driver = await loadRedisDriver();
   t.teardown(() => redis.stop());
   const config = (_prefix = 'rg-test:') => configSchema.shape.limits.parse({ rate_per_minute: 3, ban_after_failures: 10 });
   const storeConfig = (prefix = 'rg-test:') => configSchema.shape.store.parse({ type: 'redis', url: redis.url, key_prefix: prefix });
@@ -45,7 +46,7 @@ t.test('redis state shared by two replicas', async (t) => {
   const now = () => Date.now() + skew;
   const states: SharedState[] = [];
   const make = (prefix?: string) => {
-    const s = createSharedState({ limits: config(), store: storeConfig(prefix) }, { now, log });
+    const s = createSharedState({ limits: config(), store: storeConfig(prefix) }, { now, log, redis: driver });
     states.push(s);
     return s;
   };
