@@ -13,6 +13,8 @@ export interface SignerMetrics {
   observe(event: SignerAuditEvent): void;
   /** A request of the primary was taken in; the returned function marks it answered (once). */
   requestStarted(): (heldSeconds: number) => void;
+  /** The certificate the backup's guard presented on the latest attempt that got that far. */
+  guardCertificate(cert: { readonly subject: string; readonly sha256: string; readonly notAfterMs: number }): void;
   render(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -44,6 +46,13 @@ export function createSignerMetrics(): SignerMetrics {
     help: 'Requests of the primary the signer is holding now.',
     registers,
   });
+  const guardExpiry = new Gauge({
+    name: 'replguard_signer_guard_certificate_expiry_timestamp_seconds',
+    help: 'notAfter (Unix seconds) of the certificate the backup\'s guard presented on the latest attempt, by subject and SHA-256.',
+    labelNames: ['subject', 'sha256'] as const,
+    registers,
+  });
+  let guardSha = '';
   retries.inc(0);
   inFlight.set(0);
   return {
@@ -60,6 +69,12 @@ export function createSignerMetrics(): SignerMetrics {
         inFlight.dec();
         held.observe(heldSeconds);
       };
+    },
+    guardCertificate(cert) {
+      if (cert.sha256 === guardSha || Number.isNaN(cert.notAfterMs)) return;
+      guardSha = cert.sha256;
+      guardExpiry.reset();
+      guardExpiry.set({ subject: cert.subject, sha256: cert.sha256 }, Math.floor(cert.notAfterMs / 1000));
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -211,6 +211,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
         ...(credential.authorization !== undefined ? { authorization: credential.authorization } : {}),
       };
       const outcome: AttemptOutcome = await sendAttempt({ agent: agentFor(m), target, path: SIGNER_ROUTE.path, headers, body, timeoutMs: config.backup.timeout });
+      if (outcome.tls.server) metrics.guardCertificate(outcome.tls.server);
       const event = (e: Pick<SignerEventInput, 'reason' | 'final'> & Partial<SignerEventInput>, tls: AttemptTls) => {
         record(signerEvent({
           ...base(ctx), attempt, durationMs: performance.now() - started, sentBytes: body.length, webhookId,

@@ -388,6 +388,8 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
     t.equal(sampleValue(m, 'replguard_signer_retries_total'), 2);
     t.equal(sampleValue(m, 'replguard_signer_request_hold_seconds_count'), 1, 'one request held');
     t.equal(sampleValue(m, 'replguard_signer_requests_in_flight'), 0, 'none held now');
+    const guardX509 = new X509Certificate(guardCertPem);
+    t.equal(sampleValue(m, 'replguard_signer_guard_certificate_expiry_timestamp_seconds', { sha256: guardPin, subject: guardX509.subject.replace(/\n/g, ', ') }), Math.floor(Date.parse(guardX509.validTo) / 1000), 'the guard certificate\'s notAfter');
     const check = spawnSync('promtool', ['check', 'metrics'], { input: scrape.body, encoding: 'utf8', timeout: 60_000 });
     t.equal(check.error, undefined, `promtool runs${check.error ? ` (apt-get install prometheus): ${check.error.message}` : ''}`);
     t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
