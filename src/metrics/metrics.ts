@@ -104,6 +104,21 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
       }
     },
   });
+  new Gauge({
+    name: 'replguard_certificate_expiry_timestamp_seconds',
+    help: 'notAfter (Unix seconds) of each certificate the guard uses, by config key, subject and SHA-256 (cert-manager\'s convention).',
+    labelNames: ['source', 'subject', 'sha256'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { source, certificate } of certificates()) {
+        this.set(
+          { source, subject: certificate.subject.replace(/\n/g, ', '), sha256: certificate.fingerprint256.replace(/:/g, '').toLowerCase() },
+          Math.floor(Date.parse(certificate.validTo) / 1000),
+        );
+      }
+    },
+  });
   const peerNotAfter = new Map<string, number>();
   new Gauge({
     name: 'replguard_peer_certificate_expiry_seconds',

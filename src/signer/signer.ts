@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { requestPath } from '../audit/event.ts';
-import { signerEvent, type SignerEventInput } from '../audit/signer-event.ts';
+import { signerEvent, type SignerAuditEvent, type SignerEventInput } from '../audit/signer-event.ts';
 import { SIGNER_ROUTE, type PrimaryConfig } from '../config/primary-schema.ts';
 import { createBodyStage } from '../limits/body.ts';
 import type { OperationalLog } from '../log/operational.ts';
@@ -31,6 +31,7 @@ import { downstreamResponseHeaders } from '../proxy/headers.ts';
 import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts';
 import { jsonBounds } from '../replay/body-contract.ts';
 import { newWebhookId, signRequest } from '../replay/signing.ts';
+import { createSignerMetrics } from '../metrics/signer-metrics.ts';
 import { startAdminServer } from '../service/admin.ts';
 import { clientErrorReason, isClientGone } from '../service/client-error.ts';
 import { drainServer, plainAddress, writeRawRefusal } from '../service/drain.ts';
@@ -75,6 +76,12 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   const maxAttempts = config.retry.max_retries + 1;
   const bodyStage = createBodyStage(config);
   const bodyBounds = jsonBounds(config.limits);
+  const metrics = createSignerMetrics();
+  /** Every signer event goes through here: written, then counted, so the two agree. */
+  const record = (event: SignerAuditEvent) => {
+    audit.write(event);
+    metrics.observe(event);
+  };
 
   let agent: Agent | undefined;
   let agentFingerprint = '';
@@ -135,7 +142,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
     const status = REASONS[reason].status;
     const client = { ip: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
     writeRawRefusal(socket, status, id);
-    audit.write(signerEvent({
+    record(signerEvent({
       reason, durationMs: 0, client, path: undefined, requestId: id,
       pop: config.pop_id, backup: { id: config.backup.id, address: target.hostname, port: target.port }, attempt: 0, maxAttempts,
       final: true, status, detail: err.code,
@@ -146,6 +153,8 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
     const conn = newConnection({ remoteAddress: plainAddress(req.socket.remoteAddress), remotePort: req.socket.remotePort ?? 0 });
     const ctx = newRequestContext({ id: randomUUID(), req, res, conn, startedAt: performance.now(), pop: config.pop_id });
     if (draining) res.setHeader('connection', 'close');
+    const answered = metrics.requestStarted();
+    res.once('close', () => answered((performance.now() - ctx.startedAt) / 1000));
 
     // Steps 1-3: refused here, nothing is sent; one event with attempt 0.
     let prepared: PreparedBody;
@@ -158,7 +167,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       if (!(err instanceof Rejection)) throw err;
       sendRejection(res, ctx.id, err, draining);
       if (err.closeConnection) res.once('finish', () => req.socket.destroySoon?.());
-      audit.write(signerEvent({ ...base(ctx), reason: err.reason, durationMs: performance.now() - ctx.startedAt, attempt: 0, final: true, status: err.status, ...(err.detail !== undefined ? { detail: err.detail } : {}) }));
+      record(signerEvent({ ...base(ctx), reason: err.reason, durationMs: performance.now() - ctx.startedAt, attempt: 0, final: true, status: err.status, ...(err.detail !== undefined ? { detail: err.detail } : {}) }));
       return;
     }
 
@@ -176,7 +185,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       log.error({ err, request_id: ctx.id }, 'unexpected error in the signer');
       if (!res.headersSent) sendRejection(res, ctx.id, new Rejection('INTERNAL'), true);
       else res.destroy();
-      audit.write(signerEvent({ ...base(ctx), reason: 'INTERNAL', durationMs: performance.now() - ctx.startedAt, attempt: 0, final: true, status: 500, detail: 'unexpected error; see the operational log' }));
+      record(signerEvent({ ...base(ctx), reason: 'INTERNAL', durationMs: performance.now() - ctx.startedAt, attempt: 0, final: true, status: 500, detail: 'unexpected error; see the operational log' }));
     } finally {
       drain.signal.removeEventListener('abort', onDrain);
     }
@@ -202,8 +211,9 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
         ...(credential.authorization !== undefined ? { authorization: credential.authorization } : {}),
       };
       const outcome: AttemptOutcome = await sendAttempt({ agent: agentFor(m), target, path: SIGNER_ROUTE.path, headers, body, timeoutMs: config.backup.timeout });
+      if (outcome.tls.server) metrics.guardCertificate(outcome.tls.server);
       const event = (e: Pick<SignerEventInput, 'reason' | 'final'> & Partial<SignerEventInput>, tls: AttemptTls) => {
-        audit.write(signerEvent({
+        record(signerEvent({
           ...base(ctx), attempt, durationMs: performance.now() - started, sentBytes: body.length, webhookId,
           ...(credential.jti !== undefined ? { jti: credential.jti } : {}),
           ...(credential.fingerprint !== undefined ? { tokenFingerprint: credential.fingerprint } : {}),
@@ -258,7 +268,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       if (stop.aborted) {
         const why: Reason = stop.reason === 'SHUTTING_DOWN' ? 'SHUTTING_DOWN' : 'SIGNER_PRIMARY_GONE';
         if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(why), true);
-        audit.write(signerEvent({ ...base(ctx), reason: why, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[why].status, detail: `no attempt after ${attempt}` }));
+        record(signerEvent({ ...base(ctx), reason: why, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[why].status, detail: `no attempt after ${attempt}` }));
         return;
       }
     }
@@ -269,7 +279,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   const port = (server.address() as { port: number }).port;
   let admin: HttpServer;
   try {
-    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining }, log);
+    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining, metrics: () => metrics.render() }, log);
   } catch (err) {
     server.close();
     material.close();

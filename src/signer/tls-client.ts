@@ -103,13 +103,15 @@ export function createBackupAgent(target: BackupTarget, material: ClientTlsMater
 export interface ServerCertificateInfo {
   readonly subject: string;
   readonly sha256: string;
+  /** The certificate's notAfter, epoch ms (for the expiry metric; not in the audit event). */
+  readonly notAfterMs: number;
 }
 
 export function serverCertificateInfo(cert: PeerCertificate | undefined): ServerCertificateInfo | undefined {
   if (!cert?.raw) return undefined;
   try {
     const x509 = new X509Certificate(cert.raw);
-    return { subject: x509.subject.replace(/\n/g, ', '), sha256: createHash('sha256').update(cert.raw).digest('hex') };
+    return { subject: x509.subject.replace(/\n/g, ', '), sha256: createHash('sha256').update(cert.raw).digest('hex'), notAfterMs: Date.parse(x509.validTo) };
   } catch {
     return undefined;
   }

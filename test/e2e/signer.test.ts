@@ -18,7 +18,10 @@ import { parseRoleConfig } from '../../src/cli/role-config.ts';
 import type { PrimaryConfig } from '../../src/config/primary-schema.ts';
 import { createOperationalLog } from '../../src/log/operational.ts';
 import { startSigner } from '../../src/signer/signer.ts';
-import { baseConfig, startGuard as startReplguard, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
+import { spawnSync } from 'node:child_process';
+import { adminGet } from '../helpers/admin.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
+import { baseConfig, ROOT, startGuard as startReplguard, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { primaryPost, type PrimaryReply } from '../helpers/primary.ts';
 import { makeEd25519Key, writeKeyFile } from '../helpers/signing.ts';
@@ -375,6 +378,25 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
     t.equal(new Set(mine.map((e) => e.replguard.jti)).size, 3, 'and its own token');
     const [guardEvent] = await guard.waitForEvents((e) => e.replguard?.webhook_id === mine[2]!.replguard.webhook_id, 1);
     t.equal(guardEvent!.event.reason, 'FORWARDED');
+
+    // The signer's /metrics counts the same attempts the audit trail shows, and promtool reads it.
+    const scrape = await adminGet(signer.adminPort, '/metrics');
+    t.equal(scrape.status, 200);
+    const m = parsePrometheusText(scrape.body);
+    t.equal(sampleValue(m, 'replguard_signer_attempts_total', { outcome: 'failure', reason: 'SIGNER_BACKUP_UNREACHABLE' }), 2);
+    t.equal(sampleValue(m, 'replguard_signer_attempts_total', { outcome: 'success', reason: 'SIGNER_DELIVERED' }), 1);
+    t.equal(sampleValue(m, 'replguard_signer_retries_total'), 2);
+    t.equal(sampleValue(m, 'replguard_signer_request_hold_seconds_count'), 1, 'one request held');
+    t.equal(sampleValue(m, 'replguard_signer_requests_in_flight'), 0, 'none held now');
+    const guardX509 = new X509Certificate(guardCertPem);
+    t.equal(sampleValue(m, 'replguard_signer_guard_certificate_expiry_timestamp_seconds', { sha256: guardPin, subject: guardX509.subject.replace(/\n/g, ', ') }), Math.floor(Date.parse(guardX509.validTo) / 1000), 'the guard certificate\'s notAfter');
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: scrape.body, encoding: 'utf8', timeout: 60_000 });
+    t.equal(check.error, undefined, `promtool runs${check.error ? ` (apt-get install prometheus): ${check.error.message}` : ''}`);
+    t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+    const documented = [...readFileSync(join(ROOT, 'docs', 'signer.md'), 'utf8').matchAll(/^\| `(replguard_[a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((x) => `${x[1]} ${x[2]}`);
+    const served = [...scrape.body.matchAll(/^# TYPE (replguard_[a-z_]+) (\w+)$/gm)].map((x) => `${x[1]} ${x[2]}`);
+    t.ok(documented.length >= 4, 'docs/signer.md\'s metrics table was read');
+    t.same(served.sort(), documented.sort(), 'docs/signer.md names the metrics the signer serves, with their types');
   });
 
   await t.test('down for good: max_retries waits, then 502 to the primary', async (t) => {

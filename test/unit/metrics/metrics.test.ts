@@ -65,6 +65,8 @@ t.test('seconds until each certificate expires, on every scrape, from the inject
   t.equal(sampleValue(f, 'replguard_certificate_expiry_seconds', leafLabels), Math.floor((Date.parse(leaf.validTo) - now) / 1000), 'recomputed');
   t.equal(sampleValue(f, 'replguard_certificate_expiry_seconds', { source: 'tls.client_ca_file', subject: 'CN=metrics test CA, O=replguard demo' }), Math.floor((Date.parse(caCert.validTo) - now) / 1000), 'the CA is listed once the provider names it');
   t.equal(f.get('replguard_certificate_expiry_seconds')!.samples.length, 2);
+  t.equal(sampleValue(f, 'replguard_certificate_expiry_timestamp_seconds', leafLabels), Math.floor(Date.parse(leaf.validTo) / 1000), 'notAfter as a timestamp');
+  t.equal(f.get('replguard_certificate_expiry_timestamp_seconds')!.samples.length, 2, 'the CA too');
 });
 
 t.test('the client certificate each POP last used', async (t) => {

@@ -1,0 +1,83 @@
+/**
+ * The signer's Prometheus metrics (prom-client, a registry of its own), served at `/metrics` on
+ * its admin listener. Attempts and retries are derived from the audit event itself (`observe`),
+ * called where the event is written, so the two can never disagree.
+ *
+ * Label values are bounded: `outcome` success|failure, `reason` a code of the REASONS table.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { SignerAuditEvent } from '../audit/signer-event.ts';
+
+export interface SignerMetrics {
+  /** Counts one signer audit event: an attempt (attempt > 0) by outcome and reason, a retry. */
+  observe(event: SignerAuditEvent): void;
+  /** A request of the primary was taken in; the returned function marks it answered (once). */
+  requestStarted(): (heldSeconds: number) => void;
+  /** The certificate the backup's guard presented on the latest attempt that got that far. */
+  guardCertificate(cert: { readonly subject: string; readonly sha256: string; readonly notAfterMs: number }): void;
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** Seconds; from an immediate answer to the longest hold the retry table allows (docs/signer.md). */
+const HOLD_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 150, 300, 900];
+
+export function createSignerMetrics(): SignerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const attempts = new Counter({
+    name: 'replguard_signer_attempts_total',
+    help: 'Delivery attempts to the backup\'s guard by outcome and reason code (docs/reasons.md).',
+    labelNames: ['outcome', 'reason'] as const,
+    registers,
+  });
+  const retries = new Counter({
+    name: 'replguard_signer_retries_total',
+    help: 'Attempts that failed and were followed by a retry.',
+    registers,
+  });
+  const held = new Histogram({
+    name: 'replguard_signer_request_hold_seconds',
+    help: 'Time a request of the primary was held, from its arrival to the signer\'s answer, retries included.',
+    buckets: HOLD_BUCKETS,
+    registers,
+  });
+  const inFlight = new Gauge({
+    name: 'replguard_signer_requests_in_flight',
+    help: 'Requests of the primary the signer is holding now.',
+    registers,
+  });
+  const guardExpiry = new Gauge({
+    name: 'replguard_signer_guard_certificate_expiry_timestamp_seconds',
+    help: 'notAfter (Unix seconds) of the certificate the backup\'s guard presented on the latest attempt, by subject and SHA-256.',
+    labelNames: ['subject', 'sha256'] as const,
+    registers,
+  });
+  let guardSha = '';
+  retries.inc(0);
+  inFlight.set(0);
+  return {
+    observe(event) {
+      if (event.replguard.attempt > 0) attempts.inc({ outcome: event.event.outcome, reason: event.event.reason });
+      if (!event.replguard.final) retries.inc();
+    },
+    requestStarted() {
+      inFlight.inc();
+      let done = false;
+      return (heldSeconds) => {
+        if (done) return;
+        done = true;
+        inFlight.dec();
+        held.observe(heldSeconds);
+      };
+    },
+    guardCertificate(cert) {
+      if (cert.sha256 === guardSha || Number.isNaN(cert.notAfterMs)) return;
+      guardSha = cert.sha256;
+      guardExpiry.reset();
+      guardExpiry.set({ subject: cert.subject, sha256: cert.sha256 }, Math.floor(cert.notAfterMs / 1000));
+    },
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
