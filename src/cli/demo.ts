@@ -39,7 +39,7 @@ export async function run(): Promise<number> {
   const demoDir = join(packageRoot, '.demo');
   const pki = join(demoDir, 'pki');
   if (!existsSync(join(pki, 'ca.crt'))) {
-    writeDevPki(pki, ['calgary-01', 'zurich-01']);
+    await writeDevPki(pki, ['calgary-01', 'zurich-01']);
     process.stderr.write(`demo: created a demo PKI in ${pki}\n`);
   }
   const keys = join(demoDir, 'keys');

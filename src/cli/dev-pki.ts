@@ -3,12 +3,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config/errors.ts';
 import { isPopId, POP_ID_RULE } from '../config/pop-id.ts';
-import { DevCa } from '../tls/dev-ca.ts';
 import { parseCommandArgs, required } from './args.ts';
 
 export const usage = 'dev-pki --out DIR [--pops calgary-01,zurich-01]   write a demo CA, server and POP certificates';
 
-export function writeDevPki(out: string, pops: readonly string[]): string[] {
+/**
+ * node-forge (about 11 MiB resident) is loaded here, when certificates are made, never by a
+ * guard or signer that only serves: `main.ts` imports every command module at start.
+ */
+export async function writeDevPki(out: string, pops: readonly string[]): Promise<string[]> {
+  const { DevCa } = await import('../tls/dev-ca.ts');
   mkdirSync(out, { recursive: true, mode: 0o700 });
   const ca = DevCa.create();
   const server = ca.issueServer(['localhost']);
@@ -32,6 +36,6 @@ export async function run(argv: string[]): Promise<number> {
   const pops = (values.pops ?? '').split(',').map((p) => p.trim()).filter(Boolean);
   const bad = pops.filter((p) => !isPopId(p));
   if (bad.length > 0) throw new ConfigError([{ path: 'replguard dev-pki --pops', message: `not a POP id: ${bad.join(', ')} (${POP_ID_RULE})` }]);
-  for (const file of writeDevPki(out, pops)) process.stdout.write(`${file}\n`);
+  for (const file of await writeDevPki(out, pops)) process.stdout.write(`${file}\n`);
   return 0;
 }
