@@ -11,6 +11,17 @@
  * the log redaction recognises as a secret (core/redact.ts: not the form of a UUID, a slug or
  * words, which logs keep). One secret must not belong to two peers.
  *
+ * Expiry (finding 5 of the review): a token file may carry a second line `not_after: <RFC 3339
+ * time with Z or an offset>` after the secret (`replguard gen-token --not-after` writes it). The
+ * secret is refused from that instant on (AUTH_BEARER_EXPIRED, checked per request, so on
+ * kept-alive connections too), and its expiry is a metric
+ * (`replguard_bearer_secret_expiry_timestamp_seconds`). It lives in the file, not in the config,
+ * so that a secret and its expiry are replaced together by one atomic rename and picked up by
+ * the reload that picks up the secret. There is deliberately no maximum age from the file's
+ * mtime: a copy, a restore, a `touch` or a Kubernetes Secret volume's update all reset it, so it
+ * says when the file was last written, not when the secret was made. The first line stays the
+ * bare secret, so `head -n1 FILE` still gives it.
+ *
  * A missing file is a configuration error at start-up (a typo must not start a guard that
  * admits nobody); at a reload it is a removal, like an emptied file: that secret is refused from
  * the swap on, on connections already open too (it is looked up per request).
@@ -37,6 +48,10 @@ export interface BearerToken {
   /** credentialFingerprint() of the secret, for the log. */
   readonly fingerprint: string;
   readonly file: string;
+  /** Index of the file in its peer's token_files (a bounded metric label). */
+  readonly slot: number;
+  /** Epoch milliseconds from which the secret is refused; undefined: it does not expire. */
+  readonly notAfter: number | undefined;
 }
 
 export interface TokenSet {
@@ -55,7 +70,10 @@ const TOKEN_CHARS = /^[A-Za-z0-9\-_~+/]+=*$/;
 export function readTokenFile(file: string, keyPath: string): { secret: string | undefined } | { problem: ConfigProblem } {
   const unsafe = checkSecretFile(file, keyPath);
   if (unsafe) return { problem: unsafe };
-  const text = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  return checkSecretText(file, keyPath, readFileSync(file, 'utf8').replace(/\r?\n$/, ''));
+}
+
+function checkSecretText(file: string, keyPath: string, text: string): { secret: string | undefined } | { problem: ConfigProblem } {
   if (text === '') return { secret: undefined };
   if (isJwtShaped(text)) return { problem: { path: keyPath, message: `${file}: a bearer secret must not contain "." (that is the shape of a JWT)` } };
   if (!TOKEN_CHARS.test(text)) {
@@ -68,6 +86,39 @@ export function readTokenFile(file: string, keyPath: string): { secret: string |
     return { problem: { path: keyPath, message: `${file}: the secret has the form of an identifier or words (a UUID, a slug), which the audit log keeps in paths; use \`replguard gen-token\`` } };
   }
   return { secret: text };
+}
+
+/** `not_after: 2027-01-31T00:00:00Z` (RFC 3339, seconds or fractions, Z or an offset). */
+const NOT_AFTER_LINE = /^not_after: (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2}))$/;
+
+/** The line `replguard gen-token --not-after` writes after the secret. */
+export function formatNotAfterLine(notAfterMs: number): string {
+  return `not_after: ${new Date(notAfterMs).toISOString().replace(/\.000Z$/, 'Z')}`;
+}
+
+/**
+ * A bearer token file that may carry its expiry: the secret on the first line, optionally
+ * `not_after: <RFC 3339>` on the second (see the top of this file). Used by the guard's token
+ * files and the signer's `credentials.token_file`; other secret files (admin) take no expiry.
+ */
+export function readExpiringTokenFile(file: string, keyPath: string): { secret: string | undefined; notAfter: number | undefined } | { problem: ConfigProblem } {
+  const unsafe = checkSecretFile(file, keyPath);
+  if (unsafe) return { problem: unsafe };
+  const text = readFileSync(file, 'utf8');
+  const lines = text.replace(/\r?\n$/, '').split(/\r?\n/);
+  if (lines.length === 1) {
+    const read = readTokenFile(file, keyPath);
+    return 'problem' in read ? read : { secret: read.secret, notAfter: undefined };
+  }
+  const match = lines.length === 2 ? NOT_AFTER_LINE.exec(lines[1]!) : null;
+  const notAfter = match ? Date.parse(match[1]!) : Number.NaN;
+  if (!Number.isFinite(notAfter)) {
+    return { problem: { path: keyPath, message: `${file}: after the secret, only one line \`not_after: <RFC 3339 time, e.g. 2027-01-31T00:00:00Z>\` may follow; use \`replguard gen-token --not-after\`` } };
+  }
+  const secret = checkSecretText(file, keyPath, lines[0]!);
+  if ('problem' in secret) return secret;
+  if (secret.secret === undefined) return { problem: { path: keyPath, message: `${file}: a not_after with no secret before it` } };
+  return { secret: secret.secret, notAfter };
 }
 
 /**
@@ -86,7 +137,7 @@ export function loadTokenSet(peers: readonly PeerConfig[], phase: LoadPhase = 's
     peer.token_files.forEach((file, j) => {
       const keyPath = `peers[${i}].token_files[${j}]`;
       if (phase === 'reload' && isMissing(file)) return;
-      const read = readTokenFile(file, keyPath);
+      const read = readExpiringTokenFile(file, keyPath);
       if ('problem' in read) {
         problems.push(read.problem);
         return;
@@ -100,19 +151,21 @@ export function loadTokenSet(peers: readonly PeerConfig[], phase: LoadPhase = 's
         return;
       }
       ownerByDigest.set(hex, peer.id);
-      tokens.push({ pop: peer.id, digest, fingerprint: credentialFingerprint(read.secret), file });
+      tokens.push({ pop: peer.id, digest, fingerprint: credentialFingerprint(read.secret), file, slot: j, notAfter: read.notAfter });
       inventory.push({ key: keyPath, file, pop: peer.id });
       count += 1;
     });
     if (peer.token_files.length > 0 && count === 0) peersWithoutToken.push(peer.id);
   });
   if (problems.length > 0) throw new ConfigError(problems);
-  const fingerprint = createHash('sha256').update(tokens.map((t) => `${t.pop}:${t.digest.toString('hex')}`).join('\n')).digest('hex');
+  const fingerprint = createHash('sha256').update(tokens.map((t) => `${t.pop}:${t.digest.toString('hex')}:${t.notAfter ?? ''}`).join('\n')).digest('hex');
   return { value: { tokens, peersWithoutToken }, fingerprint, inventory };
 }
 
 export interface BearerVerifierDeps {
   readonly log: OperationalLog;
+  /** Epoch milliseconds, for the secrets' not_after. */
+  readonly now: () => number;
   /** Told the result of every reload of the token files (metrics). */
   readonly onReload?: ReloadListener;
 }
@@ -123,7 +176,19 @@ export interface BearerVerifierDeps {
  * the request's POP (and must agree with the certificate's). Throws a ConfigError at
  * construction when the token files are unusable.
  */
-export function createBearerVerifier(config: Pick<Config, 'peers' | 'auth'>, deps: BearerVerifierDeps): CredentialVerifier {
+/** One secret in force: its POP, its slot in token_files and its not_after (epoch ms), if any. */
+export interface BearerExpiry {
+  readonly pop: string;
+  readonly slot: number;
+  readonly notAfter: number | undefined;
+}
+
+export interface BearerVerifier extends CredentialVerifier {
+  /** The secrets in force now (after the last reload), for the expiry metric. */
+  expiries(): readonly BearerExpiry[];
+}
+
+export function createBearerVerifier(config: Pick<Config, 'peers' | 'auth'>, deps: BearerVerifierDeps): BearerVerifier {
   const warnEmpty = (set: TokenSet) => {
     for (const pop of set.peersWithoutToken) deps.log.warn({ pop }, 'every token file of this peer is empty or removed: it cannot authenticate with a bearer secret');
   };
@@ -146,8 +211,15 @@ export function createBearerVerifier(config: Pick<Config, 'peers' | 'auth'>, dep
       ctx.tokenFingerprint = credentialFingerprint(credential);
       const match = findSecret(credential, source.current().tokens);
       if (!match) throw new Rejection('AUTH_BEARER_INVALID', isJwtShaped(credential) ? 'a JWT, and jwt is not in auth.methods' : 'matches no configured secret');
+      // After the constant-time lookup: only the holder of the real (old) secret gets here, so
+      // this refusal is not a guess and does not count toward a ban (a POP that missed a
+      // rotation must not be banned); the client gets the same generic 401 as any other.
+      if (match.notAfter !== undefined && deps.now() >= match.notAfter) {
+        throw new Rejection('AUTH_BEARER_EXPIRED', `the secret of ${match.file} expired at ${new Date(match.notAfter).toISOString()}`);
+      }
       agreeIdentity(ctx, match.pop, 'bearer');
     },
+    expiries: () => source.current().tokens.map(({ pop, slot, notAfter }) => ({ pop, slot, notAfter })),
     reload: (trigger) => [source.reload(trigger)],
     close: () => source.close(),
   };

@@ -52,6 +52,7 @@ export const REASONS = {
   AUTH_CREDENTIAL_MISSING: { kind: 'request', status: 401, alert: true, bans: true, description: 'bearer or jwt is configured and the request has no Authorization header' },
   AUTH_CREDENTIAL_MALFORMED: { kind: 'request', status: 400, alert: true, bans: true, description: 'the Authorization header is not exactly one "Bearer <token>" (another scheme, repeated, or characters outside RFC 6750 b64token)' },
   AUTH_BEARER_INVALID: { kind: 'request', status: 401, alert: true, bans: true, description: 'the bearer secret matches none of the configured token files' },
+  AUTH_BEARER_EXPIRED: { kind: 'request', status: 401, alert: true, bans: false, description: "the bearer secret is configured, and its token file's not_after has passed; the client gets the generic 401. Not counted toward a ban: only the holder of the real secret can present it (a POP that missed a rotation), and guessing gets AUTH_BEARER_INVALID" },
   AUTH_JWT_MALFORMED: { kind: 'request', status: 401, alert: true, bans: true, description: 'the JWT is not three base64url segments of JSON objects (or is larger than 8 KiB, or repeats a member name)' },
   AUTH_JWT_HEADER_REFUSED: { kind: 'request', status: 401, alert: true, bans: true, description: 'the JWT header is refused by policy: alg outside the asymmetric allow-list (none, HS*), crit, b64, cty (nested JWT), typ other than JWT, or embedded jwk/jku/x5u/x5c' },
   AUTH_JWT_KEY_UNKNOWN: { kind: 'request', status: 401, alert: true, bans: true, description: 'no configured key has the token\'s kid and algorithm' },
