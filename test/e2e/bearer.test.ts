@@ -179,6 +179,50 @@ t.test('bearer without mTLS: no client certificate is asked for', async (t) => {
   t.same(events.map((e) => [e.event.reason, e.replguard.credentials]), [['FORWARDED', ['bearer']], ['AUTH_BEARER_INVALID', ['bearer']]]);
 });
 
+t.test('a secret past the not_after of its token file is refused with its own reason, and never bans', async (t) => {
+  const expired = generateToken();
+  const current = generateToken();
+  const backup = await startBackup();
+  const guard = await startGuard(baseConfig(pki, backup.url, {
+    auth: { methods: ['mtls', 'bearer'] },
+    peers: [{
+      id: 'calgary-01',
+      cert: { cn: 'calgary-01' },
+      token_files: [writeToken('calgary-expired', `${expired}\nnot_after: 2020-01-31T00:00:00Z\n`), writeToken('calgary-current', `${current}\nnot_after: 2999-01-31T00:00:00Z\n`)],
+    }],
+  }));
+  t.teardown(async () => {
+    await guard.stop();
+    await backup.stop();
+  });
+  // One kept-alive connection: the expiry is looked at per request, not per connection.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const attempts = 12; // more than any ban threshold of the base config
+  for (let i = 0; i < attempts; i++) {
+    const refused = await call(guard.port, pki.caFile, { cert: calgaryCert, headers: bearer(expired), agent });
+    t.equal(refused.status, 401, `expired secret, attempt ${i + 1}`);
+    t.notMatch(refused.body, /calgary-expired|not_after|expired|2020/, 'the client learns nothing about the file or its date');
+  }
+  const ok = await call(guard.port, pki.caFile, { cert: calgaryCert, headers: bearer(current), agent });
+  t.equal(ok.status, 200, 'the secret that has not expired gets through on the same connection: the POP was not banned');
+  const events = await guard.waitForEvents((e) => e.event.action === 'replication-request', attempts + 1);
+  t.same(events.map((e) => e.event.reason), [...Array(attempts).fill('AUTH_BEARER_EXPIRED'), 'FORWARDED']);
+  t.equal(events[0]!.event.kind, 'alert', 'an expired secret in use is an alert');
+  t.notOk(JSON.stringify(guard.audit()).includes(expired), 'the secret is in no audit event');
+  t.equal(backup.received().length, 1, 'only the current secret reached the upstream');
+});
+
+t.test('a token file whose second line is not a not_after stops start-up with the file and the fix', async (t) => {
+  const file = writeConfig(baseConfig(pki, 'http://127.0.0.1:9', {
+    auth: { methods: ['mtls', 'bearer'] },
+    peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, token_files: [writeToken('calgary-junk', `${generateToken()}\nexpires 2027\n`)] }],
+  }));
+  const result = await runCli(['check-config', '-c', file]);
+  t.equal(result.code, 2);
+  t.match(result.stderr, /peers\[0\]\.token_files\[0\]: .*calgary-junk: after the secret, only one line `not_after: <RFC 3339/);
+});
+
 t.test('weak or exposed secrets stop start-up with the file and the reason', async (t) => {
   const weak = writeToken('weak', 'correcthorsebatterystaplecorrecthorse\n');
   const exposed = join(dir, 'exposed');
