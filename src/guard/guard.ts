@@ -106,6 +106,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     ];
   });
 
+  metrics.trackBearerSecrets(() => live.bearerExpiries());
+
   let draining = false;
   let listening = false;
 

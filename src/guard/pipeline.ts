@@ -3,8 +3,8 @@
  * request". Each stage is built once from the config; this file only lists them. Stages never
  * import each other.
  */
-import { createAuthorizationStage, type CredentialVerifier } from '../auth/authorization.ts';
-import { createBearerVerifier } from '../auth/bearer.ts';
+import { createAuthorizationStage } from '../auth/authorization.ts';
+import { createBearerVerifier, type BearerExpiry, type BearerVerifier } from '../auth/bearer.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { createJwtCredential } from '../auth/jwt.ts';
 import { createMtlsStage } from '../auth/mtls.ts';
@@ -53,6 +53,8 @@ export interface GuardPipeline {
   readonly stages: readonly Stage[];
   /** Re-reads the stages' file-backed material (SIGHUP); invalid material keeps the old. */
   reload(trigger: ReloadTrigger): ReloadResult[];
+  /** The bearer secrets in force and their not_after (for the expiry metric); empty without bearer. */
+  bearerExpiries(): readonly BearerExpiry[];
   /** Releases what the stages hold (upstream connections, timers, file watchers). */
   close(): void;
 }
@@ -64,7 +66,7 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
   const methods = config.auth.methods;
   // Reloadable stages: the Authorization stage (bearer and/or jwt) and the signature stage.
   const credentials: CredentialStage[] = [];
-  let bearer: CredentialVerifier | undefined;
+  let bearer: BearerVerifier | undefined;
   let signature: CredentialStage | undefined;
   try {
     if (methods.includes('bearer')) bearer = createBearerVerifier(config, deps);
@@ -116,6 +118,7 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
   return {
     run: compose(stages),
     stages,
+    bearerExpiries: () => bearer?.expiries() ?? [],
     reload: (trigger) => [...credentials, ...(signature ? [signature] : [])].flatMap((c) => c.reload(trigger)),
     close: () => {
       forward.close();

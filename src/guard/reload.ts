@@ -73,6 +73,8 @@ export interface LiveGuard {
   /** Installs the TLS context and limits on the server; later reloads apply to it too. */
   serve(server: Server): void;
   acquire(): PipelineLease;
+  /** The bearer secrets of the pipeline in force and their not_after (for the expiry metric). */
+  bearerExpiries(): ReturnType<GuardPipeline['bearerExpiries']>;
   /** The client trust in force (CA bundle and CRLs). */
   clientTrust(): ClientTrust;
   /** The peer index of the config in force (a config reload makes a new one). */
@@ -208,6 +210,7 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
       applyServerLimits(target, config);
       server = target;
     },
+    bearerExpiries: () => current.pipeline.bearerExpiries(),
     acquire() {
       const g = current;
       g.active += 1;

@@ -19,11 +19,21 @@ export interface CertificateInUse {
   readonly certificate: X509Certificate;
 }
 
+/** A bearer secret in force with a not_after (auth/bearer.ts): its POP and its slot in token_files. */
+export interface ExpiringSecret {
+  readonly pop: string;
+  readonly slot: number;
+  /** Epoch milliseconds; undefined: the secret does not expire (no series). */
+  readonly notAfter: number | undefined;
+}
+
 export interface Metrics {
   /** Counts one audit event: requests by outcome, reason and POP, durations, TLS refusals. */
   observe(event: AuditEvent): void;
   /** The certificates in force, read on every scrape (so a reload is reflected at once). */
   trackCertificates(list: () => readonly CertificateInUse[]): void;
+  /** The bearer secrets in force, read on every scrape (so a reload is reflected at once). */
+  trackBearerSecrets(list: () => readonly ExpiringSecret[]): void;
   /** A reload of credential material (SIGHUP, file change, interval) and how it went. */
   countReload(result: 'success' | 'failure'): void;
   /** An audit destination failed to write or reopen. */
@@ -119,6 +129,19 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
       }
     },
   });
+  let bearerSecrets: () => readonly ExpiringSecret[] = () => [];
+  new Gauge({
+    name: 'replguard_bearer_secret_expiry_timestamp_seconds',
+    help: 'not_after (Unix seconds) of each bearer secret in force that has one, by POP and its index in token_files.',
+    labelNames: ['pop', 'slot'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { pop, slot, notAfter } of bearerSecrets()) {
+        if (notAfter !== undefined) this.set({ pop, slot: String(slot) }, Math.floor(notAfter / 1000));
+      }
+    },
+  });
   const peerNotAfter = new Map<string, number>();
   new Gauge({
     name: 'replguard_peer_certificate_expiry_seconds',
@@ -191,6 +214,9 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     },
     trackCertificates(list) {
       certificates = list;
+    },
+    trackBearerSecrets(list) {
+      bearerSecrets = list;
     },
     countReload(result) {
       reloads.inc({ result });

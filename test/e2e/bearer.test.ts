@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { credentialFingerprint } from '../../src/crypto/secret-compare.ts';
 import { generateToken } from '../../src/cli/gen-token.ts';
+import { adminGet } from '../helpers/admin.ts';
 import { call } from '../helpers/client.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { startBackup } from '../helpers/upstream.ts';
@@ -211,6 +213,10 @@ t.test('a secret past the not_after of its token file is refused with its own re
   t.equal(events[0]!.event.kind, 'alert', 'an expired secret in use is an alert');
   t.notOk(JSON.stringify(guard.audit()).includes(expired), 'the secret is in no audit event');
   t.equal(backup.received().length, 1, 'only the current secret reached the upstream');
+  const metrics = parsePrometheusText((await adminGet(guard.adminPort, '/metrics')).body);
+  const expiry = (slot: string) => sampleValue(metrics, 'replguard_bearer_secret_expiry_timestamp_seconds', { pop: 'calgary-01', slot });
+  t.equal(expiry('0'), Date.parse('2020-01-31T00:00:00Z') / 1000, 'the expired secret\'s not_after is a metric');
+  t.equal(expiry('1'), Date.parse('2999-01-31T00:00:00Z') / 1000, 'and the current one\'s');
 });
 
 t.test('a token file whose second line is not a not_after stops start-up with the file and the fix', async (t) => {
