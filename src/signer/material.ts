@@ -11,7 +11,7 @@
 import { createHash, createPrivateKey, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isJwtShaped } from '../auth/authorization.ts';
-import { readTokenFile } from '../auth/bearer.ts';
+import { readExpiringTokenFile } from '../auth/bearer.ts';
 import { checkJwsPolicy, MAX_TOKEN_BYTES } from '../auth/jwt-header.ts';
 import { certificateThumbprint, MintKeyError, parseMintKey, type MintKey } from '../auth/jwt-mint.ts';
 import { parseJsonObject } from '../auth/strict-json.ts';
@@ -143,13 +143,19 @@ function loadClientTls(config: Config, now: number, problems: ConfigProblem[]): 
 function loadCredential(config: Config, now: number, problems: ConfigProblem[]): SignerCredential | undefined {
   const c = config.credentials;
   if (c.token_file !== undefined) {
-    const read = readTokenFile(c.token_file, 'credentials.token_file');
+    // The same file format as the guard's token_files, so an optional `not_after:` line: an
+    // expired secret stops start-up and is refused at a reload (the old material stays).
+    const read = readExpiringTokenFile(c.token_file, 'credentials.token_file');
     if ('problem' in read) {
       problems.push(read.problem);
       return undefined;
     }
     if (read.secret === undefined) {
       problems.push({ path: 'credentials.token_file', message: `${c.token_file} is empty; write this POP's secret into it (\`replguard gen-token --out FILE\`)` });
+      return undefined;
+    }
+    if (read.notAfter !== undefined && read.notAfter <= now) {
+      problems.push({ path: 'credentials.token_file', message: `${c.token_file}: the secret expired at ${new Date(read.notAfter).toISOString()} (its not_after line); write a new one (\`replguard gen-token --out FILE\`) and give it to the backup's guard too` });
       return undefined;
     }
     return { kind: 'bearer', token: read.secret };

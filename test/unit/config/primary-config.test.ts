@@ -7,6 +7,7 @@ import t from 'tap';
 import YAML from 'yaml';
 import { buildClaimSet } from '../../../src/auth/jwt-claims.ts';
 import { mintJwt, parseMintKey } from '../../../src/auth/jwt-mint.ts';
+import { generateToken } from '../../../src/cli/gen-token.ts';
 import { configKeyPaths } from '../../../src/config/keys.ts';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { parseConfig } from '../../../src/guard/config.ts';
@@ -114,6 +115,8 @@ t.test('refused settings name the key', async (t) => {
     ['more retries than the table', primary({ retry: { max_retries: 6 } }), 'retry.max_retries'],
     ['a weak bearer secret', primary({ credentials: { token_file: writeKeyFile('password1234') } }), 'credentials.token_file'],
     ['an empty bearer file', primary({ credentials: { token_file: writeKeyFile('') } }), 'credentials.token_file'],
+    ['a bearer secret past its not_after', primary({ credentials: { token_file: writeKeyFile(`${generateToken()}\nnot_after: 2020-01-31T00:00:00Z`) } }), 'credentials.token_file'],
+    ['a bearer file with a second line that is not a not_after', primary({ credentials: { token_file: writeKeyFile(`${generateToken()}\nexpires soon`) } }), 'credentials.token_file'],
     ['a JWT key that is an HMAC secret', primary({ credentials: { jwt: { key_file: hmac } } }), 'credentials.jwt.key_file'],
     ['a world-readable JWT key', primary({ credentials: { jwt: { key_file: writeKeyFile(readFileSync(jwtKey, 'utf8'), 0o644) } } }), 'credentials.jwt.key_file'],
     ['an algorithm the key cannot make', primary({ credentials: { jwt: { key_file: jwtKey, alg: 'RS256' } } }), 'credentials.jwt.key_file'],
@@ -128,6 +131,7 @@ t.test('refused settings name the key', async (t) => {
     t.ok(found.some((p) => p.path === path), `${name}: ${path} (got ${found.map((p) => p.path).join(', ') || 'none'})`);
   }
   t.same(problems(primary({ listen: { host: '0.0.0.0', unsafe_listen_non_loopback: true } })), [], 'the named risk is accepted');
+  t.same(problems(primary({ credentials: { token_file: writeKeyFile(`${generateToken()}\nnot_after: 2999-01-31T00:00:00Z`) } })), [], 'a bearer secret before its not_after is accepted');
 });
 
 t.test('relative paths start at the config file\'s folder', async (t) => {
