@@ -192,6 +192,16 @@ export function userAgent(value: string | string[] | undefined, fields: Fields):
   return text === undefined ? undefined : { original: fields.client('user_agent.original', text)! };
 }
 
+/**
+ * ECS `event.category` of a request's event. A request refused because a credential failed
+ * (the client certificate at the request, mTLS identity, bearer, JWT, credential in the URL,
+ * the Standard Webhooks signature: the `TLS_CLIENT_`, `AUTH_` and `SIGNATURE_` codes) is also an
+ * `authentication` event, so SIEM rules written for ECS authentication failures see it.
+ */
+export function requestCategory(reason: Reason): string[] {
+  return /^(?:AUTH|TLS_CLIENT|SIGNATURE)_/.test(reason) ? ['authentication', 'network', 'web'] : ['network', 'web'];
+}
+
 export function requestEvent(
   ctx: RequestContext,
   reason: Reason,
@@ -204,7 +214,7 @@ export function requestEvent(
   const fields = new Fields();
   const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
-    event: baseEvent(reason, REASONS[reason].alert, failed ? 'failure' : 'success', 'replication-request', ['network', 'web'], failed ? ['denied'] : ['access', 'allowed']),
+    event: baseEvent(reason, REASONS[reason].alert, failed ? 'failure' : 'success', 'replication-request', requestCategory(reason), failed ? ['denied'] : ['access', 'allowed']),
     source: { ip: ctx.conn.remoteAddress, port: ctx.conn.remotePort },
     tls: tlsFields(ctx.conn, fields),
     http: {

@@ -87,9 +87,20 @@ t.test('an authentication failure is an alert; unknown fields are left out, not 
   t.equal(e.event.kind, 'alert');
   t.equal(e.event.outcome, 'failure');
   t.same(e.event.type, ['denied']);
+  t.same(e.event.category, ['authentication', 'network', 'web'], 'an authentication failure for SIEM rules written for ECS');
   t.same(e.replguard, { request_id: '00000000-0000-4000-8000-000000000001', credentials: ['mtls'], detail: 'certificate names no configured peer' });
   t.equal(e.http!.request.body.bytes, 0);
   t.notOk('user_agent' in e);
+});
+
+t.test('which refusals are authentication events', async (t) => {
+  const category = (reason: Parameters<typeof requestEvent>[1]) => requestEvent(context({}), reason, 401, 0, 1, undefined).event.category;
+  for (const reason of ['AUTH_BEARER_INVALID', 'AUTH_BEARER_EXPIRED', 'AUTH_JWT_SIGNATURE_INVALID', 'AUTH_TOKEN_IN_QUERY', 'TLS_CLIENT_CERT_REVOKED', 'SIGNATURE_MISMATCH'] as const) {
+    t.same(category(reason), ['authentication', 'network', 'web'], reason);
+  }
+  for (const reason of ['FORWARDED', 'ROUTE_NOT_FOUND', 'LIMIT_RATE_EXCEEDED', 'REPLAY_NONCE_REUSED', 'BODY_NOT_JSON', 'UPSTREAM_TIMEOUT'] as const) {
+    t.same(category(reason), ['network', 'web'], reason);
+  }
 });
 
 t.test('the query string never reaches the log (it may carry a credential)', async (t) => {
