@@ -106,7 +106,9 @@ export function createAuditLog(settings: Readonly<Pick<Config['audit'], 'stdout'
         options.onError?.(new Error('audit event written after the audit log was closed'), file ? 'file' : 'stdout');
         return;
       }
-      if (event.event.kind === 'alert') logger.warn(event);
+      // Alerts, and a signer's request that finally failed (the primary got an error), at warn.
+      const failedSend = event.event.action === 'replication-send' && event.event.outcome === 'failure' && 'final' in event.replguard && event.replguard.final && event.replguard.attempt > 0;
+      if (event.event.kind === 'alert' || failedSend) logger.warn(event);
       else logger.info(event);
     },
     async close(timeoutMs = 5000) {

@@ -8,9 +8,10 @@
  * a credential, only its fingerprint.
  */
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
-import { clip, Fields } from './event.ts';
+import { clip, ECS_VERSION, Fields } from './event.ts';
 
 export interface SignerAuditEvent {
+  ecs: { version: string };
   event: {
     kind: 'event' | 'alert';
     category: string[];
@@ -18,6 +19,8 @@ export interface SignerAuditEvent {
     action: 'replication-send';
     outcome: 'success' | 'failure';
     reason: Reason;
+    module: 'replguard';
+    dataset: 'replguard.audit';
     /** Nanoseconds, per ECS: this attempt (or the local refusal). */
     duration: number;
   };
@@ -80,6 +83,12 @@ export interface SignerEventInput {
   readonly detail?: string;
 }
 
+/**
+ * The attempts that got no answer from the guard (nothing listening, no answer in time): an
+ * ECS `error`, not a `denied`, which is what the guard (or the signer's own TLS checks) said.
+ */
+const NO_ANSWER: ReadonlySet<Reason> = new Set(['SIGNER_BACKUP_UNREACHABLE', 'SIGNER_BACKUP_TIMEOUT']);
+
 export function signerEvent(e: SignerEventInput): SignerAuditEvent {
   const success = e.reason === 'SIGNER_DELIVERED';
   const fields = new Fields();
@@ -91,13 +100,16 @@ export function signerEvent(e: SignerEventInput): SignerAuditEvent {
     }
     : undefined;
   const event: SignerAuditEvent = {
+    ecs: { version: ECS_VERSION },
     event: {
       kind: REASONS[e.reason].alert ? 'alert' : 'event',
       category: ['network', 'web'],
-      type: success ? ['connection', 'allowed'] : ['connection', 'denied'],
+      type: success ? ['connection', 'allowed'] : ['connection', NO_ANSWER.has(e.reason) ? 'error' : 'denied'],
       action: 'replication-send',
       outcome: success ? 'success' : 'failure',
       reason: e.reason,
+      module: 'replguard',
+      dataset: 'replguard.audit',
       duration: Math.round(e.durationMs * 1e6),
     },
     source: { ip: e.client.ip, port: e.client.port },

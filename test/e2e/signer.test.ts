@@ -418,5 +418,15 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
       [4, 'SIGNER_BACKUP_UNREACHABLE', true],
     ]);
     t.equal(mine.at(-1)!.replguard.status, 502);
+    const ecs = mine.map((e) => {
+      const r = e as unknown as { ecs?: { version?: string }; log?: { level?: string }; event: { type: string[]; module?: string; dataset?: string } };
+      return [r.ecs?.version, r.event.module, r.event.dataset, r.event.type, r.log?.level];
+    });
+    t.same(ecs, [
+      ['8.11.0', 'replguard', 'replguard.audit', ['connection', 'error'], 'info'],
+      ['8.11.0', 'replguard', 'replguard.audit', ['connection', 'error'], 'info'],
+      ['8.11.0', 'replguard', 'replguard.audit', ['connection', 'error'], 'info'],
+      ['8.11.0', 'replguard', 'replguard.audit', ['connection', 'error'], 'warn'],
+    ], 'the guard\'s envelope; no answer is an error, not a denial; the delivery that finally failed is a warning');
   });
 });
