@@ -1,7 +1,7 @@
 /**
  * Where audit events go: NDJSON through pino, to stdout (default, for a node-level log shipper)
  * and/or appended to `audit.file`. Alerts are written at level warn and carry event.kind "alert";
- * every line has `log.type: audit` (the operational log says `operational`).
+ * every line has `event.dataset: replguard.audit` (the operational log's is `replguard.operational`).
  *
  * Writes are asynchronous (SonicBoom buffers and writes off the request's path); `flush()`
  * writes out the buffer synchronously and is called before exit, and pino also flushes on

@@ -1,6 +1,6 @@
 /**
  * Operational log: start-up, reloads, internal errors with full detail, for the operator.
- * Separate from the audit trail (log.type "operational" vs "audit"), on stderr.
+ * Separate from the audit trail (event.dataset "replguard.operational" vs "replguard.audit"), on stderr.
  *
  * Messages and fields are the program's own text. The one way client text can get in is an
  * unexpected error (`{ err }`): a library may quote what it choked on in its message, so the

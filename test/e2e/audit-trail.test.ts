@@ -192,7 +192,8 @@ t.test('one event per request for every reachable reason, metrics to match, no s
       const reason = e.event.reason as keyof typeof REASONS;
       const where = `${reason}`;
       t.match(e['@timestamp'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, where);
-      t.equal(e.log.type, 'audit', where);
+      t.equal(e.event.dataset, 'replguard.audit', where);
+      t.same(Object.keys(e.log), ['level'], `${where}: no log.type (not an ECS field)`);
       t.equal(e.ecs.version, '8.11.0', where);
       t.equal(e.event.kind, REASONS[reason].alert ? 'alert' : 'event', `${where} kind`);
       t.equal(e.log.level, REASONS[reason].alert ? 'warn' : 'info', `${where} level`);
@@ -269,7 +270,7 @@ t.test('one event per request for every reachable reason, metrics to match, no s
     const fileText = readFileSync(auditFile, 'utf8');
     t.same(fileText.split('\n').filter(Boolean).map((l) => JSON.parse(l)), out.split('\n').filter(Boolean).map((l) => JSON.parse(l)));
     const err = `${guard.operational().map((r) => JSON.stringify(r)).join('\n')}\n${errText}`;
-    t.ok(err.includes('"log":{"level":"debug"') || err.includes('"type":"operational"'), 'the operational log was captured');
+    t.ok(err.includes('"log":{"level":"debug"') || err.includes('"dataset":"replguard.operational"'), 'the operational log was captured');
 
     const files = referencedFiles(config);
     t.ok(files.some((f) => f.key === 'tls.key_file'), 'the server key is among the scanned files');

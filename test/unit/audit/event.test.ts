@@ -194,7 +194,8 @@ t.test('written through the audit log, a hostile event is one NDJSON line that p
   const [req, reload] = lines.map((l) => JSON.parse(l));
   t.equal(req.user_agent.original, clip(HOSTILE));
   t.equal(req.replguard.webhook_id, clip(HOSTILE));
-  t.equal(req.log.type, 'audit');
+  t.equal(req.event.dataset, 'replguard.audit');
+  t.same(Object.keys(req.log), ['level'], 'log.type is not ECS: only log.level');
   t.equal(req.log.level, 'info');
   t.match(req['@timestamp'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   t.equal(reload.event.kind, 'alert');
