@@ -1,5 +1,2 @@
-/** The project folder, found from this module: dist/cli/ under Node, src/cli/ under Deno. */
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The project folder (core/package-root.ts), for the commands that read files shipped with it. */
+export { packageRoot } from '../core/package-root.ts';

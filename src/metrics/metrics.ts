@@ -8,6 +8,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from './process.ts';
 import type { AuditEvent } from '../audit/event.ts';
 import type { Config } from '../config/schema.ts';
 import { StoreUnavailableError, type NonceStore } from '../store/store.ts';
@@ -54,6 +55,7 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 export function createMetrics(config: Pick<Config, 'peers'>, now: () => number = Date.now): Metrics {
   const registry = new Registry();
+  registerProcessMetrics(registry, 'backup');
   const registers = [registry];
   const peerIds = new Set(config.peers.map((p) => p.id));
   const popLabel = (pop: string | undefined) => (pop !== undefined && peerIds.has(pop) ? pop : 'unknown');

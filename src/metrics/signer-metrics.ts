@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SignerAuditEvent } from '../audit/signer-event.ts';
+import { registerProcessMetrics } from './process.ts';
 
 export interface SignerMetrics {
   /** Counts one signer audit event: an attempt (attempt > 0) by outcome and reason, a retry. */
@@ -23,6 +24,7 @@ const HOLD_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 
 export function createSignerMetrics(): SignerMetrics {
   const registry = new Registry();
+  registerProcessMetrics(registry, 'primary');
   const registers = [registry];
   const attempts = new Counter({
     name: 'replguard_signer_attempts_total',

@@ -1,6 +1,7 @@
 // docs/audit.md's metrics table and the real program's /metrics (Node and Deno: the harness picks)
 // name the same metrics with the same types, the way test/docs/reasons.test.ts keeps reasons in
 // step; and the store metrics move with what the store holds.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -9,6 +10,7 @@ import { baseConfig, ROOT, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
 import { rawTcp } from '../helpers/raw-tls.ts';
+import { RUNTIME } from '../helpers/runtime.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
 const documented = new Map<string, string>();
@@ -28,6 +30,22 @@ t.test('every documented metric is served, and every served one documented', asy
   const served = new Map<string, string>();
   for (const m of (await scrape()).matchAll(/^# TYPE (replguard_[a-z_]+) (\w+)$/gm)) served.set(m[1]!, m[2]!);
   t.same([...served].sort(), [...documented].sort(), 'the same names and types');
+
+  // The runtime's own metrics (prom-client's defaults) and the build, under either runtime.
+  const text = await scrape();
+  const families = parsePrometheusText(text);
+  for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_open_fds', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+    const value = sampleValue(families, name, {});
+    t.ok(Number.isFinite(value) && value >= 0, `${name} is served with a value (${value})`);
+  }
+  t.ok(sampleValue(families, 'process_resident_memory_bytes', {}) > 1024 * 1024, 'resident memory is a real figure');
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const build = families.get('replguard_build_info')?.samples ?? [];
+  t.equal(build.length, 1, 'one build_info series');
+  t.same({ ...build[0]?.labels, runtime_version: undefined }, { version, role: 'backup', runtime: RUNTIME, runtime_version: undefined }, 'the version, the role and the runtime the harness started');
+  t.match(build[0]?.labels.runtime_version ?? '', /^\d+\.\d+\.\d+/, 'and the runtime\'s version');
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 60_000 });
+  t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
 
   t.equal(sampleValue(parsePrometheusText(await scrape()), 'replguard_bans_active', {}), 0, 'no ban yet');
   for (let i = 0; i < 2; i++) await rawTcp(guard.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 3000, '127.0.0.41');

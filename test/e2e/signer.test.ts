@@ -393,6 +393,8 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
     const check = spawnSync('promtool', ['check', 'metrics'], { input: scrape.body, encoding: 'utf8', timeout: 60_000 });
     t.equal(check.error, undefined, `promtool runs${check.error ? ` (apt-get install prometheus): ${check.error.message}` : ''}`);
     t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+    t.equal(m.get('replguard_build_info')?.samples[0]?.labels.role, 'primary', 'the signer\'s build_info names its role');
+    t.ok(sampleValue(m, 'process_resident_memory_bytes') > 0, 'and the process metrics are served beside it');
     const documented = [...readFileSync(join(ROOT, 'docs', 'signer.md'), 'utf8').matchAll(/^\| `(replguard_[a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((x) => `${x[1]} ${x[2]}`);
     const served = [...scrape.body.matchAll(/^# TYPE (replguard_[a-z_]+) (\w+)$/gm)].map((x) => `${x[1]} ${x[2]}`);
     t.ok(documented.length >= 4, 'docs/signer.md\'s metrics table was read');
