@@ -138,6 +138,9 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   const gate = attachTlsGate(server, { now, config: () => live.config(), trust: () => live.clientTrust(), bans, repeats });
 
   const requests = attachRequestHandling(server, { gate, live: () => live, bans, log, record, draining: () => draining });
+  metrics.registerGaugeCollector('replguard_connections_open', 'TLS connections open now (admitted by the TLS gate or in their handshake).', () => gate.counts().open);
+  metrics.registerGaugeCollector('replguard_connections_unauthenticated', 'Open connections none of whose requests has verified a credential yet.', () => gate.counts().unauthenticated);
+  metrics.registerGaugeCollector('replguard_requests_in_flight', 'Requests whose audit event is not written yet (being checked, forwarded or answered).', () => requests.unrecorded());
 
   try {
     await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');

@@ -5,7 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { Agent } from 'node:https';
 import { adminGet } from '../helpers/admin.ts';
+import { call } from '../helpers/client.ts';
 import { baseConfig, ROOT, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
@@ -44,6 +46,16 @@ t.test('every documented metric is served, and every served one documented', asy
   t.equal(build.length, 1, 'one build_info series');
   t.same({ ...build[0]?.labels, runtime_version: undefined }, { version, role: 'backup', runtime: RUNTIME, runtime_version: undefined }, 'the version, the role and the runtime the harness started');
   t.match(build[0]?.labels.runtime_version ?? '', /^\d+\.\d+\.\d+/, 'and the runtime\'s version');
+  // The scrape itself is a request to the admin listener, not to the TLS one: nothing is open.
+  t.equal(sampleValue(families, 'replguard_connections_open', {}), 0, 'no TLS connection open');
+  t.equal(sampleValue(families, 'replguard_requests_in_flight', {}), 0, 'no request in flight');
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  t.equal((await call(guard.port, pki.caFile, { cert: pki.client('calgary-01'), agent })).status, 200);
+  const afterOne = parsePrometheusText(await scrape());
+  t.equal(sampleValue(afterOne, 'replguard_connections_open', {}), 1, 'the kept-alive connection is open');
+  t.equal(sampleValue(afterOne, 'replguard_connections_unauthenticated', {}), 0, 'and authenticated');
+  t.equal(sampleValue(afterOne, 'replguard_requests_in_flight', {}), 0, 'its request is over');
   const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 60_000 });
   t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
 
