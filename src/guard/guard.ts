@@ -106,6 +106,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     ];
   });
 
+  metrics.trackCrls(() => [...(live.tlsMaterial().crls ?? new Map()).entries()].map(([sha256, r]) => ({ issuer: r.issuer, sha256, nextUpdateMs: r.nextUpdateMs })));
   metrics.trackBearerSecrets(() => live.bearerExpiries());
 
   let draining = false;

@@ -20,6 +20,14 @@ export interface CertificateInUse {
   readonly certificate: X509Certificate;
 }
 
+/** The CRLs in force for one issuing CA (tls/crl.ts): its subject and SHA-256 and the newest nextUpdate. */
+export interface CrlInUse {
+  readonly issuer: string;
+  readonly sha256: string;
+  /** Epoch milliseconds; undefined: no CRL of this issuer says (no series). */
+  readonly nextUpdateMs: number | undefined;
+}
+
 /** A bearer secret in force with a not_after (auth/bearer.ts): its POP and its slot in token_files. */
 export interface ExpiringSecret {
   readonly pop: string;
@@ -33,6 +41,8 @@ export interface Metrics {
   observe(event: AuditEvent): void;
   /** The certificates in force, read on every scrape (so a reload is reflected at once). */
   trackCertificates(list: () => readonly CertificateInUse[]): void;
+  /** The CRLs in force, read on every scrape (so a reload is reflected at once). */
+  trackCrls(list: () => readonly CrlInUse[]): void;
   /** The bearer secrets in force, read on every scrape (so a reload is reflected at once). */
   trackBearerSecrets(list: () => readonly ExpiringSecret[]): void;
   /** A reload of credential material (SIGHUP, file change, interval) and how it went. */
@@ -131,6 +141,19 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
       }
     },
   });
+  let crls: () => readonly CrlInUse[] = () => [];
+  new Gauge({
+    name: 'replguard_crl_expiry_timestamp_seconds',
+    help: 'nextUpdate (Unix seconds) of the newest CRL in force for each issuing CA, by issuer subject and SHA-256: past it, every client of that CA is refused.',
+    labelNames: ['issuer', 'sha256'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { issuer, sha256, nextUpdateMs } of crls()) {
+        if (nextUpdateMs !== undefined) this.set({ issuer, sha256 }, Math.floor(nextUpdateMs / 1000));
+      }
+    },
+  });
   let bearerSecrets: () => readonly ExpiringSecret[] = () => [];
   new Gauge({
     name: 'replguard_bearer_secret_expiry_timestamp_seconds',
@@ -216,6 +239,9 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     },
     trackCertificates(list) {
       certificates = list;
+    },
+    trackCrls(list) {
+      crls = list;
     },
     trackBearerSecrets(list) {
       bearerSecrets = list;

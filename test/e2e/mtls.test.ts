@@ -4,6 +4,8 @@ import { makePki } from '../helpers/pki.ts';
 import { startBackup } from '../helpers/upstream.ts';
 import { baseConfig, startGuard } from '../helpers/guard.ts';
 import { call, refusedAtConnection } from '../helpers/client.ts';
+import { adminGet } from '../helpers/admin.ts';
+import { parsePrometheusText } from '../helpers/prometheus.ts';
 
 const DAY = 86_400_000;
 
@@ -36,6 +38,15 @@ t.test('mTLS identity', async (t) => {
   t.teardown(async () => {
     await guard.stop();
     await backup.stop();
+  });
+
+  await t.test('the CRL\'s nextUpdate is a metric, by issuing CA', async (t) => {
+    const { execFileSync } = await import('node:child_process');
+    const nextUpdate = execFileSync('openssl', ['crl', '-in', crl, '-noout', '-nextupdate'], { encoding: 'utf8' }).trim().replace(/^nextUpdate=/, '');
+    const samples = parsePrometheusText((await adminGet(guard.adminPort, '/metrics')).body).get('replguard_crl_expiry_timestamp_seconds')?.samples ?? [];
+    t.equal(samples.length, 1, 'one issuer');
+    t.equal(samples[0]?.value, Math.floor(Date.parse(nextUpdate) / 1000), `the nextUpdate openssl reads (${nextUpdate})`);
+    t.equal(samples[0]?.labels.sha256, new X509Certificate(readFileSync(pki.caFile)).fingerprint256.replace(/:/g, '').toLowerCase(), 'labelled with the CA that signed it');
   });
 
   await t.test('an authorised POP gets through, and the upstream sees the identity headers', async (t) => {
