@@ -1,13 +1,11 @@
 /** `replguard check-config -c FILE`: every check `serve` makes at start-up, without serving. */
 import { loadRoleConfig } from './role-config.ts';
 import { loadTlsMaterial } from '../tls/material.ts';
-import { parseCommandArgs, required } from './args.ts';
-
-export const usage = 'check-config -c FILE                          validate a config and the files it names';
+import { parseCommandArgs, stringArg } from './args.ts';
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('check-config', argv, { config: { type: 'string', short: 'c' } });
-  const loaded = loadRoleConfig(required('check-config', 'config', values.config));
+  const args = parseCommandArgs('check-config', argv);
+  const loaded = loadRoleConfig(stringArg(args, 'config')!);
   // The signer's files are all loaded by its validation (config/validate.ts); the guard's TLS
   // material is checked as a set here, as serve does.
   if (loaded.role === 'backup') loadTlsMaterial(loaded.config.tls);

@@ -4,9 +4,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../config/errors.ts';
 import { isPopId, POP_ID_RULE } from '../config/pop-id.ts';
 import { DevCa } from '../tls/dev-ca.ts';
-import { parseCommandArgs, required } from './args.ts';
-
-export const usage = 'dev-pki --out DIR [--pops calgary-01,zurich-01]   write a demo CA, server and POP certificates';
+import { parseCommandArgs, stringArg } from './args.ts';
 
 export function writeDevPki(out: string, pops: readonly string[]): string[] {
   mkdirSync(out, { recursive: true, mode: 0o700 });
@@ -27,9 +25,9 @@ export function writeDevPki(out: string, pops: readonly string[]): string[] {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('dev-pki', argv, { out: { type: 'string' }, pops: { type: 'string', default: 'calgary-01' } });
-  const out = required('dev-pki', 'out', values.out);
-  const pops = (values.pops ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const args = parseCommandArgs('dev-pki', argv);
+  const out = stringArg(args, 'out')!;
+  const pops = (stringArg(args, 'pops') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
   const bad = pops.filter((p) => !isPopId(p));
   if (bad.length > 0) throw new ConfigError([{ path: 'replguard dev-pki --pops', message: `not a POP id: ${bad.join(', ')} (${POP_ID_RULE})` }]);
   for (const file of writeDevPki(out, pops)) process.stdout.write(`${file}\n`);
