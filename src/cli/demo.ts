@@ -17,9 +17,8 @@ import { createOperationalLog } from '../log/operational.ts';
 import { startGuard, type Guard } from '../guard/guard.ts';
 import { startSigner, type Signer } from '../signer/signer.ts';
 import { writeDevPki } from './dev-pki.ts';
+import { parseCommandArgs } from './args.ts';
 import { packageRoot } from './package-root.ts';
-
-export const usage = 'demo                                          demo PKI + demo backup + guard, and a curl that works';
 
 function startBackup(record: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [join(packageRoot, 'demo', 'backup.mjs'), '--port', '8080', '--record', record], {
@@ -32,7 +31,8 @@ function startBackup(record: string): Promise<ChildProcess> {
   });
 }
 
-export async function run(): Promise<number> {
+export async function run(argv: string[] = []): Promise<number> {
+  parseCommandArgs('demo', argv);
   if (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined') {
     throw new ConfigError([{ path: 'demo', message: 'the demo runs under Node (npm run demo); under Deno use serve -c FILE' }]);
   }

@@ -3,9 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config/errors.ts';
 import { isPopId, POP_ID_RULE } from '../config/pop-id.ts';
-import { parseCommandArgs, required } from './args.ts';
-
-export const usage = 'dev-pki --out DIR [--pops calgary-01,zurich-01]   write a demo CA, server and POP certificates';
+import { parseCommandArgs, stringArg } from './args.ts';
 
 /**
  * node-forge (about 11 MiB resident) is loaded here, when certificates are made, never by a
@@ -31,9 +29,9 @@ export async function writeDevPki(out: string, pops: readonly string[]): Promise
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('dev-pki', argv, { out: { type: 'string' }, pops: { type: 'string', default: 'calgary-01' } });
-  const out = required('dev-pki', 'out', values.out);
-  const pops = (values.pops ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const args = parseCommandArgs('dev-pki', argv);
+  const out = stringArg(args, 'out')!;
+  const pops = (stringArg(args, 'pops') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
   const bad = pops.filter((p) => !isPopId(p));
   if (bad.length > 0) throw new ConfigError([{ path: 'replguard dev-pki --pops', message: `not a POP id: ${bad.join(', ')} (${POP_ID_RULE})` }]);
   for (const file of await writeDevPki(out, pops)) process.stdout.write(`${file}\n`);

@@ -9,10 +9,8 @@ import { credentialFingerprint } from '../crypto/secret-compare.ts';
 import { hasTokenShape } from '../core/redact.ts';
 import { secretWeakness } from '../crypto/secret-strength.ts';
 import { ConfigError } from '../config/errors.ts';
-import { parseCommandArgs, required } from './args.ts';
+import { flagArg, parseCommandArgs, stringArg } from './args.ts';
 import { writeSecretFile } from './secret-file.ts';
-
-export const usage = 'gen-token --out FILE [--force]                write a new bearer secret (32 random bytes, base64url, mode 0600)';
 
 export function generateToken(): string {
   // Redraw in the (rare) case the token loader would refuse the draw
@@ -24,9 +22,9 @@ export function generateToken(): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('gen-token', argv, { out: { type: 'string', short: 'o' }, force: { type: 'boolean', default: false } });
-  const out = required('gen-token', 'out', values.out);
-  if (existsSync(out) && !values.force) {
+  const args = parseCommandArgs('gen-token', argv);
+  const out = stringArg(args, 'out')!;
+  if (existsSync(out) && !flagArg(args, 'force')) {
     throw new ConfigError([{ path: 'replguard gen-token --out', message: `${out} exists; pass --force to replace it (the old secret stops working at the guard's next reload)` }]);
   }
   const token = generateToken();

@@ -13,25 +13,23 @@ import { certificateThumbprint, MintKeyError, mintJwt, parseMintKey, type MintKe
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { isPopId, POP_ID_RULE } from '../config/pop-id.ts';
 import { parseDuration } from '../config/units.ts';
-import { parseCommandArgs } from './args.ts';
+import { flagArg, parseCommandArgs, stringArg, stringsArg } from './args.ts';
 import { writeSecretFile } from './secret-file.ts';
 
-export const usage = 'make-jwt -k KEY --pop ID --audience ID --route METHOD:PATH [--ttl 10m] [--bind-cert CERT] [-o FILE] [--claim]   sign a JWT (or print its claims)';
-
-
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('make-jwt', argv, {
-    key: { type: 'string', short: 'k' },
-    pop: { type: 'string' },
-    audience: { type: 'string', short: 'a' },
-    route: { type: 'string', short: 'r', multiple: true },
-    ttl: { type: 'string', default: '10m' },
-    issuer: { type: 'string', default: 'replguard' },
-    alg: { type: 'string' },
-    'bind-cert': { type: 'string' },
-    out: { type: 'string', short: 'o' },
-    claim: { type: 'boolean', default: false },
-  });
+  const args = parseCommandArgs('make-jwt', argv);
+  const values = {
+    key: stringArg(args, 'key'),
+    pop: stringArg(args, 'pop'),
+    audience: stringArg(args, 'audience'),
+    route: stringsArg(args, 'route'),
+    ttl: stringArg(args, 'ttl'),
+    issuer: stringArg(args, 'issuer'),
+    alg: stringArg(args, 'alg'),
+    'bind-cert': stringArg(args, 'bind-cert'),
+    out: stringArg(args, 'out'),
+    claim: flagArg(args, 'claim'),
+  };
   const problems: ConfigProblem[] = [];
   const problem = (flag: string, message: string) => problems.push({ path: `replguard make-jwt ${flag}`, message });
 

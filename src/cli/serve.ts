@@ -6,14 +6,12 @@ import { createOperationalLog } from '../log/operational.ts';
 import { createMetrics } from '../metrics/metrics.ts';
 import { startGuard, type Guard } from '../guard/guard.ts';
 import { startSigner } from '../signer/signer.ts';
-import { parseCommandArgs, required } from './args.ts';
-
-export const usage = 'serve -c FILE                                 run the role the config names: the guard (backup) or the signer (primary)';
+import { parseCommandArgs, stringArg } from './args.ts';
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('serve', argv, { config: { type: 'string', short: 'c' } });
+  const args = parseCommandArgs('serve', argv);
   // The role comes from the config file only (docs/security.md, findings): never from the environment or a flag.
-  const loaded = loadRoleConfig(required('serve', 'config', values.config));
+  const loaded = loadRoleConfig(stringArg(args, 'config')!);
   const log = createOperationalLog(loaded.config.log.level);
   for (const w of loaded.warnings) log.warn({ key: w.path }, w.message);
   // SIGHUP re-reads the config file, the TLS material and the credential files (tokens, JWT

@@ -10,20 +10,13 @@ import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { readSignKeyFile } from '../replay/keys.ts';
 import { isValidWebhookId, isValidWebhookTimestamp, MAX_SIGNATURE_ENTRIES, type SignKey } from '../replay/signature.ts';
 import { newWebhookId, signatureHeaders } from '../replay/signing.ts';
-import { parseCommandArgs, required } from './args.ts';
-
-export const usage = 'sign --key FILE --body FILE [--id ID] [--timestamp T]   print signature headers for curl -H @-';
+import { parseCommandArgs, stringArg, stringsArg } from './args.ts';
 
 export async function run(argv: string[], now: () => number = Date.now): Promise<number> {
-  const { values } = parseCommandArgs('sign', argv, {
-    key: { type: 'string', multiple: true },
-    body: { type: 'string' },
-    id: { type: 'string' },
-    timestamp: { type: 'string' },
-  });
-  const keyFiles = values.key ?? [];
-  if (keyFiles.length === 0) required('sign', 'key', undefined);
-  const bodyFile = required('sign', 'body', values.body);
+  const args = parseCommandArgs('sign', argv);
+  const values = { id: stringArg(args, 'id'), timestamp: stringArg(args, 'timestamp') };
+  const keyFiles = stringsArg(args, 'key');
+  const bodyFile = stringArg(args, 'body')!;
   const problems: ConfigProblem[] = [];
   if (keyFiles.length > MAX_SIGNATURE_ENTRIES) problems.push({ path: 'replguard sign --key', message: `at most ${MAX_SIGNATURE_ENTRIES} keys` });
   const keys: SignKey[] = [];

@@ -2,9 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import process from 'node:process';
+import { parseCommandArgs } from './args.ts';
 import { packageRoot } from './package-root.ts';
-
-export const usage = 'version                                       print the version and the runtime dependencies';
 
 interface PackageJson {
   name: string;
@@ -20,14 +19,25 @@ function readPackage(file: string): PackageJson | undefined {
   }
 }
 
-export async function run(): Promise<number> {
+function runtimeText(): string {
+  const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined' ? 'deno' : 'node';
+  return `${runtime} ${process.versions[runtime] ?? process.version}`;
+}
+
+/** `replguard 0.1.0 (node 20.19.0)`: what `replguard --version` prints. */
+export function versionLine(): string {
+  const own = readPackage(join(packageRoot, 'package.json'));
+  return `${own?.name ?? 'replguard'} ${own?.version ?? 'unknown (package.json not found next to the program)'} (${runtimeText()})`;
+}
+
+export async function run(argv: string[] = []): Promise<number> {
+  parseCommandArgs('version', argv);
   const own = readPackage(join(packageRoot, 'package.json'));
   if (!own) {
     process.stderr.write('version: package.json not found next to the program\n');
     return 1;
   }
-  const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined' ? 'deno' : 'node';
-  const lines = [`${own.name} ${own.version} (${runtime} ${process.versions[runtime] ?? process.version})`, 'dependencies:'];
+  const lines = [`${own.name} ${own.version} (${runtimeText()})`, 'dependencies:'];
   for (const [name, range] of Object.entries(own.dependencies ?? {})) {
     const installed = readPackage(join(packageRoot, 'node_modules', name, 'package.json'));
     lines.push(`  ${name} ${installed?.version ?? `not installed (wants ${range})`}`);

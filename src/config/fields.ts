@@ -9,8 +9,15 @@ import { parseDuration, parseSize } from './units.ts';
 
 export const popIdSchema = z.string().regex(POP_ID_PATTERN, POP_ID_RULE);
 
+/**
+ * Which fields are durations (stored in ms) and sizes (stored in bytes), so that a parsed config
+ * can be written back with units (`check-config --print`). Registered on the field; zod's
+ * registry hands the entry down to the `.default()` and `.refine()` copies of it.
+ */
+export const UNITS = z.registry<{ unit: 'duration' | 'size' }>();
+
 export const duration = (example: string) =>
-  z.union([z.string(), z.number()]).transform((value, ctx) => {
+  z.union([z.string(), z.number()]).register(UNITS, { unit: 'duration' }).transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
       ctx.addIssue({ code: 'custom', message: `not a duration; write a number with a unit (ms, s, m, h, d), e.g. ${example}` });
@@ -20,7 +27,7 @@ export const duration = (example: string) =>
   });
 
 export const size = (example: string) =>
-  z.union([z.string(), z.number()]).transform((value, ctx) => {
+  z.union([z.string(), z.number()]).register(UNITS, { unit: 'size' }).transform((value, ctx) => {
     const bytes = parseSize(value);
     if (bytes === undefined) {
       ctx.addIssue({ code: 'custom', message: `not a size; write bytes or a number with a unit (KiB, MiB, GiB), e.g. ${example}` });

@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import YAML from 'yaml';
+import YAML, { LineCounter } from 'yaml';
+import type { z } from 'zod';
 import { ConfigError, formatPath, type ConfigCheck, type ConfigProblem, type Validation } from './errors.ts';
 import { checkTrustedPath } from './files.ts';
 import { configKeyPaths, keysUnder, suggestKey, type Role } from './keys.ts';
@@ -83,29 +84,97 @@ export function checkConfigFile(file: string): ConfigProblem | undefined {
  * without a valid role is judged by the guard's schema, which names the problem at `role`.
  */
 export function parseRoleConfig(text: string, file: string, checks: RoleChecks): LoadedRoleConfig {
-  const doc = YAML.parseDocument(text, { uniqueKeys: true, strict: true, prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const doc = YAML.parseDocument(text, { uniqueKeys: true, strict: true, prettyErrors: false, lineCounter });
   if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({ path: '', message: `YAML ${e.code} at line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}` })),
-    );
+    // Every syntax error, each with where it is: nothing after a syntax error can be trusted.
+    throw new ConfigError(doc.errors.map((e) => {
+      const { line, col } = lineCounter.linePos(e.pos[0]);
+      return { path: '', message: `YAML ${e.code} at line ${line}, column ${col}: ${e.message.split('\n')[0]}` };
+    }));
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 0 });
   const role: Role = (raw as { role?: unknown } | null)?.role === 'primary' ? 'primary' : 'backup';
+  const at = (problems: readonly ConfigProblem[]) => problems.map((p) => withLine(p, doc, lineCounter));
   if (role === 'primary') {
-    const parsed = primaryConfigSchema.safeParse(raw);
-    if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((issue) => describeIssue(issue, 'primary')));
-    const config = resolvePrimaryPaths(parsed.data, dirname(file));
-    const { problems, warnings } = runChecks(config, validatePrimaryConfig, checks.primary);
-    if (problems.length > 0) throw new ConfigError(problems);
-    return { role, config: deepFreeze(config), file, warnings };
+    const result = parseWithChecks(raw, primaryConfigSchema, 'primary', (c) => {
+      const config = resolvePrimaryPaths(c, dirname(file));
+      return { config, ...runChecks(config, validatePrimaryConfig, checks.primary) };
+    });
+    if (!result.config) throw new ConfigError(at(result.problems));
+    return { role, config: deepFreeze(result.config), file, warnings: at(result.warnings) };
   }
-  const parsed = configSchema.safeParse(raw ?? {});
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((issue) => describeIssue(issue, 'backup')));
+  const result = parseWithChecks(raw ?? {}, configSchema, 'backup', (c) => {
+    const config = resolvePaths(c, dirname(file));
+    return { config, ...runChecks(config, validateConfig, checks.backup) };
+  });
+  if (!result.config) throw new ConfigError(at(result.problems));
+  return { role, config: deepFreeze(result.config), file, warnings: at(result.warnings), fingerprint: createHash('sha256').update(text).digest('hex') };
+}
 
-  const config = resolvePaths(parsed.data, dirname(file));
-  const { problems, warnings } = runChecks(config, validateConfig, checks.backup);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return { role, config: deepFreeze(config), file, warnings, fingerprint: createHash('sha256').update(text).digest('hex') };
+/**
+ * The schema, then (given a parsed config) the checks. When the schema refuses some values, the
+ * checks still run on the config without them (their defaults instead), so that one run reports
+ * the file and cross-field problems too, not only the first phase's; a check's problem at a path
+ * the schema already refused is left out (it would judge the default, not what was written).
+ */
+function parseWithChecks<S extends z.ZodType, C>(
+  raw: unknown,
+  schema: S,
+  role: Role,
+  check: (parsed: z.output<S>) => Validation & { config: C },
+): { config?: C; problems: ConfigProblem[]; warnings: ConfigProblem[] } {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) {
+    const checked = check(parsed.data);
+    return checked.problems.length > 0 ? { problems: checked.problems, warnings: [] } : checked;
+  }
+  const problems = parsed.error.issues.flatMap((issue) => describeIssue(issue as Issue, role));
+  const retry = schema.safeParse(withoutIssues(raw, parsed.error.issues as Issue[]));
+  if (retry.success) {
+    const refused = problems.map((p) => p.path);
+    const related = (path: string) => refused.some((r) => r === '' || path === r || path.startsWith(`${r}.`) || path.startsWith(`${r}[`) || r.startsWith(`${path}.`) || r.startsWith(`${path}[`));
+    problems.push(...check(retry.data).problems.filter((p) => !related(p.path)));
+  }
+  return { problems, warnings: [] };
+}
+
+/** A copy of `raw` without the values the schema refused (an array with a refused item is left out whole). */
+function withoutIssues(raw: unknown, issues: readonly Issue[]): unknown {
+  const copy: unknown = structuredClone(raw);
+  for (const issue of issues) {
+    const firstIndex = issue.path.findIndex((p) => typeof p === 'number');
+    const path = firstIndex >= 0 ? issue.path.slice(0, firstIndex) : issue.path;
+    if (issue.code === 'unrecognized_keys' && firstIndex < 0 && issue.keys) {
+      const parent = getAt(copy, path);
+      if (parent && typeof parent === 'object') for (const key of issue.keys) delete (parent as Record<string, unknown>)[key];
+      continue;
+    }
+    if (path.length === 0) continue;
+    const parent = getAt(copy, path.slice(0, -1));
+    if (parent && typeof parent === 'object') delete (parent as Record<PropertyKey, unknown>)[path[path.length - 1]!];
+  }
+  return copy;
+}
+
+function getAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let node = value;
+  for (const key of path) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return node;
+}
+
+/** `message (line 12)` when the problem's key path is in the file. */
+function withLine(problem: ConfigProblem, doc: YAML.Document, lineCounter: LineCounter): ConfigProblem {
+  if (!problem.path || / \(line \d+\)$/.test(problem.message)) return problem;
+  const parts = problem.path.match(/[^.[\]]+/g)?.map((p) => (/^\d+$/.test(p) ? Number(p) : p)) ?? [];
+  for (let n = parts.length; n > 0; n--) {
+    const node = doc.getIn(parts.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+    if (node?.range) return { path: problem.path, message: `${problem.message} (line ${lineCounter.linePos(node.range[0]).line})` };
+  }
+  return problem;
 }
 
 /** The shared rules, then each feature's checks; everything any of them found. */

@@ -1,0 +1,145 @@
+/**
+ * The one usage table of the command line: every command, its options with their defaults, and
+ * an example. It is the source of `--help` (cli/help.ts), of the parsing (cli/args.ts), of the
+ * README's command list, of the man page (docs/replguard.1) and of the bash/zsh completion
+ * (`replguard completion bash|zsh`); test/docs/cli-usage.test.ts keeps the files in step.
+ * Pure data: no command is imported here, so `--help` starts nothing.
+ */
+
+export interface OptionSpec {
+  /** The long name, without `--`. */
+  readonly name: string;
+  readonly short?: string;
+  readonly type: 'string' | 'boolean';
+  /** The value's placeholder in usage lines (string options), e.g. FILE. */
+  readonly value?: string;
+  readonly multiple?: boolean;
+  readonly required?: boolean;
+  /** The default, as the command line would write it. */
+  readonly default?: string;
+  readonly description: string;
+  /** What the shell completes for the value: files, folders, or a fixed list. */
+  readonly complete?: 'file' | 'dir' | readonly string[];
+}
+
+export interface PositionalSpec {
+  readonly name: string;
+  readonly description: string;
+  readonly complete?: 'file' | readonly string[];
+}
+
+export interface CommandSpec {
+  readonly name: string;
+  /** One line, for the command list. */
+  readonly summary: string;
+  /** A paragraph for `--help` and the man page. */
+  readonly description: string;
+  readonly options: readonly OptionSpec[];
+  /** At most one positional argument, required when present. */
+  readonly positional?: PositionalSpec;
+  readonly examples: readonly string[];
+  /** false: the command reports its missing required options itself, each with its reason. */
+  readonly checksRequired?: false;
+}
+
+const config: OptionSpec = { name: 'config', short: 'c', type: 'string', value: 'FILE', required: true, description: 'the config file, of role backup or primary', complete: 'file' };
+
+export const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'serve',
+    summary: 'run the role the config names (guard or signer) until SIGTERM',
+    description: 'Runs the guard (role: backup) or the signer (role: primary), as the config file says. SIGHUP reloads the config and its files, SIGTERM drains in-flight requests up to shutdown_timeout, a second SIGTERM exits at once.',
+    options: [config],
+    examples: ['replguard serve -c /etc/replguard/replguard.yaml'],
+  },
+  {
+    name: 'check-config',
+    summary: 'every start-up check, without serving; exit 2 on a problem',
+    description: 'Validates the config and every file it names exactly as serve does at start-up, reports every problem found in one run (YAML syntax errors with line and column), and warns about what will hurt soon (a certificate expiring within 14 days, a CRL past its nextUpdate). Exit 0 when the config is usable, 2 otherwise.',
+    options: [
+      config,
+      { name: 'print', type: 'boolean', description: 'print the effective config (defaults applied, durations and sizes with units, secrets as file paths only)' },
+    ],
+    examples: ['replguard check-config -c /etc/replguard/replguard.yaml', 'replguard check-config -c config/demo.yaml --print'],
+  },
+  {
+    name: 'dev-pki',
+    summary: 'a demo CA, a localhost server certificate, a client certificate per POP (keys 0600)',
+    description: 'Writes a demo CA, a server certificate for localhost and one client certificate per POP into a folder. For demos and tests only: production certificates come from your own CA.',
+    options: [
+      { name: 'out', type: 'string', value: 'DIR', required: true, description: 'the folder to write (created mode 0700)', complete: 'dir' },
+      { name: 'pops', type: 'string', value: 'LIST', default: 'calgary-01', description: 'comma-separated POP ids, one client certificate each' },
+    ],
+    examples: ['replguard dev-pki --out ./pki --pops calgary-01,zurich-01'],
+  },
+  {
+    name: 'gen-token',
+    summary: 'a bearer secret: 32 random bytes, base64url, mode 0600; prints its fingerprint',
+    description: 'Writes a new bearer secret (32 random bytes, base64url) to FILE, mode 0600, atomically. Prints the fingerprint, never the secret.',
+    options: [
+      { name: 'out', short: 'o', type: 'string', value: 'FILE', required: true, description: 'the secret file to write', complete: 'file' },
+      { name: 'force', type: 'boolean', description: 'replace FILE if it exists (the old secret stops working at the next reload)' },
+    ],
+    examples: ['replguard gen-token --out /etc/replguard/secrets/calgary-01.token'],
+  },
+  {
+    name: 'make-jwt',
+    summary: 'a JWT for a POP (or, with --claim, the claim set for an external signer)',
+    checksRequired: false,
+    description: 'Signs a JWT that a guard accepts (asymmetric keys only), or with --claim prints the claim set for an external provider to sign.',
+    options: [
+      { name: 'key', short: 'k', type: 'string', value: 'KEY', description: 'PEM private key to sign with (required unless --claim)', complete: 'file' },
+      { name: 'pop', type: 'string', value: 'ID', required: true, description: 'the source POP (the sub claim)' },
+      { name: 'audience', short: 'a', type: 'string', value: 'ID', required: true, description: "the guard's pop_id (the aud claim)" },
+      { name: 'route', short: 'r', type: 'string', value: 'METHOD:PATH', multiple: true, required: true, description: 'a route the token may call; repeat for several' },
+      { name: 'ttl', type: 'string', value: 'DURATION', default: '10m', description: 'lifetime of the token' },
+      { name: 'issuer', type: 'string', value: 'ISS', default: 'replguard', description: 'the iss claim' },
+      { name: 'alg', type: 'string', value: 'ALG', description: 'JWS algorithm (default: follows the key)', complete: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] },
+      { name: 'bind-cert', type: 'string', value: 'CERT', description: 'bind the token to this client certificate (cnf x5t#S256)', complete: 'file' },
+      { name: 'out', short: 'o', type: 'string', value: 'FILE', description: 'write the token here, mode 0600 (default: stdout)', complete: 'file' },
+      { name: 'claim', type: 'boolean', description: 'print the claim set instead of a signed token' },
+    ],
+    examples: ['replguard make-jwt -k keys/calgary-01.key --pop calgary-01 --audience zurich-01 --route POST:/api/replication/apply'],
+  },
+  {
+    name: 'sign',
+    summary: 'the three webhook-* signature headers for a body, for curl -H @file',
+    description: 'Prints the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature) for a request body, one "name: value" line each. Several --key options sign with each (a rotation).',
+    options: [
+      { name: 'key', type: 'string', value: 'FILE', multiple: true, required: true, description: 'signing key file (whsec_, whsk_ or PEM Ed25519); repeat for a rotation', complete: 'file' },
+      { name: 'body', type: 'string', value: 'FILE', required: true, description: 'the request body', complete: 'file' },
+      { name: 'id', type: 'string', value: 'ID', description: 'the webhook-id (default: a random one)' },
+      { name: 'timestamp', type: 'string', value: 'T', description: 'Unix seconds (default: now)' },
+    ],
+    examples: ['replguard sign --key keys/calgary-01.whsec --body batch.json > headers.txt'],
+  },
+  {
+    name: 'demo',
+    summary: 'the README demo: backup, guard and signer (Node only)',
+    description: 'Creates a demo PKI and signing keys in .demo/ if missing, starts the demo backup on 127.0.0.1:8080, the guard on 8443 and the signer on 127.0.0.1:8081, and prints curl commands to try. Ctrl-C stops them.',
+    options: [],
+    examples: ['replguard demo'],
+  },
+  {
+    name: 'completion',
+    summary: 'print the bash or zsh completion script',
+    description: 'Prints a completion script generated from the usage table. bash: source it, or put it in /etc/bash_completion.d/replguard. zsh: put it as _replguard in a folder of $fpath.',
+    options: [],
+    positional: { name: 'SHELL', description: 'bash or zsh', complete: ['bash', 'zsh'] },
+    examples: ['replguard completion bash > /etc/bash_completion.d/replguard'],
+  },
+  {
+    name: 'version',
+    summary: 'the version and every runtime dependency with its version',
+    description: 'Prints the version, the runtime and every runtime dependency with its installed version. `replguard --version` prints the first line only.',
+    options: [],
+    examples: ['replguard version'],
+  },
+];
+
+/** The option every command takes. */
+export const HELP_OPTION: OptionSpec = { name: 'help', short: 'h', type: 'boolean', description: 'show this help and exit' };
+
+export function findCommand(name: string): CommandSpec | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}
