@@ -8,9 +8,11 @@ import * as checkConfig from './cli/check-config.ts';
 import * as completion from './cli/completion.ts';
 import * as demo from './cli/demo.ts';
 import * as devPki from './cli/dev-pki.ts';
+import * as doctor from './cli/doctor.ts';
 import * as genToken from './cli/gen-token.ts';
 import { renderHelp, renderOverview } from './cli/help.ts';
 import * as makeJwt from './cli/make-jwt.ts';
+import * as migrateConfig from './cli/migrate-config.ts';
 import * as serve from './cli/serve.ts';
 import * as sign from './cli/sign.ts';
 import { COMMANDS, findCommand } from './cli/usage-table.ts';
@@ -20,6 +22,8 @@ import * as version from './cli/version.ts';
 const RUN: Record<string, (argv: string[]) => Promise<number>> = {
   serve: serve.run,
   'check-config': checkConfig.run,
+  doctor: doctor.run,
+  'migrate-config': migrateConfig.run,
   'dev-pki': devPki.run,
   'gen-token': genToken.run,
   'make-jwt': makeJwt.run,

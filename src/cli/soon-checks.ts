@@ -3,11 +3,12 @@
  * days. One list of checks, each a function of the loaded config and the clock, so that a new
  * one (e.g. a bearer secret's expiry) is one more entry of SOON_CHECKS.
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ConfigProblem } from '../config/errors.ts';
 import type { LoadedRoleConfig } from '../config/load.ts';
 import type { CrlIndex } from '../tls/crl.ts';
+import { parseCertificates } from '../tls/material.ts';
 
 /** A certificate expiring within this long is worth a warning: time to renew it. */
 export const EXPIRY_WARNING_MS = 14 * 86_400_000;
@@ -20,12 +21,10 @@ export interface SoonContext {
 
 export type SoonCheck = (loaded: LoadedRoleConfig, context: SoonContext) => ConfigProblem[];
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
 /** The certificates of a PEM file; none when it cannot be read (the config checks say why). */
 function certificates(file: string): X509Certificate[] {
   try {
-    return (readFileSync(file, 'utf8').match(PEM_CERT) ?? []).map((pem) => new X509Certificate(pem));
+    return parseCertificates(readFileSync(file, 'utf8'));
   } catch {
     return [];
   }

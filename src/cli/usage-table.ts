@@ -63,6 +63,27 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['replguard check-config -c /etc/replguard/replguard.yaml', 'replguard check-config -c config/demo.yaml --print'],
   },
   {
+    name: 'doctor',
+    summary: 'diagnose a deployment: config, files, certificates, CRL, upstream, Redis, admin port',
+    description: 'What to run when it does not work: checks the config, every file it names (readable, mode, owner), the certificates (chain, expiry, names), the CRL\'s freshness, that the upstream (or the remote guard) answers a TCP connection, that Redis answers when configured, and that the admin listener can bind. One line per check, ok or the problem and its fix; exit 1 on any problem. Sends no replication request.',
+    options: [
+      config,
+      { name: 'timeout', type: 'string', value: 'DURATION', default: '5s', description: 'time allowed for each network check' },
+    ],
+    examples: ['replguard doctor -c /etc/replguard/replguard.yaml'],
+  },
+  {
+    name: 'migrate-config',
+    summary: "convert the security review's replication.yaml into a replguard config",
+    description: "Reads a config in the format of the security review's secure example (pop_id, region, role, backup_pop, auth.method with mtls_* or token_file, replication.*, security.*) and writes the equivalent replguard config for its role: the guard for a backup, the signer for a primary. Every key without an equivalent is listed on stderr with the reason; review the result, then run check-config on it.",
+    options: [
+      { name: 'out', short: 'o', type: 'string', value: 'FILE', description: 'write the new config here (default: stdout)', complete: 'file' },
+      { name: 'force', type: 'boolean', description: 'replace FILE if it exists' },
+    ],
+    positional: { name: 'FILE', description: 'the old replication.yaml', complete: 'file' },
+    examples: ['replguard migrate-config /etc/clavitor/replication.yaml -o /etc/replguard/replguard.yaml'],
+  },
+  {
     name: 'dev-pki',
     summary: 'a demo CA, a localhost server certificate, a client certificate per POP (keys 0600)',
     description: 'Writes a demo CA, a server certificate for localhost and one client certificate per POP into a folder. For demos and tests only: production certificates come from your own CA.',

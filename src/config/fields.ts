@@ -10,14 +10,15 @@ import { parseDuration, parseSize } from './units.ts';
 export const popIdSchema = z.string().regex(POP_ID_PATTERN, POP_ID_RULE);
 
 /**
- * Which fields are durations (stored in ms) and sizes (stored in bytes), so that a parsed config
- * can be written back with units (`check-config --print`). Registered on the field; zod's
- * registry hands the entry down to the `.default()` and `.refine()` copies of it.
+ * Which fields are durations (stored in ms), sizes (stored in bytes) and file paths, so that a
+ * parsed config can be written back with units (`check-config --print`) and its files listed
+ * (`doctor`). Registered on the field; zod's registry hands the entry down to the `.default()`,
+ * `.optional()` and `.refine()` copies of it.
  */
-export const UNITS = z.registry<{ unit: 'duration' | 'size' }>();
+export const FIELD_KINDS = z.registry<{ kind: 'duration' | 'size' | 'file' }>();
 
 export const duration = (example: string) =>
-  z.union([z.string(), z.number()]).register(UNITS, { unit: 'duration' }).transform((value, ctx) => {
+  z.union([z.string(), z.number()]).register(FIELD_KINDS, { kind: 'duration' }).transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
       ctx.addIssue({ code: 'custom', message: `not a duration; write a number with a unit (ms, s, m, h, d), e.g. ${example}` });
@@ -27,7 +28,7 @@ export const duration = (example: string) =>
   });
 
 export const size = (example: string) =>
-  z.union([z.string(), z.number()]).register(UNITS, { unit: 'size' }).transform((value, ctx) => {
+  z.union([z.string(), z.number()]).register(FIELD_KINDS, { kind: 'size' }).transform((value, ctx) => {
     const bytes = parseSize(value);
     if (bytes === undefined) {
       ctx.addIssue({ code: 'custom', message: `not a size; write bytes or a number with a unit (KiB, MiB, GiB), e.g. ${example}` });
@@ -37,7 +38,7 @@ export const size = (example: string) =>
   });
 
 export const port = z.number().int().min(0).max(65535);
-export const filePath = z.string().min(1);
+export const filePath = z.string().min(1).register(FIELD_KINDS, { kind: 'file' });
 
 /** A SHA-256 certificate fingerprint, hex with or without colons; stored as lowercase hex. */
 export const sha256Pin = z.string().transform((value, ctx) => {

@@ -11,6 +11,7 @@ import YAML, { LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, formatPath, type ConfigCheck, type ConfigProblem, type Validation } from './errors.ts';
 import { checkTrustedPath } from './files.ts';
+import { LEGACY_KEY_HINTS } from './legacy.ts';
 import { configKeyPaths, keysUnder, suggestKey, type Role } from './keys.ts';
 import { configSchema, type Config } from './schema.ts';
 import { primaryConfigSchema, type PrimaryConfig } from './primary-schema.ts';
@@ -84,15 +85,7 @@ export function checkConfigFile(file: string): ConfigProblem | undefined {
  * without a valid role is judged by the guard's schema, which names the problem at `role`.
  */
 export function parseRoleConfig(text: string, file: string, checks: RoleChecks): LoadedRoleConfig {
-  const lineCounter = new LineCounter();
-  const doc = YAML.parseDocument(text, { uniqueKeys: true, strict: true, prettyErrors: false, lineCounter });
-  if (doc.errors.length > 0) {
-    // Every syntax error, each with where it is: nothing after a syntax error can be trusted.
-    throw new ConfigError(doc.errors.map((e) => {
-      const { line, col } = lineCounter.linePos(e.pos[0]);
-      return { path: '', message: `YAML ${e.code} at line ${line}, column ${col}: ${e.message.split('\n')[0]}` };
-    }));
-  }
+  const { doc, lineCounter } = parseYaml(text, '');
   const raw: unknown = doc.toJS({ maxAliasCount: 0 });
   const role: Role = (raw as { role?: unknown } | null)?.role === 'primary' ? 'primary' : 'backup';
   const at = (problems: readonly ConfigProblem[]) => problems.map((p) => withLine(p, doc, lineCounter));
@@ -113,6 +106,22 @@ export function parseRoleConfig(text: string, file: string, checks: RoleChecks):
 }
 
 /**
+ * YAML text as a document (duplicate keys refused), or a ConfigError at `path` with every syntax
+ * error, each with its line and column: nothing after a syntax error can be trusted.
+ */
+export function parseYaml(text: string, path: string): { doc: YAML.Document; lineCounter: LineCounter } {
+  const lineCounter = new LineCounter();
+  const doc = YAML.parseDocument(text, { uniqueKeys: true, strict: true, prettyErrors: false, lineCounter });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => {
+      const { line, col } = lineCounter.linePos(e.pos[0]);
+      return { path, message: `YAML ${e.code} at line ${line}, column ${col}: ${e.message.split('\n')[0]}` };
+    }));
+  }
+  return { doc, lineCounter };
+}
+
+/**
  * The schema, then (given a parsed config) the checks. When the schema refuses some values, the
  * checks still run on the config without them (their defaults instead), so that one run reports
  * the file and cross-field problems too, not only the first phase's; a check's problem at a path
@@ -129,7 +138,7 @@ function parseWithChecks<S extends z.ZodType, C>(
     const checked = check(parsed.data);
     return checked.problems.length > 0 ? { problems: checked.problems, warnings: [] } : checked;
   }
-  const problems = parsed.error.issues.flatMap((issue) => describeIssue(issue as Issue, role));
+  const problems = parsed.error.issues.flatMap((issue) => describeIssue(issue as Issue, role, raw));
   const retry = schema.safeParse(withoutIssues(raw, parsed.error.issues as Issue[]));
   if (retry.success) {
     const refused = problems.map((p) => p.path);
@@ -166,15 +175,28 @@ function getAt(value: unknown, path: readonly PropertyKey[]): unknown {
   return node;
 }
 
-/** `message (line 12)` when the problem's key path is in the file. */
+/** `message (line 12)` when the problem's key path is in the file: the line of its key (of its item, in a list). */
 function withLine(problem: ConfigProblem, doc: YAML.Document, lineCounter: LineCounter): ConfigProblem {
   if (!problem.path || / \(line \d+\)$/.test(problem.message)) return problem;
   const parts = problem.path.match(/[^.[\]]+/g)?.map((p) => (/^\d+$/.test(p) ? Number(p) : p)) ?? [];
   for (let n = parts.length; n > 0; n--) {
-    const node = doc.getIn(parts.slice(0, n), true) as { range?: [number, number, number] } | undefined;
-    if (node?.range) return { path: problem.path, message: `${problem.message} (line ${lineCounter.linePos(node.range[0]).line})` };
+    const start = startOf(doc.getIn(parts.slice(0, n - 1), true), parts[n - 1]!);
+    if (start !== undefined) return { path: problem.path, message: `${problem.message} (line ${lineCounter.linePos(start).line})` };
   }
   return problem;
+}
+
+/** Where `key` (a map key or a list index) of a YAML collection node starts in the text. */
+function startOf(parent: unknown, key: string | number): number | undefined {
+  if (YAML.isMap(parent)) {
+    const pair = parent.items.find((p) => YAML.isScalar(p.key) && p.key.value === key);
+    return YAML.isScalar(pair?.key) ? pair.key.range?.[0] : undefined;
+  }
+  if (YAML.isSeq(parent) && typeof key === 'number') {
+    const item = parent.items[key];
+    return YAML.isNode(item) ? item.range?.[0] : undefined;
+  }
+  return undefined;
 }
 
 /** The shared rules, then each feature's checks; everything any of them found. */
@@ -213,9 +235,18 @@ const OTHER_ROLE_HINTS: Record<Role, Record<string, string>> = {
   },
 };
 
+/** Keys of the security review's replication.yaml: where they moved (a signer's `auth:` only when it is the old one, else it is a guard key). */
+function legacyHint(role: Role, schemaPath: string, raw: unknown): string | undefined {
+  const hint = LEGACY_KEY_HINTS[role][schemaPath];
+  if (hint === undefined || schemaPath !== 'auth') return hint;
+  const auth = (raw as { auth?: unknown } | null)?.auth;
+  const old = ['method', 'mtls_cert', 'mtls_key', 'mtls_ca', 'token_file', 'token_rotation_interval'];
+  return auth !== null && typeof auth === 'object' && old.some((k) => k in auth) ? hint : undefined;
+}
+
 type Issue = { code: string; path: PropertyKey[]; message: string; keys?: string[] };
 
-function describeIssue(issue: Issue, role: Role): ConfigProblem[] {
+function describeIssue(issue: Issue, role: Role, raw: unknown): ConfigProblem[] {
   const path = formatPath(issue.path);
   if (issue.code === 'unrecognized_keys' && issue.keys) {
     const parent = issue.path.filter((p) => typeof p !== 'number').join('.');
@@ -224,6 +255,8 @@ function describeIssue(issue: Issue, role: Role): ConfigProblem[] {
     return issue.keys.map((key) => {
       const keyPath = path ? `${path}.${key}` : key;
       const schemaPath = parent ? `${parent}.${key}` : key;
+      const legacy = legacyHint(role, schemaPath, raw);
+      if (legacy !== undefined) return { path: keyPath, message: legacy };
       const hint = OTHER_ROLE_HINTS[role][schemaPath];
       if (hint !== undefined) return { path: keyPath, message: hint };
       if (otherRole.includes(schemaPath)) return { path: keyPath, message: CASCADE[role] };

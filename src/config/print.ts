@@ -1,10 +1,11 @@
 /**
  * The effective config as an operator reads it (`check-config --print`): every default applied,
  * paths absolute, durations and sizes written back with units (300000 ms is `5m`). The config
- * holds no secret, only the paths of the files that do, so nothing is left out.
+ * holds no secret, only the paths of the files that do, so nothing is left out. Also the list of
+ * the files a config names (`doctor`).
  */
 import type { z } from 'zod';
-import { UNITS } from './fields.ts';
+import { FIELD_KINDS } from './fields.ts';
 import { configSchema } from './schema.ts';
 import { primaryConfigSchema } from './primary-schema.ts';
 import type { Role } from './keys.ts';
@@ -12,11 +13,11 @@ import type { Role } from './keys.ts';
 type Def = { type: string; innerType?: z.ZodType; in?: z.ZodType; shape?: Record<string, z.ZodType>; element?: z.ZodType };
 const defOf = (schema: z.ZodType) => (schema as unknown as { _zod: { def: Def } })._zod.def;
 
-/** The unit of a field, looking through default, optional, refine and transform wrappers. */
-function unitOf(schema: z.ZodType | undefined): 'duration' | 'size' | undefined {
+/** The kind of a field, looking through default, optional, refine and transform wrappers. */
+function kindOf(schema: z.ZodType | undefined): 'duration' | 'size' | 'file' | undefined {
   for (let s = schema; s !== undefined;) {
-    const unit = UNITS.get(s)?.unit;
-    if (unit) return unit;
+    const kind = FIELD_KINDS.get(s)?.kind;
+    if (kind) return kind;
     const def = defOf(s);
     s = def.innerType ?? (def.type === 'pipe' ? def.in : undefined);
   }
@@ -48,8 +49,9 @@ export function formatSize(bytes: number): string {
 }
 
 function withUnits(value: unknown, schema: z.ZodType | undefined): unknown {
-  const unit = unitOf(schema);
-  if (unit && typeof value === 'number') return unit === 'duration' ? formatDuration(value) : formatSize(value);
+  const kind = kindOf(schema);
+  if (kind === 'duration' && typeof value === 'number') return formatDuration(value);
+  if (kind === 'size' && typeof value === 'number') return formatSize(value);
   const def = container(schema);
   if (Array.isArray(value)) return value.map((v) => withUnits(v, def?.type === 'array' ? def.element : undefined));
   if (value !== null && typeof value === 'object') {
@@ -58,7 +60,31 @@ function withUnits(value: unknown, schema: z.ZodType | undefined): unknown {
   return value;
 }
 
+const schemaOf = (role: Role) => (role === 'backup' ? configSchema : primaryConfigSchema);
+
+function collectFiles(value: unknown, schema: z.ZodType | undefined, path: string, out: Array<{ path: string; file: string }>): void {
+  if (kindOf(schema) === 'file' && typeof value === 'string') {
+    out.push({ path, file: value });
+    return;
+  }
+  const def = container(schema);
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => {
+      collectFiles(v, def?.type === 'array' ? def.element : undefined, `${path}[${i}]`, out);
+    });
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) collectFiles(v, def?.type === 'object' ? def.shape?.[k] : undefined, path ? `${path}.${k}` : k, out);
+  }
+}
+
+/** Every file a parsed config of `role` names, with its key path (`peers[0].token_files[1]`). */
+export function configFiles(role: Role, config: object): Array<{ path: string; file: string }> {
+  const out: Array<{ path: string; file: string }> = [];
+  collectFiles(config, schemaOf(role), '', out);
+  return out;
+}
+
 /** A parsed config of `role` as plain data with units, for YAML output. */
 export function effectiveConfig(role: Role, config: object): Record<string, unknown> {
-  return withUnits(config, role === 'backup' ? configSchema : primaryConfigSchema) as Record<string, unknown>;
+  return withUnits(config, schemaOf(role)) as Record<string, unknown>;
 }
