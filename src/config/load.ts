@@ -223,6 +223,7 @@ function resolvePrimaryPaths(config: PrimaryConfig, base: string): PrimaryConfig
       ...(credentials.jwt_token_file !== undefined ? { jwt_token_file: at(credentials.jwt_token_file) } : {}),
     },
     signing_keys: config.signing_keys.map(at),
+    ...(config.control_plane !== undefined ? { control_plane: resolveControlPlanePaths(config.control_plane, at) } : {}),
   };
 }
 

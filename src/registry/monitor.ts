@@ -25,12 +25,14 @@ import { loadRegistryKeys, type RegistryKeySet } from './keys.ts';
 import { checkRole, MAX_REGISTRY_BYTES, RegistryError, verifyRegistry } from './verify.ts';
 
 /** What every request gets while this process does not serve (pipeline/reasons.ts). */
-export type ServingReason = 'REGISTRY_ROLE_MISMATCH' | 'REGISTRY_POP_UNLISTED' | 'REGISTRY_EXPIRED';
+export type ServingReason = 'REGISTRY_ROLE_MISMATCH' | 'REGISTRY_POP_UNLISTED' | 'REGISTRY_EXPIRED' | 'REGISTRY_BACKUP_NOT_LISTED';
 export type ServingState = { readonly serving: true } | { readonly serving: false; readonly reason: ServingReason; readonly detail: string };
 
 export interface RegistryIdentity {
   readonly popId: string;
   readonly role: 'primary' | 'backup';
+  /** The signer's backup (`backup.id`): the registry must list it in this primary's `replicates_to`. */
+  readonly backupId?: string;
 }
 
 export interface RegistryMonitorDeps {
@@ -56,6 +58,9 @@ const SOURCE = 'file';
 export function servingProblem(registry: Registry, identity: RegistryIdentity, settings: Pick<ControlPlaneConfig, 'expiry_grace'>, now: number): { reason: ServingReason; detail: string } | undefined {
   const role = checkRole(registry, identity.popId, identity.role);
   if (role) return { reason: role.code, detail: role.message };
+  if (identity.backupId !== undefined && !registry.byId.get(identity.popId)!.replicates_to.includes(identity.backupId)) {
+    return { reason: 'REGISTRY_BACKUP_NOT_LISTED', detail: `registry serial ${registry.payload.serial} does not list backup ${identity.backupId} in ${identity.popId}'s replicates_to` };
+  }
   const end = registry.payload.exp * 1000 + settings.expiry_grace;
   if (now >= end) return { reason: 'REGISTRY_EXPIRED', detail: `registry serial ${registry.payload.serial} expired at ${new Date(registry.payload.exp * 1000).toISOString()} (grace ended ${new Date(end).toISOString()})` };
   return undefined;
@@ -93,7 +98,8 @@ export async function startRegistryMonitor(settings: Readonly<ControlPlaneConfig
   }
   const problem = servingProblem(inForce, identity, settings, now());
   if (problem) {
-    throw new ConfigError([{ path: problem.reason === 'REGISTRY_ROLE_MISMATCH' ? 'role' : 'pop_id', message: `${problem.reason}: ${problem.detail}; this process does not start in a role the control plane does not confirm` }]);
+    const at = { REGISTRY_ROLE_MISMATCH: 'role', REGISTRY_POP_UNLISTED: 'pop_id', REGISTRY_BACKUP_NOT_LISTED: 'backup.id', REGISTRY_EXPIRED: 'control_plane.registry_file' }[problem.reason];
+    throw new ConfigError([{ path: at, message: `${problem.reason}: ${problem.detail}; this process does not start in a role the control plane does not confirm` }]);
   }
   const fields = (registry: Registry) => ({ source: SOURCE, serial: registry.payload.serial, kid: registry.kid, expires: new Date(registry.payload.exp * 1000).toISOString() });
   record(registryEvent('REGISTRY_UPDATED', { ...fields(inForce), ...registryChanges(undefined, inForce) }, `start-up: ${file}`));
