@@ -7,6 +7,7 @@ import * as demo from './cli/demo.ts';
 import * as devPki from './cli/dev-pki.ts';
 import * as genToken from './cli/gen-token.ts';
 import * as makeJwt from './cli/make-jwt.ts';
+import * as registry from './cli/registry.ts';
 import * as serve from './cli/serve.ts';
 import * as sign from './cli/sign.ts';
 import * as version from './cli/version.ts';
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, Command> = {
   'dev-pki': devPki,
   'gen-token': genToken,
   'make-jwt': makeJwt,
+  registry,
   demo,
   sign,
   version,
