@@ -107,6 +107,12 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     await state.close();
     throw err;
   }
+  if (registry) {
+    metrics.trackRegistry(() => {
+      const { serial, exp } = registry.current().payload;
+      return { serial, expiresMs: exp * 1000 };
+    });
+  }
   metrics.trackCertificates(() => {
     const material = live.tlsMaterial();
     return [

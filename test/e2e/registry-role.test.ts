@@ -16,6 +16,7 @@ import { adminGet } from '../helpers/admin.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
 import { atomicWrite, waitFor } from '../helpers/reload.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
@@ -49,6 +50,7 @@ function guardConfig(upstream: string, registryFile: string, controlPlane: Recor
   return baseConfig(pki, upstream, { control_plane: { keys: [hqPublic], registry_file: registryFile, poll_interval: '1s', ...controlPlane } });
 }
 
+const metric = async (guard: GuardProcess, name: string, labels: Record<string, string> = {}) => sampleValue(parsePrometheusText((await adminGet(guard.adminPort, '/metrics')).body), name, labels);
 const registryEvents = (guard: GuardProcess, reason: string): AuditRecord[] => guard.audit().filter((e) => e.event.reason === reason);
 const reasonOf = async (guard: GuardProcess, agent?: Agent): Promise<string> => {
   const before = guard.audit().length;
@@ -95,6 +97,8 @@ t.test('run time: a registry that stops confirming the role stops serving, on op
   t.equal(registryEvents(guard, 'REGISTRY_UPDATED')[0]?.replguard.registry.serial, 5, 'the start-up registry is audited');
   t.equal((await adminGet(guard.adminPort, '/readyz')).status, 200);
   t.equal(await reasonOf(guard, agent), '200 FORWARDED', 'served on a keep-alive connection');
+  t.equal(await metric(guard, 'replguard_registry_serial'), 5, 'the serial in force is a metric');
+  t.ok((await metric(guard, 'replguard_registry_expiry_seconds')) > 3000, 'and its expiry');
 
   // Refused: tampered, unknown key, older serial, the same serial with other content. Each is
   // audited once with its code and the guard keeps serving under serial 5.
@@ -127,6 +131,9 @@ t.test('run time: a registry that stops confirming the role stops serving, on op
   t.same(updated.replguard.registry.removed, ['calgary-01'], 'what changed is audited');
   t.same(updated.replguard.registry.changed, ['zurich-01']);
   t.equal((await adminGet(guard.adminPort, '/readyz')).status, 503, 'readyz false');
+  t.equal(await metric(guard, 'replguard_registry_serial'), 8);
+  t.equal(await metric(guard, 'replguard_registry_events_total', { reason: 'REGISTRY_REFUSED', refusal: 'REGISTRY_ROLLBACK' }), 1, 'each refusal counted by its code');
+  t.equal(await metric(guard, 'replguard_registry_events_total', { reason: 'REGISTRY_SERVING_STOPPED', refusal: 'none' }), 1);
   t.equal(await reasonOf(guard, agent), '503 REGISTRY_ROLE_MISMATCH', 'refused on the connection opened before');
   t.equal(await reasonOf(guard), '503 REGISTRY_ROLE_MISMATCH', 'refused on a new connection');
   const forwarded = backup.received().length;
