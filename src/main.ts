@@ -13,6 +13,7 @@ import * as genToken from './cli/gen-token.ts';
 import { renderHelp, renderOverview } from './cli/help.ts';
 import * as makeJwt from './cli/make-jwt.ts';
 import * as migrateConfig from './cli/migrate-config.ts';
+import * as registry from './cli/registry.ts';
 import * as serve from './cli/serve.ts';
 import * as sign from './cli/sign.ts';
 import { COMMANDS, findCommand } from './cli/usage-table.ts';
@@ -28,6 +29,7 @@ const RUN: Record<string, (argv: string[]) => Promise<number>> = {
   'gen-token': genToken.run,
   'make-jwt': makeJwt.run,
   sign: (argv) => sign.run(argv),
+  registry: registry.run,
   demo: demo.run,
   completion: completion.run,
   version: version.run,

@@ -5,7 +5,7 @@
  */
 import { REASONS, type EventReason } from '../pipeline/reasons.ts';
 import type { BanRecord } from '../store/ban-store.ts';
-import { baseEvent, clip, ECS_VERSION, Fields, requestPath, userAgent, type AuditEvent } from './event.ts';
+import { baseEvent, clip, ECS_VERSION, Fields, requestPath, userAgent, type AuditEvent, type RegistryFields } from './event.ts';
 
 /** A file whose material a reload took out of force (reload/source.ts HeldFile). */
 export interface RemovedFile {
@@ -123,4 +123,22 @@ export function adminEvent(
   if (ua) event.user_agent = ua;
   fields.mark(event.replguard);
   return event;
+}
+
+/** The registry events (registry/monitor.ts): a change, a refusal, an expiry warning, serving stopped or resumed. */
+export type RegistryEventReason = 'REGISTRY_UPDATED' | 'REGISTRY_REFUSED' | 'REGISTRY_EXPIRING' | 'REGISTRY_SERVING_STOPPED' | 'REGISTRY_SERVING_RESUMED';
+
+/** A registry event; `detail` is operator text (file names, serials, the verifier's message), clipped. */
+export function registryEvent(reason: RegistryEventReason, registry: RegistryFields, detail?: string): AuditEvent {
+  const failure = reason === 'REGISTRY_REFUSED' || reason === 'REGISTRY_SERVING_STOPPED';
+  const fields: RegistryFields = { ...registry, source: clip(registry.source)! };
+  for (const list of ['added', 'removed', 'changed'] as const) {
+    const ids = fields[list];
+    if (ids !== undefined) fields[list] = ids.slice(0, 100).map((id) => clip(id)!);
+  }
+  return {
+    ecs: { version: ECS_VERSION },
+    event: baseEvent(reason, REASONS[reason].alert, failure ? 'failure' : 'success', 'registry', ['configuration'], ['change']),
+    replguard: { registry: fields, ...(detail !== undefined ? { detail: clip(detail) } : {}) },
+  };
 }

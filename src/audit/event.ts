@@ -126,7 +126,30 @@ export interface AuditEvent {
     ban?: { key: string; since?: string; until: string; failures?: number; trigger?: string };
     /** On CREDENTIAL_REMOVED: each file whose material went out of force, its config key and POP. */
     removed?: Array<{ key: string; file: string; pop?: string }>;
+    /**
+     * On REGISTRY_* events (docs/control-plane.md): the registry's serial (and the one it
+     * replaced), where it came from, who signed it, when it expires, the POPs it added, removed
+     * and changed, why a document was refused, and what this process now does.
+     */
+    registry?: RegistryFields;
   };
+}
+
+/** `replguard.registry` of a REGISTRY_* event. */
+export interface RegistryFields {
+  source: string;
+  serial?: number;
+  previous_serial?: number;
+  kid?: string;
+  /** ISO 8601. */
+  expires?: string;
+  added?: string[];
+  removed?: string[];
+  changed?: string[];
+  /** Why a document was refused (a REGISTRY_REFUSALS code of registry/verify.ts). */
+  refusal?: string;
+  /** `serving`, or the request code every request gets while this process does not serve. */
+  state?: string;
 }
 
 export function baseEvent(reason: string, alert: boolean, outcome: 'success' | 'failure', action: string, category: string[], type: string[]): AuditEvent['event'] {

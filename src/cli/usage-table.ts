@@ -135,6 +135,28 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['replguard sign --key keys/calgary-01.whsec --body batch.json > headers.txt'],
   },
   {
+    name: 'registry',
+    summary: "HQ's side of the signed POP registry: keygen, sign, verify, show",
+    description: 'HQ tools for the control plane (docs/control-plane.md). keygen writes an HQ key pair (PREFIX.key, mode 0600, and PREFIX.pub for control_plane.keys). sign turns a YAML or JSON payload into a signed registry (a compact JWS). verify checks a registry as a POP would, against the public keys and, with --previous, against the registry in force (no rollback); it exits 1 with the refusal code when a POP would refuse it. show prints the payload, verified when --keys is given. Each option belongs to the subcommands named in its description.',
+    options: [
+      { name: 'out', short: 'o', type: 'string', value: 'PATH', description: 'keygen: the key files\' prefix (PREFIX.key, PREFIX.pub); sign: the signed registry to write', complete: 'file' },
+      { name: 'alg', type: 'string', value: 'ALG', default: 'EdDSA', description: 'keygen: the key type', complete: ['EdDSA', 'ES256'] },
+      { name: 'force', type: 'boolean', description: 'keygen: replace existing key files' },
+      { name: 'key', short: 'k', type: 'string', value: 'FILE', description: 'sign: the HQ private key (PEM)', complete: 'file' },
+      { name: 'kid', type: 'string', value: 'KID', description: "sign: the key id to write (default: the key's thumbprint)" },
+      { name: 'in', short: 'i', type: 'string', value: 'FILE', description: 'sign: the payload (YAML or JSON); verify, show: the signed registry', complete: 'file' },
+      { name: 'keys', type: 'string', value: 'PUB', multiple: true, description: "verify, show: an HQ public key; repeat during HQ's key rotation", complete: 'file' },
+      { name: 'previous', type: 'string', value: 'FILE', description: 'verify: the registry in force, to refuse a rollback', complete: 'file' },
+    ],
+    positional: { name: 'SUBCOMMAND', description: 'keygen, sign, verify or show', complete: ['keygen', 'sign', 'verify', 'show'] },
+    examples: [
+      'replguard registry keygen -o hq-2026',
+      'replguard registry sign -k hq-2026.key -i registry.yaml -o registry.jws',
+      'replguard registry verify --keys hq-2026.pub -i registry.jws --previous registry-in-force.jws',
+    ],
+    checksRequired: false,
+  },
+  {
     name: 'demo',
     summary: 'the README demo: backup, guard and signer (Node only)',
     description: 'Creates a demo PKI and signing keys in .demo/ if missing, starts the demo backup on 127.0.0.1:8080, the guard on 8443 and the signer on 127.0.0.1:8081, and prints curl commands to try. Ctrl-C stops them.',

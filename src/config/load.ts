@@ -13,7 +13,7 @@ import { ConfigError, formatPath, type ConfigCheck, type ConfigProblem, type Val
 import { checkTrustedPath } from './files.ts';
 import { LEGACY_KEY_HINTS } from './legacy.ts';
 import { configKeyPaths, keysUnder, suggestKey, type Role } from './keys.ts';
-import { configSchema, type Config } from './schema.ts';
+import { configSchema, type Config, type ControlPlaneConfig } from './schema.ts';
 import { primaryConfigSchema, type PrimaryConfig } from './primary-schema.ts';
 import { validateConfig, validatePrimaryConfig } from './validate.ts';
 
@@ -304,7 +304,12 @@ function resolvePaths(config: Config, base: string): Config {
       ...(config.store.password_file !== undefined ? { password_file: at(config.store.password_file) } : {}),
       ...(config.store.ca_file !== undefined ? { ca_file: at(config.store.ca_file) } : {}),
     },
+    ...(config.control_plane !== undefined ? { control_plane: resolveControlPlanePaths(config.control_plane, at) } : {}),
   };
+}
+
+function resolveControlPlanePaths(cp: ControlPlaneConfig, at: (p: string) => string): ControlPlaneConfig {
+  return { ...cp, keys: cp.keys.map(at), registry_file: at(cp.registry_file) };
 }
 
 function resolvePrimaryPaths(config: PrimaryConfig, base: string): PrimaryConfig {
@@ -320,6 +325,7 @@ function resolvePrimaryPaths(config: PrimaryConfig, base: string): PrimaryConfig
       ...(credentials.jwt_token_file !== undefined ? { jwt_token_file: at(credentials.jwt_token_file) } : {}),
     },
     signing_keys: config.signing_keys.map(at),
+    ...(config.control_plane !== undefined ? { control_plane: resolveControlPlanePaths(config.control_plane, at) } : {}),
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { adminListener, duration, filePath, listenerLimits, popIdSchema, port, sha256Pin } from './fields.ts';
-import { configSchema, JWT_ALGORITHMS } from './schema.ts';
+import { configSchema, controlPlaneSchema, JWT_ALGORITHMS } from './schema.ts';
 
 /** The route the primary's replication client posts to, and the only one the signer serves. */
 export const SIGNER_ROUTE = { method: 'POST', path: '/api/replication/apply' } as const;
@@ -119,6 +119,12 @@ export const primaryConfigSchema = z.strictObject({
   limits: z.strictObject(listenerLimits).prefault({}),
   shutdown_timeout: configSchema.shape.shutdown_timeout,
   log: configSchema.shape.log,
+  /**
+   * The signed POP registry that confirms this signer's role (`controlPlaneSchema`): it must list
+   * `pop_id` as a primary with `backup.id` in its `replicates_to`. Otherwise the signer does not
+   * start (exit 2), or at run time sends nothing (503 to the primary, readyz false). Default: none.
+   */
+  control_plane: controlPlaneSchema.optional(),
 });
 
 /** The signer's config as written. */

@@ -123,6 +123,39 @@ const jwtConfig = z.strictObject({
   cache_max_entries: z.number().int().min(0).max(1_000_000).default(10_000),
 });
 
+/**
+ * `control_plane:` the signed POP registry of the operator's control plane (docs/control-plane.md).
+ * When set, this process runs only while a registry signed by one of `keys` lists its `pop_id`
+ * with its `role`: at start-up a missing, refused or mismatching registry is a configuration
+ * error (exit 2); at run time a verified registry that says otherwise, or the registry in force
+ * running past its expiry plus `expiry_grace`, stops serving (readyz false, every request 503).
+ * Restart-only on the guard. Default: none (roles come from this file alone).
+ */
+export const controlPlaneSchema = z.strictObject({
+  /**
+   * HQ's public keys (PEM `PUBLIC KEY` or JWK files), Ed25519 (EdDSA) or P-256 (ES256): a
+   * registry must be signed by one of them, named by the JWS `kid` (the JWK's `kid`, else the
+   * key's RFC 7638 thumbprint). Several at once so HQ can rotate its key. At least one.
+   */
+  keys: z.array(filePath).min(1, 'list at least one HQ public key file (replguard registry keygen writes one)').max(16),
+  /**
+   * The registry document (a compact JWS, as `replguard registry sign` writes it), e.g. from
+   * GitOps or a ConfigMap mount. Re-read every `poll_interval` and on SIGHUP; a new document
+   * that is refused (unknown key, bad signature, older serial, expired) keeps the one in force.
+   */
+  registry_file: filePath,
+  /** How often the registry file is re-read. Default 30s; 1s to 1h. */
+  poll_interval: duration('30s').default(30_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'poll_interval must be between 1s and 1h'),
+  /**
+   * How long the registry in force still counts after its `exp` (alert events meanwhile); after
+   * it, this process stops serving until a newer registry arrives. Default 0s: fails closed at `exp`.
+   */
+  expiry_grace: duration('1h').default(0).refine((ms) => ms <= 7 * 86_400_000, 'expiry_grace is at most 7d'),
+  /** How long before the registry's `exp` an alert (REGISTRY_EXPIRING) is written at every poll. Default 24h. */
+  expiry_warning: duration('24h').default(86_400_000),
+});
+export type ControlPlaneConfig = z.output<typeof controlPlaneSchema>;
+
 export const configSchema = z.strictObject({
   /** This POP's id; the default JWT audience. */
   pop_id: popIdSchema,
@@ -192,6 +225,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** The authorised source POPs. An empty list admits nobody: fails closed. */
   peers: z.array(peer).default([]),
+  /** The signed POP registry that confirms this guard's role (see `controlPlaneSchema`). Default: none. */
+  control_plane: controlPlaneSchema.optional(),
   /**
    * Freshness and replay protection of signed requests; active exactly when `auth.methods`
    * lists `signature` (an unsigned timestamp or nonce can be forged, so writing this section

@@ -18,6 +18,7 @@ import { createRepeatAggregator } from '../audit/repeats.ts';
 import { createSharedState, loadRedisDriver } from '../store/create.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
+import { startRegistryMonitor, type RegistryMonitor } from '../registry/monitor.ts';
 import { loadAdminToken, type AdminToken } from '../service/admin-access.ts';
 import { startAdminServer } from '../service/admin.ts';
 import { drainServer } from '../service/drain.ts';
@@ -62,6 +63,13 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     metrics.observe(event);
   };
 
+  // The control plane's registry confirms this guard's role before anything listens: a refused
+  // or mismatching registry is a ConfigError (exit 2). Made once per process (restart-only).
+  const registry: RegistryMonitor | undefined = config.control_plane
+    ? await startRegistryMonitor(config.control_plane, { popId: config.pop_id, role: 'backup' }, { now, log, record })
+    : undefined;
+  const serving = () => registry?.state().serving ?? true;
+
   // Nonces, rate counters and bans: in memory, or in Redis shared with other replicas. Made once
   // per process: a config reload builds a new pipeline over the same state.
   const state = createSharedState(config, { now, log, ...(config.store.type === 'redis' ? { redis: await loadRedisDriver() } : {}) });
@@ -92,11 +100,18 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   // Config, TLS context and pipeline in force; they change on reload (guard/reload.ts).
   try {
-    live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore, bans, limiters: state.limiters } });
+    live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) } });
   } catch (err) {
+    registry?.close();
     bans.stop();
     await state.close();
     throw err;
+  }
+  if (registry) {
+    metrics.trackRegistry(() => {
+      const { serial, exp } = registry.current().payload;
+      return { serial, expiresMs: exp * 1000 };
+    });
   }
   metrics.trackCertificates(() => {
     const material = live.tlsMaterial();
@@ -147,6 +162,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');
   } catch (err) {
     live.close();
+    registry?.close();
     throw err;
   }
   listening = true;
@@ -170,7 +186,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       });
     }
     admin = await startAdminServer(config.admin.host, config.admin.port, {
-      ready: () => listening && !draining && state.ready(),
+      ready: () => listening && !draining && state.ready() && serving(),
       metrics: () => metrics.render(),
       bans,
       adminToken: () => adminToken?.current(),
@@ -180,6 +196,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     adminToken?.close();
     server.close();
     live.close();
+    registry?.close();
     bans.stop();
     await state.close();
     throw err;
@@ -194,10 +211,11 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   return {
     port,
     adminPort,
-    ready: () => listening && !draining && state.ready(),
+    ready: () => listening && !draining && state.ready() && serving(),
     reload: (trigger) => {
       live.reload(trigger);
       adminToken?.reload(trigger);
+      void registry?.refresh(trigger);
     },
     shutdown() {
       shutdownPromise ??= (async () => {
@@ -211,6 +229,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         for (let waited = 0; requests.unrecorded() > 0 && waited < 1000; waited += 10) await sleep(10);
         requests.recordAll();
         live.close();
+        registry?.close();
         adminToken?.close();
         gate.close();
         repeats.flush();

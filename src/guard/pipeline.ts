@@ -21,6 +21,8 @@ import { compose, type Pipeline, type Stage } from '../pipeline/stage.ts';
 import { createForwardStage } from '../proxy/forward.ts';
 import { createRequestHeadersStage } from '../proxy/request-headers-stage.ts';
 import type { ReloadListener, ReloadResult, ReloadTrigger } from '../reload/source.ts';
+import { createRegistryStage } from '../registry/registry-stage.ts';
+import type { ServingState } from '../registry/monitor.ts';
 import { createRouteStage } from '../route/route-stage.ts';
 import type { ClientTrust } from '../tls/client-trust.ts';
 import { createConnectionTrustStage } from '../tls/connection-stage.ts';
@@ -41,6 +43,8 @@ export interface PipelineDeps {
   readonly limiters: Pick<Limiters, 'addressRate' | 'popRate'>;
   /** The client trust in force (CA bundle and CRLs), which changes with the TLS material. */
   readonly clientTrust: () => ClientTrust;
+  /** Whether the control plane's registry lets this guard serve (when control_plane is set). */
+  readonly registry?: () => ServingState;
   /**
    * Told the result of every reload of a stage's file-backed material (metrics). A stage whose
    * material comes from files creates it with `createReloadableSource({..., onReload})`.
@@ -85,6 +89,8 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
   const bans = createBanStages(deps.bans);
   const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS });
   const stages: Stage[] = [
+    // 0. The control plane confirms this guard's role (registry/): otherwise nothing is served.
+    ...(deps.registry ? [createRegistryStage(deps.registry)] : []),
     // 1. TLS: verified at the handshake (guard/tls-gate.ts), where banned clients are cut too;
     //    a connection's certificate is verified again when the trust changed since.
     //    HTTP framing the parser let through (smuggling forms, too many header fields).

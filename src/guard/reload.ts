@@ -40,10 +40,10 @@ import { buildPipeline, type GuardPipeline, type PipelineDeps } from './pipeline
  * identity, and where its shared state lives. A change is reported (per leaf key path) and the
  * value in force is kept; the rest of the reload still applies.
  */
-export const RESTART_ONLY = ['role', 'pop_id', 'listen', 'admin', 'store'] as const;
+export const RESTART_ONLY = ['role', 'pop_id', 'listen', 'admin', 'store', 'control_plane'] as const;
 
 /** State made once per process and shared by every pipeline generation (a reload keeps it). */
-export type SharedPipelineDeps = Pick<PipelineDeps, 'nonceStore' | 'bans' | 'limiters'>;
+export type SharedPipelineDeps = Pick<PipelineDeps, 'nonceStore' | 'bans' | 'limiters' | 'registry'>;
 
 export interface LiveGuardDeps {
   readonly log: OperationalLog;

@@ -47,6 +47,8 @@ export interface Metrics {
   trackBearerSecrets(list: () => readonly ExpiringSecret[]): void;
   /** A reload of credential material (SIGHUP, file change, interval) and how it went. */
   countReload(result: 'success' | 'failure'): void;
+  /** The control plane's registry in force, read on every scrape (none without control_plane). */
+  trackRegistry(current: () => { serial: number; expiresMs: number } | undefined): void;
   /** An audit destination failed to write or reopen. */
   countAuditError(destination: 'stdout' | 'file'): void;
   /**
@@ -109,6 +111,36 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     registers,
   });
   for (const destination of ['stdout', 'file'] as const) auditErrors.inc({ destination }, 0);
+
+  // The signed POP registry (docs/control-plane.md): every REGISTRY_* event counted, and the
+  // registry in force read on every scrape. Bounded: 5 event codes x the refusal codes (or none).
+  const registryEvents = new Counter({
+    name: 'replguard_registry_events_total',
+    help: 'Events of the control plane\'s registry by reason code (REGISTRY_UPDATED, REGISTRY_REFUSED, ...) and, for a refusal, its refusal code ("none" otherwise).',
+    labelNames: ['reason', 'refusal'] as const,
+    registers,
+  });
+  let registryInForce: () => { serial: number; expiresMs: number } | undefined = () => undefined;
+  new Gauge({
+    name: 'replguard_registry_serial',
+    help: 'Serial of the registry in force (absent without control_plane).',
+    registers,
+    collect() {
+      this.reset();
+      const current = registryInForce();
+      if (current) this.set(current.serial);
+    },
+  });
+  new Gauge({
+    name: 'replguard_registry_expiry_seconds',
+    help: 'Seconds until the registry in force expires (negative once expired; absent without control_plane).',
+    registers,
+    collect() {
+      this.reset();
+      const current = registryInForce();
+      if (current) this.set(secondsUntil(current.expiresMs));
+    },
+  });
 
   let certificates: () => readonly CertificateInUse[] = () => [];
   new Gauge({
@@ -229,6 +261,10 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
         tlsRefusals.inc({ reason });
         return;
       }
+      if (action === 'registry') {
+        registryEvents.inc({ reason, refusal: event.replguard.registry?.refusal ?? 'none' });
+        return;
+      }
       if (action !== 'replication-request') return;
       const pop = popLabel(event.replguard.pop);
       requestCounter(outcome, reason, pop).inc();
@@ -245,6 +281,9 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     },
     trackBearerSecrets(list) {
       bearerSecrets = list;
+    },
+    trackRegistry(current) {
+      registryInForce = current;
     },
     countReload(result) {
       reloads.inc({ result });

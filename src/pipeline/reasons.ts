@@ -144,6 +144,18 @@ export const REASONS = {
   CONFIG_RELOAD_FAILED: { kind: 'event', alert: true, bans: false, description: 'new material was refused; the previous material stays in force' },
   CREDENTIAL_REMOVED: { kind: 'event', alert: true, bans: false, description: 'a reload took credential material out of force (a file deleted or emptied): its POP is refused with it from now on' },
 
+  // The signed POP registry (registry/, docs/control-plane.md): this process's role is confirmed
+  // by the control plane; while it is not, every request is refused, never served in a wrong role.
+  REGISTRY_ROLE_MISMATCH: { kind: 'request', status: 503, alert: true, bans: false, description: 'the registry in force lists this pop_id with another role than the config\'s: every request is refused (readyz false) until a registry confirms the role' },
+  REGISTRY_POP_UNLISTED: { kind: 'request', status: 503, alert: true, bans: false, description: 'the registry in force does not list this pop_id: every request is refused (readyz false) until a registry lists it' },
+  REGISTRY_EXPIRED: { kind: 'request', status: 503, alert: true, bans: false, description: 'the registry in force is past its exp plus control_plane.expiry_grace and no newer one was accepted: every request is refused (readyz false)' },
+  REGISTRY_BACKUP_NOT_LISTED: { kind: 'signer', status: 503, alert: true, bans: false, description: 'the registry in force does not list backup.id among this primary\'s replicates_to: the signer sends nothing (readyz false) until a registry lists it' },
+  REGISTRY_UPDATED: { kind: 'event', alert: false, bans: false, description: 'a newer registry was verified and is in force (replguard.registry: serial, source, POPs added, removed and changed)' },
+  REGISTRY_REFUSED: { kind: 'event', alert: true, bans: false, description: 'a registry document was refused (unknown key, bad signature, malformed, rollback, reused serial, expired, unreadable): the one in force is kept' },
+  REGISTRY_EXPIRING: { kind: 'event', alert: true, bans: false, description: 'the registry in force expires within control_plane.expiry_warning, or is past exp within control_plane.expiry_grace: HQ must issue a new one' },
+  REGISTRY_SERVING_STOPPED: { kind: 'event', alert: true, bans: false, description: 'this process stopped serving because of the registry (its reason code in replguard.registry.state)' },
+  REGISTRY_SERVING_RESUMED: { kind: 'event', alert: true, bans: false, description: 'a registry confirms this process\'s role again: it serves again' },
+
   INTERNAL_PREREQUISITE_MISSING: { kind: 'request', status: 500, alert: true, bans: false, description: 'a stage found what an earlier stage provides missing (a pipeline-order bug: compose() refuses such an order at start-up, so this is a backstop); never counted toward a ban' },
   INTERNAL: { kind: 'request', status: 500, alert: true, bans: false, description: 'an unexpected error; its stack is in the operational log' },
 } as const satisfies Record<string, ReasonEntry>;

@@ -29,6 +29,8 @@ export const REGISTRY_REFUSALS = [
   'REGISTRY_EXPIRED',
   /** Its `iat` is later than now (beyond the clock tolerance). */
   'REGISTRY_NOT_YET_VALID',
+  /** The source could not be read (file missing or unreadable). */
+  'REGISTRY_UNREADABLE',
 ] as const;
 export type RegistryRefusalCode = (typeof REGISTRY_REFUSALS)[number];
 

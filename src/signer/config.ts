@@ -4,6 +4,7 @@
  */
 import { collectProblems, type ConfigCheck, type Validation } from '../config/errors.ts';
 import type { PrimaryConfig } from '../config/primary-schema.ts';
+import { checkControlPlaneConfig } from '../registry/config-checks.ts';
 import { loadSignerMaterial } from './material.ts';
 
 function checkSignerMaterial(config: Readonly<PrimaryConfig>): Validation {
@@ -12,4 +13,4 @@ function checkSignerMaterial(config: Readonly<PrimaryConfig>): Validation {
   return { problems, warnings: [] };
 }
 
-export const SIGNER_CONFIG_CHECKS: readonly ConfigCheck<PrimaryConfig>[] = [checkSignerMaterial];
+export const SIGNER_CONFIG_CHECKS: readonly ConfigCheck<PrimaryConfig>[] = [checkSignerMaterial, checkControlPlaneConfig];

@@ -28,6 +28,8 @@ import { newConnection, newRequestContext, type RequestContext } from '../pipeli
 import { REASONS, Rejection, type Reason } from '../pipeline/reasons.ts';
 import { sendRejection, setSecurityHeaders } from '../pipeline/respond.ts';
 import { downstreamResponseHeaders } from '../proxy/headers.ts';
+import { startRegistryMonitor, type RegistryMonitor } from '../registry/monitor.ts';
+import { createRegistryStage } from '../registry/registry-stage.ts';
 import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts';
 import { jsonBounds } from '../replay/body-contract.ts';
 import { newWebhookId, signRequest } from '../replay/signing.ts';
@@ -72,6 +74,13 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   const { audit, log } = deps;
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? realSleep;
+  // The control plane's registry must list this POP as a primary that replicates to backup.id;
+  // otherwise a ConfigError (exit 2) before anything listens.
+  const registry: RegistryMonitor | undefined = config.control_plane
+    ? await startRegistryMonitor(config.control_plane, { popId: config.pop_id, role: 'primary', backupId: config.backup.id }, { now, log, record: (event) => audit.write(event) })
+    : undefined;
+  const registryStage = registry ? createRegistryStage(() => registry.state()) : undefined;
+  const serving = () => registry?.state().serving ?? true;
   const target = backupTarget(config.backup);
   const maxAttempts = config.retry.max_retries + 1;
   const bodyStage = createBodyStage(config);
@@ -95,13 +104,19 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
     }
     return agent;
   };
-  const material = createReloadableSource({
-    name: 'signer material',
-    load: () => loadSignerMaterial(config, now()),
-    paths: signerMaterialPaths(config),
-    log,
-    intervalMs: config.reload_interval,
-  });
+  let material: ReturnType<typeof createReloadableSource<SignerMaterial>>;
+  try {
+    material = createReloadableSource({
+      name: 'signer material',
+      load: () => loadSignerMaterial(config, now()),
+      paths: signerMaterialPaths(config),
+      log,
+      intervalMs: config.reload_interval,
+    });
+  } catch (err) {
+    registry?.close();
+    throw err;
+  }
   agentFor(material.current());
 
   let draining = false;
@@ -159,6 +174,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
     // Steps 1-3: refused here, nothing is sent; one event with attempt 0.
     let prepared: PreparedBody;
     try {
+      registryStage?.run(ctx);
       checkRoute(req);
       ctx.path = SIGNER_ROUTE.path;
       await bodyStage.run(ctx);
@@ -195,6 +211,13 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   async function deliver(ctx: RequestContext, prepared: PreparedBody, stop: AbortSignal): Promise<void> {
     const { res } = ctx;
     for (let attempt = 1; ; attempt++) {
+      // A retry after the registry stopped confirming this role sends nothing.
+      const registryState = registry?.state();
+      if (registryState && !registryState.serving) {
+        if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(registryState.reason, registryState.detail), true);
+        audit.write(signerEvent({ ...base(ctx), reason: registryState.reason, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[registryState.reason].status, detail: registryState.detail }));
+        return;
+      }
       const started = performance.now();
       const m = material.current();
       const webhookId = newWebhookId();
@@ -274,14 +297,21 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
     }
   }
 
-  await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');
+  try {
+    await listenOrExplain(server, config.listen.host, config.listen.port, 'listen');
+  } catch (err) {
+    registry?.close();
+    material.close();
+    throw err;
+  }
   listening = true;
   const port = (server.address() as { port: number }).port;
   let admin: HttpServer;
   try {
-    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining, metrics: () => metrics.render() }, log);
+    admin = await startAdminServer(config.admin.host, config.admin.port, { ready: () => listening && !draining && serving(), metrics: () => metrics.render() }, log);
   } catch (err) {
     server.close();
+    registry?.close();
     material.close();
     throw err;
   }
@@ -296,10 +326,11 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   return {
     port,
     adminPort,
-    ready: () => listening && !draining,
+    ready: () => listening && !draining && serving(),
     reload: (trigger) => {
       material.reload(trigger);
       agentFor(material.current());
+      void registry?.refresh(trigger);
     },
     shutdown() {
       shutdownPromise ??= (async () => {
@@ -309,6 +340,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
         drain.abort();
         await drained;
         listening = false;
+        registry?.close();
         material.close();
         agent?.destroy();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
