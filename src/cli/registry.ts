@@ -21,7 +21,7 @@ import { RegistryError, signRegistry, verifyRegistry } from '../registry/verify.
 import { type ArgValue, parseCommandArgs } from './args.ts';
 import { writeSecretFile } from './secret-file.ts';
 
-const problem = (where: string, message: string) => new ConfigError([{ path: `replguard registry ${where}`, message }]);
+const problem = (where: string, message: string) => new ConfigError([{ path: where ? `replguard registry ${where}` : 'replguard registry', message }]);
 
 function readText(file: string, where: string): string {
   try {

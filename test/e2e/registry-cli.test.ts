@@ -90,3 +90,18 @@ t.test('a guard confirms its role from what the commands wrote', async (t) => {
   t.teardown(() => guard.stop());
   t.equal((await call(guard.port, pki.caFile, { cert: pki.client('calgary-01') })).status, 200);
 });
+
+t.test('usage mistakes: exit 2, each named with what fits instead', async (t) => {
+  const none = await runCli(['registry']);
+  t.equal(none.code, 2);
+  t.match(none.stderr, /SUBCOMMAND is required: keygen, sign, verify or show/);
+  const unknown = await runCli(['registry', 'sing']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /replguard registry: "sing" is not a subcommand; use keygen, sign, verify, show/);
+  const foreign = await runCli(['registry', 'show', '-i', 'registry.jws', '--previous', 'old.jws']);
+  t.equal(foreign.code, 2, 'an option of another subcommand is not silently ignored');
+  t.match(foreign.stderr, /replguard registry show: --previous does not apply to show; it takes --keys, --in/);
+  const missing = await runCli(['registry', 'sign', '-i', 'registry.yaml']);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /replguard registry sign: --key is required/);
+});
