@@ -57,7 +57,7 @@ t.test('an unknown option or command names the closest known one, exit 2', async
     [['serve', '--confg', 'x.yaml'], /unknown option --confg; did you mean --config\?/],
     [['check-config', '-c', 'x.yaml', '--prnit'], /unknown option --prnit; did you mean --print\?/],
     [['make-jwt', '--audiance', 'zurich-01'], /unknown option --audiance; did you mean --audience\?/],
-    [['gen-token', '--zzzzzzzz'], /unknown option --zzzzzzzz; known options: --out, --force/],
+    [['gen-token', '--zzzzzzzz'], /unknown option --zzzzzzzz; known options: --out, --not-after, --force/],
     [['chek-config'], /unknown command "chek-config"; did you mean "check-config"\?/],
     [['serve'], /--config is required \(replguard serve --help\)/],
     [['version', 'extra'], /unexpected argument "extra"/],
