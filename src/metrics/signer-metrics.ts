@@ -5,6 +5,7 @@
  *
  * Label values are bounded: `outcome` success|failure, `reason` a code of the REASONS table.
  */
+import type { Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SignerAuditEvent } from '../audit/signer-event.ts';
 import { registerProcessMetrics } from './process.ts';
@@ -15,8 +16,26 @@ export interface SignerMetrics {
   /** A request of the primary was taken in; the returned function marks it answered (once). */
   requestStarted(): (heldSeconds: number) => void;
   /** The certificate the backup's guard presented on the latest attempt that got that far. */
-  guardCertificate(cert: { readonly subject: string; readonly sha256: string; readonly notAfterMs: number }): void;
+  guardCertificate(cert: CertificateFacts): void;
+  /**
+   * Where this POP's own client certificate in force is read on each scrape (the signer's
+   * material, so a reload shows on the next scrape); undefined: none configured.
+   */
+  readClientCertificate(read: () => CertificateFacts | undefined): void;
+  /**
+   * A socket an attempt is sent on, new or reused from the keep-alive pool: counted once, as an
+   * open connection to the guard, until it closes.
+   */
+  guardConnection(socket: Socket): void;
   render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** A certificate as the expiry gauges label it. */
+export interface CertificateFacts {
+  readonly subject: string;
+  readonly sha256: string;
+  /** notAfter, epoch ms. */
+  readonly notAfterMs: number;
 }
 
 /** Seconds; from an immediate answer to the longest hold the retry table allows (docs/signer.md). */
@@ -54,9 +73,28 @@ export function createSignerMetrics(): SignerMetrics {
     labelNames: ['subject', 'sha256'] as const,
     registers,
   });
+  let readClient: () => CertificateFacts | undefined = () => undefined;
+  new Gauge({
+    name: 'replguard_signer_client_certificate_expiry_timestamp_seconds',
+    help: 'notAfter (Unix seconds) of this POP\'s client certificate in force (client_tls.cert_file), by subject and SHA-256.',
+    labelNames: ['subject', 'sha256'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const cert = readClient();
+      if (cert && Number.isFinite(cert.notAfterMs)) this.set({ subject: cert.subject, sha256: cert.sha256 }, Math.floor(cert.notAfterMs / 1000));
+    },
+  });
+  const guardConnections = new Gauge({
+    name: 'replguard_signer_guard_connections_open',
+    help: 'TLS connections to the backup\'s guard open now (in use or idle in the keep-alive pool).',
+    registers,
+  });
+  const counted = new WeakSet<Socket>();
   let guardSha = '';
   retries.inc(0);
   inFlight.set(0);
+  guardConnections.set(0);
   return {
     observe(event) {
       if (event.replguard.attempt > 0) attempts.inc({ outcome: event.event.outcome, reason: event.event.reason });
@@ -77,6 +115,15 @@ export function createSignerMetrics(): SignerMetrics {
       guardSha = cert.sha256;
       guardExpiry.reset();
       guardExpiry.set({ subject: cert.subject, sha256: cert.sha256 }, Math.floor(cert.notAfterMs / 1000));
+    },
+    readClientCertificate(read) {
+      readClient = read;
+    },
+    guardConnection(socket) {
+      if (counted.has(socket) || socket.destroyed) return;
+      counted.add(socket);
+      guardConnections.inc();
+      socket.once('close', () => guardConnections.dec());
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };
