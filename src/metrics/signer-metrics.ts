@@ -11,7 +11,7 @@ import type { SignerAuditEvent } from '../audit/signer-event.ts';
 import { registerProcessMetrics } from './process.ts';
 
 export interface SignerMetrics {
-  /** Counts one signer audit event: an attempt (attempt > 0) by outcome and reason, a retry. */
+  /** Counts one signer audit event: an attempt (attempt > 0) by outcome and reason, a retry, a delivery's end (final, attempt > 0). */
   observe(event: SignerAuditEvent): void;
   /** A request of the primary was taken in; the returned function marks it answered (once). */
   requestStarted(): (heldSeconds: number) => void;
@@ -48,6 +48,12 @@ export function createSignerMetrics(): SignerMetrics {
   const attempts = new Counter({
     name: 'replguard_signer_attempts_total',
     help: 'Delivery attempts to the backup\'s guard by outcome and reason code (docs/reasons.md).',
+    labelNames: ['outcome', 'reason'] as const,
+    registers,
+  });
+  const deliveries = new Counter({
+    name: 'replguard_signer_deliveries_total',
+    help: 'Requests of the primary that reached an attempt, by how they finally ended (outcome and reason code): what the primary got.',
     labelNames: ['outcome', 'reason'] as const,
     registers,
   });
@@ -99,6 +105,7 @@ export function createSignerMetrics(): SignerMetrics {
     observe(event) {
       if (event.replguard.attempt > 0) attempts.inc({ outcome: event.event.outcome, reason: event.event.reason });
       if (!event.replguard.final) retries.inc();
+      else if (event.replguard.attempt > 0) deliveries.inc({ outcome: event.event.outcome, reason: event.event.reason });
     },
     requestStarted() {
       inFlight.inc();

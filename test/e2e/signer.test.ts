@@ -386,6 +386,8 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
     t.equal(sampleValue(m, 'replguard_signer_attempts_total', { outcome: 'failure', reason: 'SIGNER_BACKUP_UNREACHABLE' }), 2);
     t.equal(sampleValue(m, 'replguard_signer_attempts_total', { outcome: 'success', reason: 'SIGNER_DELIVERED' }), 1);
     t.equal(sampleValue(m, 'replguard_signer_retries_total'), 2);
+    t.equal(sampleValue(m, 'replguard_signer_deliveries_total', { outcome: 'success', reason: 'SIGNER_DELIVERED' }), 1, 'one delivery, after three attempts');
+    t.equal(m.get('replguard_signer_deliveries_total')?.samples.length, 1, 'and no failed one');
     t.equal(sampleValue(m, 'replguard_signer_request_hold_seconds_count'), 1, 'one request held');
     t.equal(sampleValue(m, 'replguard_signer_requests_in_flight'), 0, 'none held now');
     const guardX509 = new X509Certificate(guardCertPem);
