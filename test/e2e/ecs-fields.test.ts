@@ -20,6 +20,7 @@ import { makePki } from '../helpers/pki.ts';
 import { primaryPost } from '../helpers/primary.ts';
 import { rawTcp, rawTls } from '../helpers/raw-tls.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import { signerConfig } from '../helpers/signer-config.ts';
 import { makeHmacKey, writeKeyFile } from '../helpers/signing.ts';
 import { closedPortUrl } from '../helpers/upstream.ts';
 
@@ -76,25 +77,14 @@ t.test('every audit event of a guard and a signer is exact ECS', async (t) => {
     admin: { host: '127.0.0.1', port: 0, token_file: adminTokenFile },
   }));
   const backupUrl = `https://127.0.0.1:${guard.port}`;
-  const signerConfig = (url: string, overrides: Record<string, unknown> = {}) => ({
-    pop_id: 'calgary-01',
-    role: 'primary',
-    listen: { host: '127.0.0.1', port: 0 },
-    backup: { id: 'zurich-01', url, ca_file: pki.caFile, server_name: 'localhost', timeout: '5s' },
-    client_tls: { cert_file: calgary.cert, key_file: calgary.key },
-    credentials: { token_file: tokenFile },
-    signing_keys: [keyFile],
-    admin: { host: '127.0.0.1', port: 0 },
-    shutdown_timeout: '5s',
-    ...overrides,
-  });
-  const [signer, refusedSigner, lonelySigner, pinnedSigner] = await Promise.all([
-    startGuard(signerConfig(backupUrl)),
-    startGuard(signerConfig(backupUrl, { credentials: { token_file: wrongTokenFile } })),
-    startGuard(signerConfig((await closedPortUrl()).replace(/^http:/, 'https:'), { retry: { max_retries: 1 } })),
-    startGuard(signerConfig(backupUrl, { backup: { id: 'zurich-01', url: backupUrl, ca_file: pki.caFile, server_name: 'localhost', timeout: '5s', pin_sha256: ['ab'.repeat(32)] } })),
+  const signer = (url: string, overrides: Record<string, unknown> = {}) => signerConfig(pki, url, calgary, { credentials: { token_file: tokenFile }, signing_keys: [keyFile], ...overrides });
+  const [delivering, refusedSigner, lonelySigner, pinnedSigner] = await Promise.all([
+    startGuard(signer(backupUrl)),
+    startGuard(signer(backupUrl, { credentials: { token_file: wrongTokenFile } })),
+    startGuard(signer((await closedPortUrl()).replace(/^http:/, 'https:'), { retry: { max_retries: 1 } })),
+    startGuard(signer(backupUrl, { backup: { id: 'zurich-01', url: backupUrl, ca_file: pki.caFile, server_name: 'localhost', timeout: '5s', pin_sha256: ['ab'.repeat(32)] } })),
   ]);
-  const processes: Record<string, GuardProcess> = { guard, banning, signer, refusedSigner, lonelySigner, pinnedSigner };
+  const processes: Record<string, GuardProcess> = { guard, banning, signer: delivering, refusedSigner, lonelySigner, pinnedSigner };
   t.teardown(async () => {
     await Promise.all(Object.values(processes).map((p) => p.stop()));
     await upstream.stop();
@@ -141,15 +131,15 @@ t.test('every audit event of a guard and a signer is exact ECS', async (t) => {
 
   // The signer: delivered, refused before any attempt, refused by the guard, no guard, a wrong pin.
   const batch = JSON.stringify({ source_pop: 'calgary-01', entries: [{ id: 1, op: 'upsert' }] });
-  t.equal((await primaryPost(signer.port, batch)).status, 200, 'delivered');
-  t.equal((await primaryPost(signer.port, 'not json')).status, 400);
-  t.equal((await primaryPost(signer.port, batch, { path: '/elsewhere' })).status, 404);
+  t.equal((await primaryPost(delivering.port, batch)).status, 200, 'delivered');
+  t.equal((await primaryPost(delivering.port, 'not json')).status, 400);
+  t.equal((await primaryPost(delivering.port, batch, { path: '/elsewhere' })).status, 404);
   t.equal((await primaryPost(refusedSigner.port, batch)).status, 401, 'the guard\'s refusal is relayed');
   t.equal((await primaryPost(lonelySigner.port, batch)).status, 502);
   t.equal((await primaryPost(pinnedSigner.port, batch)).status, 502);
   // A signer writes a request's last event once its answer closed: wait for each of them.
   const finals = (e: AuditRecord) => e.replguard?.final === true;
-  await Promise.all([signer.waitForEvents(finals, 3), refusedSigner.waitForEvents(finals, 1), lonelySigner.waitForEvents(finals, 1), pinnedSigner.waitForEvents(finals, 1)]);
+  await Promise.all([delivering.waitForEvents(finals, 3), refusedSigner.waitForEvents(finals, 1), lonelySigner.waitForEvents(finals, 1), pinnedSigner.waitForEvents(finals, 1)]);
 
   const events = Object.entries(processes).flatMap(([name, p]) => p.audit().map((e): [string, AuditRecord] => [name, e]));
   const reasons = new Set(events.map(([, e]) => e.event.reason as string));

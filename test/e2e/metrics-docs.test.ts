@@ -14,7 +14,7 @@ import { baseConfig, ROOT, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
 import { generateToken } from '../../src/cli/gen-token.ts';
 import { makePki } from '../helpers/pki.ts';
 import { primaryPost } from '../helpers/primary.ts';
-import { makeHmacKey, writeKeyFile } from '../helpers/signing.ts';
+import { signerConfig } from '../helpers/signer-config.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
 import { rawTcp } from '../helpers/raw-tls.ts';
 import { RUNTIME } from '../helpers/runtime.ts';
@@ -89,16 +89,7 @@ t.test('the signer: every documented metric is served, and every served one docu
     auth: { methods: ['mtls', 'bearer'] },
     peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, token_files: [tokenFile] }],
   }));
-  const signer = await startGuard({
-    pop_id: 'calgary-01',
-    role: 'primary',
-    listen: { host: '127.0.0.1', port: 0 },
-    backup: { id: 'zurich-01', url: `https://127.0.0.1:${guard.port}`, ca_file: pki.caFile, server_name: 'localhost', timeout: '5s' },
-    client_tls: { cert_file: calgary.cert, key_file: calgary.key },
-    credentials: { token_file: tokenFile },
-    signing_keys: [writeKeyFile(makeHmacKey().text)],
-    admin: { host: '127.0.0.1', port: 0 },
-  });
+  const signer = await startGuard(signerConfig(pki, `https://127.0.0.1:${guard.port}`, calgary, { credentials: { token_file: tokenFile } }));
   t.teardown(async () => {
     await signer.stop();
     await guard.stop();

@@ -18,7 +18,7 @@ import { call, refusedAtConnection } from '../helpers/client.ts';
 import { baseConfig, ROOT, startGuard } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { primaryPost } from '../helpers/primary.ts';
-import { makeHmacKey, writeKeyFile } from '../helpers/signing.ts';
+import { signerConfig } from '../helpers/signer-config.ts';
 import { parsePrometheusText, type Family } from '../helpers/prometheus.ts';
 import { startBackup } from '../helpers/upstream.ts';
 import { until } from '../helpers/wait.ts';
@@ -150,15 +150,7 @@ t.test('every metric the dashboard and the rules query is one the guard or the s
   const good = pki.client('calgary-01');
   const backup = await startBackup();
   const guard = await startGuard(baseConfig(pki, backup.url));
-  const signer = await startGuard({
-    pop_id: 'calgary-01',
-    role: 'primary',
-    listen: { host: '127.0.0.1', port: 0 },
-    backup: { id: 'zurich-01', url: `https://127.0.0.1:${guard.port}`, ca_file: pki.caFile, server_name: 'localhost', timeout: '5s' },
-    client_tls: { cert_file: good.cert, key_file: good.key },
-    signing_keys: [writeKeyFile(makeHmacKey().text)],
-    admin: { host: '127.0.0.1', port: 0 },
-  });
+  const signer = await startGuard(signerConfig(pki, `https://127.0.0.1:${guard.port}`, good));
   t.teardown(async () => {
     await signer.stop();
     await guard.stop();
