@@ -17,6 +17,7 @@ import t from 'tap';
 import { REASONS } from '../../src/pipeline/reasons.ts';
 import { adminGet } from '../helpers/admin.ts';
 import { call } from '../helpers/client.ts';
+import { ecsProblems } from '../helpers/ecs.ts';
 import { baseConfig, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleSum, sampleValue } from '../helpers/prometheus.ts';
@@ -193,6 +194,7 @@ t.test('one event per request for every reachable reason, metrics to match, no s
       const where = `${reason}`;
       t.match(e['@timestamp'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, where);
       t.equal(e.event.dataset, 'replguard.audit', where);
+      t.same(ecsProblems(e), [], `${where}: exact ECS (@elastic/ecs's field list)`);
       t.same(Object.keys(e.log), ['level'], `${where}: no log.type (not an ECS field)`);
       t.equal(e.ecs.version, '8.11.0', where);
       t.equal(e.event.kind, REASONS[reason].alert ? 'alert' : 'event', `${where} kind`);
