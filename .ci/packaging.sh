@@ -123,6 +123,23 @@ if [ -x "$helm_dir/helm" ] || "$tools/helm/get-helm.sh" "$helm_dir" >"$work/get-
   check "cert-manager: the signer's client Certificate feeds its mounted Secret" crd_shape -f "$chart/ci/signer-values.yaml"
   check "PodMonitor and PrometheusRule shapes" crd_shape -f "$chart/ci/prometheus-values.yaml"
 
+  # rules_match HELM-ARGS...: the rendered PrometheusRule's groups are deploy/prometheus/replguard-rules.yaml's
+  # (one rule set: the chart's files/prometheus-rules.yaml is its copy, test/packaging/chart-prometheus-rules.test.ts)
+  rules_match() {
+    "$helm" template rel "$chart" "$@" | RULES="$root/deploy/prometheus/replguard-rules.yaml" node -e '
+      const { createRequire } = require("module");
+      const YAML = createRequire(process.env.K8S_VALIDATE_HOME ?? "/tmp/k8s-validate/")("yaml");
+      const fs = require("fs");
+      const docs = YAML.parseAllDocuments(fs.readFileSync(0, "utf8")).map((d) => d.toJS()).filter(Boolean);
+      const rule = docs.find((d) => d.kind === "PrometheusRule");
+      if (!rule) { console.log("no PrometheusRule rendered"); process.exit(1); }
+      const want = YAML.parse(fs.readFileSync(process.env.RULES, "utf8")).groups; // toYaml sorts keys: compare values
+      if (!require("util").isDeepStrictEqual(rule.spec.groups, want)) { console.log("the rendered groups differ from " + process.env.RULES); process.exit(1); }
+      console.log(want.length + " groups, " + want.flatMap((g) => g.rules).length + " alerts, as in the rules file");'
+  }
+  check "PrometheusRule: the repository's rules file, by default" rules_match -f "$chart/ci/prometheus-values.yaml"
+  check "PrometheusRule: the repository's rules file through --set-file rulesYaml" rules_match -f "$chart/ci/prometheus-values.yaml" --set-file "metrics.prometheusRule.rulesYaml=$root/deploy/prometheus/replguard-rules.yaml"
+
   # The named templates, included by another chart (helm/examples/backup-statefulset)
   ex="$work/helm/examples/backup-statefulset"
   cp -r "$root/helm" "$work/helm"

@@ -107,7 +107,7 @@ export function createAuditLog(settings: Readonly<Pick<Config['audit'], 'stdout'
         return;
       }
       // Alerts, and a signer's request that finally failed (the primary got an error), at warn.
-      const failedSend = event.event.action === 'replication-send' && event.event.outcome === 'failure' && 'final' in event.replguard && event.replguard.final && event.replguard.attempt > 0;
+      const failedSend = event.event.action === 'replication-send' && event.event.outcome === 'failure' && event.replguard !== undefined && 'final' in event.replguard && event.replguard.final && event.replguard.attempt > 0;
       if (event.event.kind === 'alert' || failedSend) logger.warn(event);
       else logger.info(event);
     },

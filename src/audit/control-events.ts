@@ -5,7 +5,7 @@
  */
 import { REASONS, type EventReason } from '../pipeline/reasons.ts';
 import type { BanRecord } from '../store/ban-store.ts';
-import { baseEvent, clip, ECS_VERSION, Fields, requestPath, userAgent, type AuditEvent, type RegistryFields } from './event.ts';
+import { baseEvent, clip, ECS_VERSION, Fields, requestPath, sourceFields, userAgent, type AuditEvent, type RegistryFields, type ReplguardFields } from './event.ts';
 
 /** A file whose material a reload took out of force (reload/source.ts HeldFile). */
 export interface RemovedFile {
@@ -27,22 +27,23 @@ export function reloadEvent(result: 'success' | 'failure', trigger: string, deta
   const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
     event: baseEvent(reason, REASONS[reason].alert, result, 'config-reload', ['configuration'], removed.length > 0 ? ['change', 'deletion'] : ['change']),
-    replguard: { detail: clip(`${trigger}${detail !== undefined ? `: ${detail}` : ''}`) },
+    replguard: { detail: clip(`${trigger}${detail !== undefined ? `: ${detail}` : ''}`)! },
   };
+  const r = event.replguard!;
   if (removed.length > 0) {
-    event.replguard.removed = removed.map((r) => {
+    r.removed = removed.map((r) => {
       const entry: { key: string; file: string; pop?: string } = { key: clip(r.key)!, file: clip(r.file)! };
       if (r.pop !== undefined) entry.pop = clip(r.pop)!;
       return entry;
     });
     const pops = new Set(removed.map((r) => r.pop));
     const [only] = pops;
-    if (pops.size === 1 && only !== undefined) event.replguard.pop = only;
+    if (pops.size === 1 && only !== undefined) r.pop = only;
   }
   return event;
 }
 
-function banFields(ban: BanRecord): NonNullable<AuditEvent['replguard']['ban']> {
+function banFields(ban: BanRecord): NonNullable<ReplguardFields['ban']> {
   return {
     key: clip(ban.key)!,
     ...(ban.since > 0 ? { since: new Date(ban.since).toISOString() } : {}),
@@ -56,7 +57,7 @@ function banFields(ban: BanRecord): NonNullable<AuditEvent['replguard']['ban']> 
 function banSubject(key: string): Pick<AuditEvent, 'source'> & { pop?: string } {
   if (key.startsWith('pop:')) return { pop: key.slice(4) };
   const address = key.startsWith('addr:') ? key.slice(5) : '';
-  return address && !address.includes('/') ? { source: { ip: address, port: 0 } } : {};
+  return address && !address.includes('/') ? { source: { ip: address } } : {};
 }
 
 /** A ban starting or ending: an alert not tied to a request (limits/bans.ts writes it). */
@@ -104,16 +105,17 @@ export function adminEvent(
   const done = reason === 'LIMIT_BANS_LISTED' || reason === 'LIMIT_BAN_LIFTED';
   const lift = request.path !== '/bans';
   const fields = new Fields();
+  const source = sourceFields(request.ip, request.port);
   const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
     event: baseEvent(reason, REASONS[reason].alert && (ok || !done), ok ? 'success' : 'failure', lift ? 'ban-lift' : 'bans-list',
-      ['configuration', 'intrusion_detection'], !done ? ['denied'] : lift ? ['deletion', 'end'] : ['access']),
-    source: { ip: request.ip, port: request.port },
+      ['configuration', 'intrusion_detection'], !done ? ['denied'] : lift ? ['deletion'] : ['access']),
+    ...(source ? { source } : {}),
     http: { request: { method: fields.client('http.request.method', request.method), body: { bytes: 0 } }, response: { status_code: request.status, body: { bytes: request.responseBytes } } },
     url: { path: fields.client('url.path', requestPath(request.path)) },
     replguard: {
       request_id: request.requestId,
-      credentials: caller.via === undefined ? [] : [caller.via],
+      ...(caller.via !== undefined ? { credentials: [caller.via] } : {}),
       ...(caller.fingerprint !== undefined ? { token_fingerprint: clip(caller.fingerprint) } : {}),
       ...(ban ? { ban: banFields(ban) } : {}),
       ...(detail !== undefined ? { detail: fields.client('replguard.detail', detail) } : {}),
@@ -121,7 +123,7 @@ export function adminEvent(
   };
   const ua = userAgent(request.userAgent, fields);
   if (ua) event.user_agent = ua;
-  fields.mark(event.replguard);
+  fields.mark(event.replguard!);
   return event;
 }
 

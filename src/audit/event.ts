@@ -66,24 +66,25 @@ export interface AuditEvent {
     start?: string;
     end?: string;
   };
-  /** Absent only on events not tied to a client (e.g. a POP's ban ending). */
-  source?: { ip: string; port: number };
+  /** Absent only on events not tied to a client (e.g. a POP's ban ending); `port` absent when not known (a ban of an address). */
+  source?: { ip: string; port?: number };
   tls?: {
     version?: string;
     version_protocol?: string;
     client?: { subject?: string; hash?: { sha256?: string }; not_after?: string };
   };
   http?: {
-    request: { method?: string; body: { bytes: number } };
+    request: { method?: string; body?: { bytes: number } };
     response?: { status_code: number; body: { bytes: number } };
   };
   url?: { path?: string };
   user_agent?: { original: string };
-  replguard: {
+  /** Absent when there is nothing to say beyond the ECS fields (a TLS refusal without detail). */
+  replguard?: {
     request_id?: string;
     /** The authenticated POP (a configured peer id). */
     pop?: string;
-    /** Which credentials were checked, in order (mtls, bearer, jwt, signature). */
+    /** Which credentials were checked, in order (mtls, bearer, jwt, signature); absent when none was. */
     credentials?: string[];
     /** Number of `entries` in the JSON body. */
     entries?: number;
@@ -135,6 +136,9 @@ export interface AuditEvent {
   };
 }
 
+/** `replguard.*`, the one custom namespace of an event. */
+export type ReplguardFields = NonNullable<AuditEvent['replguard']>;
+
 /** `replguard.registry` of a REGISTRY_* event. */
 export interface RegistryFields {
   source: string;
@@ -181,6 +185,16 @@ export class Fields {
   }
 }
 
+/**
+ * `source` of an event: the client's address, and its port when one is known (a placeholder
+ * port 0 is left out, as ECS asks of unknown values); nothing without an address.
+ */
+export function sourceFields(ip: string | undefined, port: number | undefined): AuditEvent['source'] {
+  if (ip === undefined || ip === '') return undefined;
+  return port !== undefined && port > 0 && port <= 65535 ? { ip, port } : { ip };
+}
+
+/** `tls` of an event; undefined when nothing is known (no handshake got as far as a version). */
 function tlsFields(conn: ConnectionInfo, fields: Fields): AuditEvent['tls'] {
   const tls: NonNullable<AuditEvent['tls']> = {};
   const version = conn.tlsVersion?.startsWith('TLSv') ? conn.tlsVersion.slice(4) : conn.tlsVersion;
@@ -190,10 +204,14 @@ function tlsFields(conn: ConnectionInfo, fields: Fields): AuditEvent['tls'] {
   }
   const peer = conn.peer;
   if (peer) {
-    tls.client = { subject: fields.client('tls.client.subject', peer.subject), hash: { sha256: peer.sha256 } };
-    if (Number.isFinite(peer.notAfterMs)) tls.client.not_after = new Date(peer.notAfterMs).toISOString();
+    const client: NonNullable<typeof tls.client> = {};
+    const subject = fields.client('tls.client.subject', peer.subject);
+    if (subject) client.subject = subject;
+    if (peer.sha256) client.hash = { sha256: peer.sha256 };
+    if (Number.isFinite(peer.notAfterMs)) client.not_after = new Date(peer.notAfterMs).toISOString();
+    if (Object.keys(client).length > 0) tls.client = client;
   }
-  return tls;
+  return Object.keys(tls).length > 0 ? tls : undefined;
 }
 
 /**
@@ -216,13 +234,21 @@ export function userAgent(value: string | string[] | undefined, fields: Fields):
 }
 
 /**
- * ECS `event.category` of a request's event. A request refused because a credential failed
- * (the client certificate at the request, mTLS identity, bearer, JWT, credential in the URL,
- * the Standard Webhooks signature: the `TLS_CLIENT_`, `AUTH_` and `SIGNATURE_` codes) is also an
- * `authentication` event, so SIEM rules written for ECS authentication failures see it.
+ * Whether a refusal is a failed authentication: a credential failed (the client certificate at
+ * the TLS layer or at the request, mTLS identity, bearer, JWT, a credential in the URL, the
+ * Standard Webhooks signature: the `TLS_CLIENT_`, `AUTH_` and `SIGNATURE_` codes).
+ */
+export function isAuthenticationFailure(reason: Reason): boolean {
+  return /^(?:AUTH|TLS_CLIENT|SIGNATURE)_/.test(reason);
+}
+
+/**
+ * ECS `event.category` of a request's event. A failed authentication is also an
+ * `authentication` event, so SIEM rules written for ECS authentication failures see it; no
+ * other outcome is one (a malformed handshake is not a login attempt).
  */
 export function requestCategory(reason: Reason): string[] {
-  return /^(?:AUTH|TLS_CLIENT|SIGNATURE)_/.test(reason) ? ['authentication', 'network', 'web'] : ['network', 'web'];
+  return isAuthenticationFailure(reason) ? ['authentication', 'network', 'web'] : ['network', 'web'];
 }
 
 export function requestEvent(
@@ -235,45 +261,51 @@ export function requestEvent(
 ): AuditEvent {
   const failed = reason !== 'FORWARDED';
   const fields = new Fields();
+  // In the order the fields are listed in `replguard.redacted`.
+  const tls = tlsFields(ctx.conn, fields);
+  const method = fields.client('http.request.method', ctx.req.method);
   const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
     event: baseEvent(reason, REASONS[reason].alert, failed ? 'failure' : 'success', 'replication-request', requestCategory(reason), failed ? ['denied'] : ['access', 'allowed']),
-    source: { ip: ctx.conn.remoteAddress, port: ctx.conn.remotePort },
-    tls: tlsFields(ctx.conn, fields),
     http: {
-      request: { method: fields.client('http.request.method', ctx.req.method), body: { bytes: ctx.body?.length ?? 0 } },
-      response: { status_code: status, body: { bytes: responseBytes } },
+      request: { ...(method ? { method } : {}), body: { bytes: ctx.body?.length ?? 0 } },
+      // Status 0: the connection was cut before any response, so there is none to describe.
+      ...(status > 0 ? { response: { status_code: status, body: { bytes: responseBytes } } } : {}),
     },
-    // A path the route stage accepted is a configured route: the operator's text, kept whole.
-    url: { path: ctx.path !== undefined ? clip(ctx.path) : fields.client('url.path', requestPath(ctx.req.url)) },
     replguard: { request_id: ctx.id },
   };
+  const source = sourceFields(ctx.conn.remoteAddress, ctx.conn.remotePort);
+  if (source) event.source = source;
+  if (tls) event.tls = tls;
+  // A path the route stage accepted is a configured route: the operator's text, kept whole.
+  const path = ctx.path !== undefined ? clip(ctx.path) : fields.client('url.path', requestPath(ctx.req.url));
+  if (path) event.url = { path };
   event.event.duration = Math.round(durationMs * 1e6);
   const ua = userAgent(ctx.req.headers['user-agent'], fields);
   if (ua) event.user_agent = ua;
-  const r = event.replguard;
+  const r = event.replguard!;
   if (ctx.pop !== undefined) r.pop = ctx.pop;
-  r.credentials = ctx.credentials;
+  if (ctx.credentials.length > 0) r.credentials = ctx.credentials;
   if (ctx.entries !== undefined) r.entries = ctx.entries;
   // A nonce whose signature verified (webhookTimestamp is set then) is the POP's signed data,
   // kept whole for forensics. A claimed one is client text like any other: redacted, with its
   // fingerprint, so that a refused request can still be matched with the sender's own record.
-  if (ctx.webhookId !== undefined) {
+  if (ctx.webhookId !== undefined && ctx.webhookId !== '') {
     if (ctx.webhookTimestamp !== undefined) r.webhook_id = clip(ctx.webhookId);
     else {
       r.webhook_id = fields.client('replguard.webhook_id', ctx.webhookId);
       r.webhook_id_fingerprint = credentialFingerprint(ctx.webhookId);
     }
   }
-  if (ctx.jti !== undefined) r.jti = clip(ctx.jti);
-  if (ctx.tokenFingerprint !== undefined) r.token_fingerprint = clip(ctx.tokenFingerprint);
+  if (ctx.jti) r.jti = clip(ctx.jti);
+  if (ctx.tokenFingerprint) r.token_fingerprint = clip(ctx.tokenFingerprint);
   if (ctx.upstreamMs !== undefined) r.upstream_duration = Math.round(ctx.upstreamMs * 1e6);
   if (ctx.upstreamStatus !== undefined) {
     r.upstream_status = ctx.upstreamStatus;
     r.upstream_body_bytes = ctx.upstreamBodyBytes;
   }
   if (ctx.headersDropped !== undefined) r.headers_dropped = ctx.headersDropped;
-  if (detail !== undefined) r.detail = fields.client('replguard.detail', detail);
+  if (detail) r.detail = fields.client('replguard.detail', detail);
   fields.mark(r);
   return event;
 }
@@ -283,11 +315,15 @@ export function connectionEvent(conn: ConnectionInfo, reason: Reason, detail: st
   const fields = new Fields();
   const event: AuditEvent = {
     ecs: { version: ECS_VERSION },
-    event: baseEvent(reason, REASONS[reason].alert, 'failure', 'tls-connection', ['network', 'authentication'], ['connection', 'denied']),
-    source: { ip: conn.remoteAddress, port: conn.remotePort },
-    tls: tlsFields(conn, fields),
-    replguard: { ...(detail !== undefined ? { detail: fields.client('replguard.detail', detail) } : {}) },
+    event: baseEvent(reason, REASONS[reason].alert, 'failure', 'tls-connection', isAuthenticationFailure(reason) ? ['authentication', 'network'] : ['network'], ['connection', 'denied']),
   };
-  fields.mark(event.replguard);
+  const source = sourceFields(conn.remoteAddress, conn.remotePort);
+  if (source) event.source = source;
+  const tls = tlsFields(conn, fields);
+  if (tls) event.tls = tls;
+  if (detail) {
+    event.replguard = { detail: fields.client('replguard.detail', detail)! };
+    fields.mark(event.replguard);
+  }
   return event;
 }

@@ -69,10 +69,12 @@ export function createRepeatAggregator(windowMs: number, now: () => number, sink
     const event = structuredClone(pending.last);
     event.event.start = new Date(pending.firstAt).toISOString();
     event.event.end = new Date(pending.lastAt).toISOString();
-    event.replguard.repeated = pending.repeated;
+    event.replguard ??= {};
+    const r = event.replguard;
+    r.repeated = pending.repeated;
     // The summary copies the last refusal's fields; the certificates of the others are listed.
-    if (pending.certificates.size > 0) event.replguard.repeated_certificates = [...pending.certificates];
-    if (pending.truncated) event.replguard.repeated_certificates_truncated = true;
+    if (pending.certificates.size > 0) r.repeated_certificates = [...pending.certificates];
+    if (pending.truncated) r.repeated_certificates_truncated = true;
     sinks.write(event);
   }
 

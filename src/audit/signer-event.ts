@@ -8,7 +8,7 @@
  * a credential, only its fingerprint.
  */
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
-import { clip, ECS_VERSION, Fields } from './event.ts';
+import { clip, ECS_VERSION, Fields, sourceFields } from './event.ts';
 
 export interface SignerAuditEvent {
   ecs: { version: string };
@@ -24,11 +24,13 @@ export interface SignerAuditEvent {
     /** Nanoseconds, per ECS: this attempt (or the local refusal). */
     duration: number;
   };
-  source: { ip: string; port: number };
+  /** The primary's client; `port` absent when not known. */
+  source?: { ip: string; port?: number };
   destination?: { address: string; port: number };
   tls?: { version?: string; version_protocol?: string; server?: { subject?: string; hash?: { sha256?: string } } };
   http?: { request: { method: string; body: { bytes: number } }; response?: { status_code: number } };
-  url: { path?: string };
+  /** Absent when the request had no path the signer could log. */
+  url?: { path: string };
   replguard: {
     /** The signer's id for the primary's request (the same in every attempt's event). */
     request_id: string;
@@ -42,7 +44,7 @@ export interface SignerAuditEvent {
     max_attempts: number;
     /** True on the request's last event: `status` is what the primary got. */
     final: boolean;
-    /** The status sent to the primary (final events only; 0 when nobody was listening any more). */
+    /** The status sent to the primary (final events only; absent when nobody was listening any more). */
     status?: number;
     /** The wait before the next attempt, in ms (non-final events). */
     retry_in_ms?: number;
@@ -70,6 +72,7 @@ export interface SignerEventInput {
   readonly attempt: number;
   readonly maxAttempts: number;
   readonly final: boolean;
+  /** The status sent to the primary; 0 (or absent) when it had gone and got none. */
   readonly status?: number;
   readonly retryInMs?: number;
   readonly sentBytes?: number;
@@ -93,10 +96,12 @@ export function signerEvent(e: SignerEventInput): SignerAuditEvent {
   const success = e.reason === 'SIGNER_DELIVERED';
   const fields = new Fields();
   const version = e.tls?.version?.startsWith('TLSv') ? e.tls.version.slice(4) : e.tls?.version;
+  const path = fields.client('url.path', e.path);
+  const source = sourceFields(e.client.ip, e.client.port);
   const tls = e.tls && (version !== undefined || e.tls.server)
     ? {
       ...(version !== undefined ? { version, version_protocol: 'tls' } : {}),
-      ...(e.tls.server ? { server: { subject: clip(e.tls.server.subject), hash: { sha256: e.tls.server.sha256 } } } : {}),
+      ...(e.tls.server ? { server: { ...(e.tls.server.subject ? { subject: clip(e.tls.server.subject) } : {}), hash: { sha256: e.tls.server.sha256 } } } : {}),
     }
     : undefined;
   const event: SignerAuditEvent = {
@@ -112,13 +117,13 @@ export function signerEvent(e: SignerEventInput): SignerAuditEvent {
       dataset: 'replguard.audit',
       duration: Math.round(e.durationMs * 1e6),
     },
-    source: { ip: e.client.ip, port: e.client.port },
+    ...(source ? { source } : {}),
     ...(e.attempt > 0 ? { destination: { address: e.backup.address, port: e.backup.port } } : {}),
     ...(tls ? { tls } : {}),
     ...(e.sentBytes !== undefined
-      ? { http: { request: { method: 'POST', body: { bytes: e.sentBytes ?? 0 } }, ...(e.backupStatus !== undefined ? { response: { status_code: e.backupStatus } } : {}) } }
+      ? { http: { request: { method: 'POST', body: { bytes: e.sentBytes } }, ...(e.backupStatus !== undefined ? { response: { status_code: e.backupStatus } } : {}) } }
       : {}),
-    url: { path: fields.client('url.path', e.path) },
+    ...(path ? { url: { path } } : {}),
     replguard: {
       request_id: e.requestId,
       pop: e.pop,
@@ -126,14 +131,14 @@ export function signerEvent(e: SignerEventInput): SignerAuditEvent {
       attempt: e.attempt,
       max_attempts: e.maxAttempts,
       final: e.final,
-      ...(e.status !== undefined ? { status: e.status } : {}),
+      ...(e.status !== undefined && e.status > 0 ? { status: e.status } : {}),
       ...(e.retryInMs !== undefined ? { retry_in_ms: e.retryInMs } : {}),
-      ...(e.webhookId !== undefined ? { webhook_id: e.webhookId } : {}),
-      ...(e.jti !== undefined ? { jti: e.jti } : {}),
-      ...(e.tokenFingerprint !== undefined ? { token_fingerprint: e.tokenFingerprint } : {}),
+      ...(e.webhookId ? { webhook_id: e.webhookId } : {}),
+      ...(e.jti ? { jti: e.jti } : {}),
+      ...(e.tokenFingerprint ? { token_fingerprint: e.tokenFingerprint } : {}),
       ...(e.entries !== undefined ? { entries: e.entries } : {}),
-      ...(e.backupRequestId !== undefined ? { backup_request_id: clip(e.backupRequestId) } : {}),
-      ...(e.detail !== undefined ? { detail: fields.client('replguard.detail', e.detail) } : {}),
+      ...(e.backupRequestId ? { backup_request_id: clip(e.backupRequestId) } : {}),
+      ...(e.detail ? { detail: fields.client('replguard.detail', e.detail) } : {}),
     },
   };
   fields.mark(event.replguard);

@@ -60,7 +60,7 @@ const refuseRaw = (socket: Socket, conn: ConnectionInfo, reason: Reason, detail:
   event.event.action = 'replication-request';
   event.http = { request: { body: { bytes: 0 } }, response: { status_code: status, body: { bytes } } };
   if (request?.method !== undefined) event.http.request.method = request.method.slice(0, 16);
-  event.replguard.request_id = id;
+  event.replguard = { ...event.replguard, request_id: id };
   record(event);
   bans.recordOutcome(reason, conn, undefined);
 };

@@ -262,14 +262,15 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
         return;
       }
       if (action === 'registry') {
-        registryEvents.inc({ reason, refusal: event.replguard.registry?.refusal ?? 'none' });
+        registryEvents.inc({ reason, refusal: event.replguard?.registry?.refusal ?? 'none' });
         return;
       }
       if (action !== 'replication-request') return;
-      const pop = popLabel(event.replguard.pop);
+      const pop = popLabel(event.replguard?.pop);
       requestCounter(outcome, reason, pop).inc();
       if (duration !== undefined) durationHistogram(outcome).observe(duration / 1e9);
-      if (event.replguard.upstream_duration !== undefined) upstreamDuration.observe(event.replguard.upstream_duration / 1e9);
+      const upstream = event.replguard?.upstream_duration;
+      if (upstream !== undefined) upstreamDuration.observe(upstream / 1e9);
       const notAfter = event.tls?.client?.not_after;
       if (pop !== 'unknown' && notAfter !== undefined) peerNotAfter.set(pop, Date.parse(notAfter));
     },

@@ -5,18 +5,37 @@
  *
  * Label values are bounded: `outcome` success|failure, `reason` a code of the REASONS table.
  */
+import type { Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SignerAuditEvent } from '../audit/signer-event.ts';
 import { registerProcessMetrics } from './process.ts';
 
 export interface SignerMetrics {
-  /** Counts one signer audit event: an attempt (attempt > 0) by outcome and reason, a retry. */
+  /** Counts one signer audit event: an attempt (attempt > 0) by outcome and reason, a retry, a delivery's end (final, attempt > 0). */
   observe(event: SignerAuditEvent): void;
   /** A request of the primary was taken in; the returned function marks it answered (once). */
   requestStarted(): (heldSeconds: number) => void;
   /** The certificate the backup's guard presented on the latest attempt that got that far. */
-  guardCertificate(cert: { readonly subject: string; readonly sha256: string; readonly notAfterMs: number }): void;
+  guardCertificate(cert: CertificateFacts): void;
+  /**
+   * Where this POP's own client certificate in force is read on each scrape (the signer's
+   * material, so a reload shows on the next scrape); undefined: none configured.
+   */
+  readClientCertificate(read: () => CertificateFacts | undefined): void;
+  /**
+   * A socket an attempt is sent on, new or reused from the keep-alive pool: counted once, as an
+   * open connection to the guard, until it closes.
+   */
+  guardConnection(socket: Socket): void;
   render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** A certificate as the expiry gauges label it. */
+export interface CertificateFacts {
+  readonly subject: string;
+  readonly sha256: string;
+  /** notAfter, epoch ms. */
+  readonly notAfterMs: number;
 }
 
 /** Seconds; from an immediate answer to the longest hold the retry table allows (docs/signer.md). */
@@ -29,6 +48,12 @@ export function createSignerMetrics(): SignerMetrics {
   const attempts = new Counter({
     name: 'replguard_signer_attempts_total',
     help: 'Delivery attempts to the backup\'s guard by outcome and reason code (docs/reasons.md).',
+    labelNames: ['outcome', 'reason'] as const,
+    registers,
+  });
+  const deliveries = new Counter({
+    name: 'replguard_signer_deliveries_total',
+    help: 'Requests of the primary that reached an attempt, by how they finally ended (outcome and reason code): what the primary got.',
     labelNames: ['outcome', 'reason'] as const,
     registers,
   });
@@ -54,13 +79,33 @@ export function createSignerMetrics(): SignerMetrics {
     labelNames: ['subject', 'sha256'] as const,
     registers,
   });
+  let readClient: () => CertificateFacts | undefined = () => undefined;
+  new Gauge({
+    name: 'replguard_signer_client_certificate_expiry_timestamp_seconds',
+    help: 'notAfter (Unix seconds) of this POP\'s client certificate in force (client_tls.cert_file), by subject and SHA-256.',
+    labelNames: ['subject', 'sha256'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const cert = readClient();
+      if (cert && Number.isFinite(cert.notAfterMs)) this.set({ subject: cert.subject, sha256: cert.sha256 }, Math.floor(cert.notAfterMs / 1000));
+    },
+  });
+  const guardConnections = new Gauge({
+    name: 'replguard_signer_guard_connections_open',
+    help: 'TLS connections to the backup\'s guard open now (in use or idle in the keep-alive pool).',
+    registers,
+  });
+  const counted = new WeakSet<Socket>();
   let guardSha = '';
   retries.inc(0);
   inFlight.set(0);
+  guardConnections.set(0);
   return {
     observe(event) {
       if (event.replguard.attempt > 0) attempts.inc({ outcome: event.event.outcome, reason: event.event.reason });
       if (!event.replguard.final) retries.inc();
+      else if (event.replguard.attempt > 0) deliveries.inc({ outcome: event.event.outcome, reason: event.event.reason });
     },
     requestStarted() {
       inFlight.inc();
@@ -77,6 +122,15 @@ export function createSignerMetrics(): SignerMetrics {
       guardSha = cert.sha256;
       guardExpiry.reset();
       guardExpiry.set({ subject: cert.subject, sha256: cert.sha256 }, Math.floor(cert.notAfterMs / 1000));
+    },
+    readClientCertificate(read) {
+      readClient = read;
+    },
+    guardConnection(socket) {
+      if (counted.has(socket) || socket.destroyed) return;
+      counted.add(socket);
+      guardConnections.inc();
+      socket.once('close', () => guardConnections.dec());
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -5,6 +5,7 @@
  * stream it to the primary.
  */
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import { request, type Agent } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Reason } from '../pipeline/reasons.ts';
@@ -37,6 +38,8 @@ export interface AttemptRequest {
   readonly headers: OutgoingHttpHeaders;
   readonly body: Buffer;
   readonly timeoutMs: number;
+  /** Told of the socket the request is sent on (new or reused), e.g. to count open connections. */
+  readonly onSocket?: (socket: Socket) => void;
 }
 
 export function sendAttempt(a: AttemptRequest): Promise<AttemptOutcome> {
@@ -66,6 +69,7 @@ export function sendAttempt(a: AttemptRequest): Promise<AttemptOutcome> {
     }, a.timeoutMs);
     req.on('socket', (s) => {
       socket = s as TLSSocket;
+      a.onSocket?.(s);
     });
     req.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

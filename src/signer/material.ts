@@ -47,6 +47,8 @@ export interface ClientTlsMaterial {
   readonly key: string | undefined;
   /** Identifies the TLS material: a change means new connections need a new agent. */
   readonly fingerprint: string;
+  /** This POP's client certificate (the leaf of client_tls.cert_file), for the expiry metric. */
+  readonly client?: { readonly subject: string; readonly sha256: string; readonly notAfterMs: number };
 }
 
 export interface SignerMaterial {
@@ -114,6 +116,7 @@ function loadClientTls(config: Config, now: number, problems: ConfigProblem[]): 
 
   let cert: string | undefined;
   let key: string | undefined;
+  let leaf: X509Certificate | undefined;
   if (config.client_tls) {
     const { cert_file: certFile, key_file: keyFile } = config.client_tls;
     const certProblem = checkReadableFile(certFile, 'client_tls.cert_file');
@@ -122,7 +125,6 @@ function loadClientTls(config: Config, now: number, problems: ConfigProblem[]): 
     const keyProblem = checkSecretFile(keyFile, 'client_tls.key_file');
     if (keyProblem) problems.push(keyProblem);
     else key = readFileSync(keyFile, 'utf8');
-    let leaf: X509Certificate | undefined;
     if (cert !== undefined) {
       try {
         leaf = parseCertificates(cert)[0];
@@ -146,7 +148,8 @@ function loadClientTls(config: Config, now: number, problems: ConfigProblem[]): 
   }
   if (problems.length > before || ca === undefined) return undefined;
   const fingerprint = createHash('sha256').update(ca).update('\0').update(cert ?? '').update('\0').update(key ?? '').digest('hex');
-  return { ca, cert, key, fingerprint };
+  const client = leaf ? { subject: leaf.subject.replace(/\n/g, ', '), sha256: createHash('sha256').update(leaf.raw).digest('hex'), notAfterMs: Date.parse(leaf.validTo) } : undefined;
+  return { ca, cert, key, fingerprint, ...(client ? { client } : {}) };
 }
 
 function loadCredential(config: Config, now: number, problems: ConfigProblem[]): SignerCredential | undefined {

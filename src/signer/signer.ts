@@ -118,6 +118,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
     throw err;
   }
   agentFor(material.current());
+  metrics.readClientCertificate(() => material.current().tls.client);
 
   let draining = false;
   let listening = false;
@@ -241,7 +242,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
         ...signature,
         ...(credential.authorization !== undefined ? { authorization: credential.authorization } : {}),
       };
-      const outcome: AttemptOutcome = await sendAttempt({ agent: agentFor(m), target, path: SIGNER_ROUTE.path, headers, body, timeoutMs: config.backup.timeout });
+      const outcome: AttemptOutcome = await sendAttempt({ agent: agentFor(m), target, path: SIGNER_ROUTE.path, headers, body, timeoutMs: config.backup.timeout, onSocket: metrics.guardConnection });
       if (outcome.tls.server) metrics.guardCertificate(outcome.tls.server);
       const event = (e: Pick<SignerEventInput, 'reason' | 'final'> & Partial<SignerEventInput>, tls: AttemptTls) => {
         record(signerEvent({

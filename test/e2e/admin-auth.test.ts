@@ -84,14 +84,14 @@ t.test('without admin.token_file: loopback callers administer bans', async (t) =
 
   await t.test('strict methods, paths and queries; each refusal audited', async (t) => {
     const token = generateToken();
-    const cases: Array<[string, string, number, string, string[]]> = [
+    const cases: Array<[string, string, number, string, string[] | undefined]> = [
       ['POST', '/bans', 405, 'ROUTE_METHOD_NOT_ALLOWED', ['loopback']],
       ['HEAD', '/bans', 405, 'ROUTE_METHOD_NOT_ALLOWED', ['loopback']],
       ['GET', '/bans/addr:127.0.0.4', 405, 'ROUTE_METHOD_NOT_ALLOWED', ['loopback']],
       ['DELETE', '/bans', 405, 'ROUTE_METHOD_NOT_ALLOWED', ['loopback']],
       ['GET', '/bans?verbose=1', 400, 'ROUTE_QUERY_NOT_ALLOWED', ['loopback']],
       ['DELETE', '/bans/addr:127.0.0.4?', 400, 'ROUTE_QUERY_NOT_ALLOWED', ['loopback']],
-      ['GET', `/bans?access_token=${token}`, 400, 'AUTH_TOKEN_IN_QUERY', []],
+      ['GET', `/bans?access_token=${token}`, 400, 'AUTH_TOKEN_IN_QUERY', undefined],
       ['DELETE', '/bans/', 400, 'LIMIT_BAN_LIFTED', ['loopback']],
       ['DELETE', '/bans/..%2Fhealthz', 400, 'LIMIT_BAN_LIFTED', ['loopback']],
       ['DELETE', '/bans/addr:127.0.0.4', 404, 'LIMIT_BAN_LIFTED', ['loopback']],
@@ -135,7 +135,7 @@ t.test('with admin.token_file: the token, from every caller (loopback included)'
     t.equal(event.event.outcome, 'failure');
     t.equal(event.event.kind, 'event');
     t.equal(event.source.ip, '127.0.0.1');
-    t.same(event.replguard.credentials, []);
+    t.notOk('credentials' in event.replguard, 'no credential was checked');
     t.equal(event.replguard.request_id, reply.body.request_id);
   });
 
@@ -153,7 +153,7 @@ t.test('with admin.token_file: the token, from every caller (loopback included)'
       t.equal(event.event.reason, 'ADMIN_TOKEN_INVALID');
       t.equal(event.event.kind, 'alert');
       t.equal(event.event.action, 'ban-lift');
-      t.same(event.replguard.credentials, []);
+      t.notOk('credentials' in event.replguard, 'no credential was checked');
       t.equal(event.replguard.token_fingerprint, fingerprint);
     }
     t.notOk(JSON.stringify(guard.audit()).includes(wrong), 'no presented token is logged');
@@ -234,7 +234,7 @@ t.test('a caller off loopback', async (t) => {
       t.equal(event.event.reason, 'ADMIN_CALLER_NOT_LOOPBACK', 'refused before the method or query is looked at');
       t.equal(event.event.kind, 'alert');
       t.equal(event.source.ip, address);
-      t.same(event.replguard.credentials, []);
+      t.notOk('credentials' in event.replguard, 'no credential was checked');
     }
     const before = adminEvents(open).length;
     t.equal((await admin(open.adminPort, 'GET', '/bans', { headers: bearer(token) })).status, 200, 'the same listener, from loopback');

@@ -11,6 +11,7 @@ import { adminGet } from '../helpers/admin.ts';
 import { call } from '../helpers/client.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
+import { ecsProblems } from '../helpers/ecs.ts';
 import { makePki } from '../helpers/pki.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
@@ -158,6 +159,12 @@ t.test('bearer with mTLS', async (t) => {
     await Promise.all(streams);
     t.ok(sent > 8, `the stream kept flowing (${sent} requests)`);
     t.same(failures, [], 'no request of the stream failed because of a reload');
+  });
+
+  await t.test('every audit event written here is exact ECS (test/helpers/ecs.ts)', async (t) => {
+    const events = guard.audit();
+    t.ok(events.length > 0, `${events.length} events`);
+    for (const e of events) t.same(ecsProblems(e), [], `${e.event.reason} (${e.event.action})`);
   });
 });
 

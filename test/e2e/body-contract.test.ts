@@ -5,6 +5,7 @@ import { parseSignKey } from '../../src/replay/keys.ts';
 import { signatureHeaders } from '../../src/replay/signing.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, startGuard } from '../helpers/guard.ts';
+import { ecsProblems } from '../helpers/ecs.ts';
 import { makePki } from '../helpers/pki.ts';
 import { makeHmacKey, writeKeyFile } from '../helpers/signing.ts';
 import { startBackup } from '../helpers/upstream.ts';
@@ -66,5 +67,11 @@ t.test('body contract', async (t) => {
     const [event] = await guard.waitForEvents((e) => e.replguard?.request_id === rid, 1);
     t.equal(event!.replguard.entries, 3);
     t.equal(JSON.parse(reply.body).applied, 3, 'the backup applied three entries');
+  });
+
+  await t.test('every audit event written here is exact ECS (test/helpers/ecs.ts)', async (t) => {
+    const events = guard.audit();
+    t.ok(events.length > 0, `${events.length} events`);
+    for (const e of events) t.same(ecsProblems(e), [], `${e.event.reason} (${e.event.action})`);
   });
 });

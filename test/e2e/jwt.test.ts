@@ -10,6 +10,7 @@ import { CLAIM_NAMESPACE } from '../../src/auth/jwt-claims.ts';
 import { credentialFingerprint } from '../../src/crypto/secret-compare.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, type GuardProcess } from '../helpers/guard.ts';
+import { ecsProblems } from '../helpers/ecs.ts';
 import { makePki } from '../helpers/pki.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
@@ -157,6 +158,12 @@ t.test('JWT with mTLS', async (t) => {
     t.ok(await waitFor(() => guard.operational().some((l) => l.source === 'JWT public keys' && l.log?.level === 'error')), 'refused and logged');
     t.equal((await call(guard.port, pki.caFile, { cert: calgaryCert, headers: bearer(newKeyToken) })).status, 200, 'the set in force is unchanged');
     unlinkSync(join(dir, 'calgary-keys', 'broken.pub'));
+  });
+
+  await t.test('every audit event written here is exact ECS (test/helpers/ecs.ts)', async (t) => {
+    const events = guard.audit();
+    t.ok(events.length > 0, `${events.length} events`);
+    for (const e of events) t.same(ecsProblems(e), [], `${e.event.reason} (${e.event.action})`);
   });
 });
 

@@ -2,14 +2,19 @@
 // name the same metrics with the same types, the way test/docs/reasons.test.ts keeps reasons in
 // step; and the store metrics move with what the store holds.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Agent } from 'node:https';
 import { adminGet } from '../helpers/admin.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, ROOT, startGuard, TEST_LIMITS } from '../helpers/guard.ts';
+import { generateToken } from '../../src/cli/gen-token.ts';
 import { makePki } from '../helpers/pki.ts';
+import { primaryPost } from '../helpers/primary.ts';
+import { signerConfig } from '../helpers/signer-config.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
 import { rawTcp } from '../helpers/raw-tls.ts';
 import { RUNTIME } from '../helpers/runtime.ts';
@@ -65,4 +70,48 @@ t.test('every documented metric is served, and every served one documented', asy
   t.equal(sampleValue(parsePrometheusText(await scrape()), 'replguard_bans_active', {}), 1, 'one ban is counted');
   t.equal(sampleValue(parsePrometheusText(await scrape()), 'replguard_nonce_store_size', {}), 0, 'the nonce store is read');
   t.equal(sampleValue(parsePrometheusText(await scrape()), 'replguard_nonce_refusals_total', { cause: 'replayed' }), 0);
+});
+
+// The signer's counterpart, through the real program under the harness's runtime: docs/signer.md's
+// table names what its /metrics serves, promtool reads it, and it carries the expiry of its own
+// client certificate and its connections to the guard.
+t.test('the signer: every documented metric is served, and every served one documented', async (t) => {
+  const signerDocumented = new Map<string, string>();
+  for (const m of readFileSync(join(ROOT, 'docs', 'signer.md'), 'utf8').matchAll(/^\| `(replguard_[a-z_]+)` \| (counter|gauge|histogram) \|/gm)) signerDocumented.set(m[1]!, m[2]!);
+  t.ok(signerDocumented.size >= 8, `docs/signer.md's table was read (${signerDocumented.size} metrics)`);
+  const pki = makePki([]);
+  const calgary = pki.client('calgary-01');
+  const tokenDir = mkdtempSync(join(tmpdir(), 'replguard-signer-metrics-'));
+  const tokenFile = join(tokenDir, 'calgary.token');
+  writeFileSync(tokenFile, `${generateToken()}\n`, { mode: 0o600 });
+  const backup = await startBackup();
+  const guard = await startGuard(baseConfig(pki, backup.url, {
+    auth: { methods: ['mtls', 'bearer'] },
+    peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' }, token_files: [tokenFile] }],
+  }));
+  const signer = await startGuard(signerConfig(pki, `https://127.0.0.1:${guard.port}`, calgary, { credentials: { token_file: tokenFile } }));
+  t.teardown(async () => {
+    await signer.stop();
+    await guard.stop();
+    await backup.stop();
+  });
+  t.equal((await primaryPost(signer.port, '{"entries":[{"id":1}]}')).status, 200, 'delivered');
+  const text = (await adminGet(signer.adminPort, '/metrics')).body;
+  const served = new Map<string, string>();
+  for (const m of text.matchAll(/^# TYPE (replguard_[a-z_]+) (\w+)$/gm)) served.set(m[1]!, m[2]!);
+  t.same([...served].sort(), [...signerDocumented].sort(), 'the same names and types');
+  const families = parsePrometheusText(text);
+  const own = new X509Certificate(readFileSync(calgary.cert));
+  t.equal(
+    sampleValue(families, 'replguard_signer_client_certificate_expiry_timestamp_seconds', { subject: own.subject.replace(/\n/g, ', '), sha256: createHash('sha256').update(own.raw).digest('hex') }),
+    Math.floor(Date.parse(own.validTo) / 1000),
+    'its client certificate\'s notAfter',
+  );
+  const connections = sampleValue(families, 'replguard_signer_guard_connections_open', {});
+  t.ok(Number.isInteger(connections) && connections >= 0 && connections <= 1, `connections to the guard: at most the one kept alive (${connections})`);
+  t.equal(sampleValue(families, 'replguard_signer_requests_in_flight', {}), 0, 'nothing held now');
+  t.equal(families.get('replguard_build_info')?.samples[0]?.labels.runtime, RUNTIME);
+  t.ok(sampleValue(families, 'process_resident_memory_bytes', {}) > 1024 * 1024, 'the process metrics are served beside them');
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 60_000 });
+  t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
 });

@@ -6,6 +6,7 @@ import { parseSignKey } from '../../src/replay/keys.ts';
 import { signatureHeaders } from '../../src/replay/signing.ts';
 import { call, type Reply } from '../helpers/client.ts';
 import { baseConfig, startGuard } from '../helpers/guard.ts';
+import { ecsProblems } from '../helpers/ecs.ts';
 import { makePki } from '../helpers/pki.ts';
 import { makeHmacKey, writeKeyFile } from '../helpers/signing.ts';
 import { startBackup } from '../helpers/upstream.ts';
@@ -79,5 +80,11 @@ t.test('replay protection', async (t) => {
     t.equal(replay.status, 401, 'the oldest nonce is still there');
     t.equal((await reasonOf(replay)).event.reason, 'REPLAY_NONCE_REUSED');
     t.equal(backup.received().length, before, 'nothing reached the backup');
+  });
+
+  await t.test('every audit event written here is exact ECS (test/helpers/ecs.ts)', async (t) => {
+    const events = guard.audit();
+    t.ok(events.length > 0, `${events.length} events`);
+    for (const e of events) t.same(ecsProblems(e), [], `${e.event.reason} (${e.event.action})`);
   });
 });

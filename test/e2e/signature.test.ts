@@ -11,6 +11,7 @@ import type { SignKey } from '../../src/replay/signature.ts';
 import { signatureHeaders } from '../../src/replay/signing.ts';
 import { call, type Reply } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard } from '../helpers/guard.ts';
+import { ecsProblems } from '../helpers/ecs.ts';
 import { makePki } from '../helpers/pki.ts';
 import { makeEd25519Key, makeHmacKey, writeKeyFile } from '../helpers/signing.ts';
 import { startBackup } from '../helpers/upstream.ts';
@@ -207,5 +208,11 @@ t.test('request signatures', async (t) => {
     t.match(mismatch.stderr, /BODY_NONCE_MISMATCH/, 'warns that the body nonce is not the random id');
     const bad = await runCli(['sign', '--key', bodyFile, '--body', bodyFile]);
     t.equal(bad.code, 2, 'a file that is not a key is an operator error');
+  });
+
+  await t.test('every audit event written here is exact ECS (test/helpers/ecs.ts)', async (t) => {
+    const events = guard.audit();
+    t.ok(events.length > 0, `${events.length} events`);
+    for (const e of events) t.same(ecsProblems(e), [], `${e.event.reason} (${e.event.action})`);
   });
 });

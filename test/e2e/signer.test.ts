@@ -386,10 +386,17 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
     t.equal(sampleValue(m, 'replguard_signer_attempts_total', { outcome: 'failure', reason: 'SIGNER_BACKUP_UNREACHABLE' }), 2);
     t.equal(sampleValue(m, 'replguard_signer_attempts_total', { outcome: 'success', reason: 'SIGNER_DELIVERED' }), 1);
     t.equal(sampleValue(m, 'replguard_signer_retries_total'), 2);
+    t.equal(sampleValue(m, 'replguard_signer_deliveries_total', { outcome: 'success', reason: 'SIGNER_DELIVERED' }), 1, 'one delivery, after three attempts');
+    t.equal(m.get('replguard_signer_deliveries_total')?.samples.length, 1, 'and no failed one');
     t.equal(sampleValue(m, 'replguard_signer_request_hold_seconds_count'), 1, 'one request held');
     t.equal(sampleValue(m, 'replguard_signer_requests_in_flight'), 0, 'none held now');
     const guardX509 = new X509Certificate(guardCertPem);
     t.equal(sampleValue(m, 'replguard_signer_guard_certificate_expiry_timestamp_seconds', { sha256: guardPin, subject: guardX509.subject.replace(/\n/g, ', ') }), Math.floor(Date.parse(guardX509.validTo) / 1000), 'the guard certificate\'s notAfter');
+    const ownX509 = new X509Certificate(readFileSync(calgaryCert.cert));
+    const ownSha = createHash('sha256').update(ownX509.raw).digest('hex');
+    t.equal(sampleValue(m, 'replguard_signer_client_certificate_expiry_timestamp_seconds', { sha256: ownSha, subject: ownX509.subject.replace(/\n/g, ', ') }), Math.floor(Date.parse(ownX509.validTo) / 1000), 'its own client certificate\'s notAfter');
+    const connections = sampleValue(m, 'replguard_signer_guard_connections_open');
+    t.ok(Number.isInteger(connections) && connections >= 0 && connections <= 1, `connections to the guard: at most the one kept alive (${connections})`);
     const check = spawnSync('promtool', ['check', 'metrics'], { input: scrape.body, encoding: 'utf8', timeout: 60_000 });
     t.equal(check.error, undefined, `promtool runs${check.error ? ` (apt-get install prometheus): ${check.error.message}` : ''}`);
     t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);

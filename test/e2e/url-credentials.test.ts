@@ -89,7 +89,7 @@ t.test('a credential in the URL or the User-Agent is refused or cut, and never l
       t.equal(e.event.kind, 'alert', `${c.name}: an alert (the credential must be rotated)`);
       t.equal(e.url.path, c.path, `${c.name}: url.path`);
       t.same(e.replguard.redacted ?? [], c.path.endsWith('[Redacted]') ? ['url.path'] : [], `${c.name}: replguard.redacted`);
-      t.same(e.replguard.credentials, [], `${c.name}: refused before any credential stage`);
+      t.notOk('credentials' in e.replguard, `${c.name}: refused before any credential stage`);
       t.match(e.replguard.detail, /^(query parameter "[a-z_]+"|(the credential parameter "[a-z_]+"|a JWT|a long base64 run \(the shape of a bearer secret\)) in (a path segment|a matrix parameter|the query|the fragment))$/, `${c.name}: the detail says what and where, in our words`);
     });
     t.equal(backup.received().length, forwarded, 'nothing reached the upstream');

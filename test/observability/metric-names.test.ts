@@ -1,12 +1,11 @@
 // Every metric the Grafana dashboard (deploy/grafana/replguard-dashboard.json) and the alert
 // rules (deploy/prometheus/replguard-rules.yaml) query is one the product exposes: a real guard's
-// /metrics (the harness starts it, after a forwarded request, a refused one and a refused
-// handshake, so that every labelled family has samples) plus the documented list in
-// docs/audit.md. Each label a query matches or groups on is one that metric has (or a target
-// label Prometheus adds), and each reason code or closed label value it names exists. promtool
-// checks the syntax of every dashboard query, Grafana variables replaced by plain values.
-//
-// The dashboard has no signer panel: the signer (role: primary) serves no /metrics yet.
+// and a real signer's /metrics (the harness starts both, after a delivered batch, a refused
+// request and a refused handshake, so that every labelled family has samples) plus the
+// documented lists in docs/audit.md and docs/signer.md. Each label a query matches or groups on
+// is one that metric has (or a target label Prometheus adds), and each reason code or closed
+// label value it names exists. promtool checks the syntax of every dashboard query, Grafana
+// variables replaced by plain values.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +17,8 @@ import { adminGet } from '../helpers/admin.ts';
 import { call, refusedAtConnection } from '../helpers/client.ts';
 import { baseConfig, ROOT, startGuard } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
+import { primaryPost } from '../helpers/primary.ts';
+import { signerConfig } from '../helpers/signer-config.ts';
 import { parsePrometheusText, type Family } from '../helpers/prometheus.ts';
 import { startBackup } from '../helpers/upstream.ts';
 import { until } from '../helpers/wait.ts';
@@ -29,7 +30,7 @@ const DATASOURCE = '${datasource}';
 /** Labels Prometheus adds to every series from the scrape configuration. */
 const TARGET_LABELS = new Set(['instance', 'job']);
 /** Values for the dashboard's own variables (the datasource is not part of a query). */
-const VARIABLES = { instance: '.*', max_nonces: '20000' };
+const VARIABLES = { instance: '.*', signer: '.*', max_nonces: '20000' };
 
 interface Known {
   type: string;
@@ -38,9 +39,9 @@ interface Known {
   values: Map<string, Set<string>>;
 }
 
-/** docs/audit.md's metrics table: name, type, labels (values in parentheses where listed). */
+/** docs/audit.md's (the guard's) and docs/signer.md's metrics tables: name, type, labels (values in parentheses where listed). */
 function documentedMetrics(): Map<string, Known> {
-  const markdown = readFileSync(join(ROOT, 'docs', 'audit.md'), 'utf8');
+  const markdown = ['audit.md', 'signer.md'].map((f) => readFileSync(join(ROOT, 'docs', f), 'utf8')).join('\n');
   const out = new Map<string, Known>();
   for (const m of markdown.matchAll(/^\| `(replguard_[a-z_]+)` \| (counter|gauge|histogram) \| ([^|]*) \|/gm)) {
     const known: Known = { type: m[2]!, labels: new Set(), values: new Map() };
@@ -81,7 +82,7 @@ function merge(served: Map<string, Family>, documented: Map<string, Known>): Map
   for (const [family, d] of documented) {
     for (const name of sampleNames(family, d.type)) {
       const e = entry(name, d.type);
-      e.from.push('docs/audit.md');
+      e.from.push('docs');
       for (const l of d.labels) e.labels.add(l);
       for (const [l, v] of d.values) e.values.set(l, v);
       if (name.endsWith('_bucket')) e.labels.add('le');
@@ -144,12 +145,14 @@ t.test('promtool parses every dashboard query', async (t) => {
   t.match(run.stdout, new RegExp(`SUCCESS: ${all.length} rules found`));
 });
 
-t.test('every metric the dashboard and the rules query is one the guard exposes, with its labels', async (t) => {
+t.test('every metric the dashboard and the rules query is one the guard or the signer exposes, with its labels', async (t) => {
   const pki = makePki([]);
   const good = pki.client('calgary-01');
   const backup = await startBackup();
   const guard = await startGuard(baseConfig(pki, backup.url));
+  const signer = await startGuard(signerConfig(pki, `https://127.0.0.1:${guard.port}`, good));
   t.teardown(async () => {
+    await signer.stop();
     await guard.stop();
     await backup.stop();
   });
@@ -159,12 +162,20 @@ t.test('every metric the dashboard and the rules query is one the guard exposes,
   t.equal((await call(guard.port, pki.caFile, { cert: good, path: '/nowhere' })).status, 404);
   t.ok(await refusedAtConnection(guard.port, pki.caFile, { cert: pki.foreignClient('calgary-01') }));
   await until(() => guard.audit().length >= 3, 'three audit events');
+  t.equal((await primaryPost(signer.port, '{"entries":[{"id":1}]}')).status, 200, 'a batch delivered through the signer');
+  await until(() => signer.audit().some((e) => e.replguard?.final === true), 'the signer\'s final event');
 
   const served = parsePrometheusText((await adminGet(guard.adminPort, '/metrics')).body);
+  const signerServed = parsePrometheusText((await adminGet(signer.adminPort, '/metrics')).body);
+  for (const family of ['replguard_signer_attempts_total', 'replguard_signer_deliveries_total', 'replguard_signer_client_certificate_expiry_timestamp_seconds', 'replguard_signer_guard_certificate_expiry_timestamp_seconds']) {
+    t.ok((signerServed.get(family)?.samples.length ?? 0) > 0, `${family} has samples`);
+  }
   for (const family of ['replguard_requests_total', 'replguard_tls_refusals_total', 'replguard_upstream_duration_seconds', 'replguard_peer_certificate_expiry_seconds']) {
     t.ok((served.get(family)?.samples.length ?? 0) > 0, `${family} has samples`);
   }
-  const known = merge(new Map([...served].filter(([name]) => name.startsWith('replguard_'))), documentedMetrics());
+  const known = merge(new Map([...served, ...signerServed].filter(([name]) => name.startsWith('replguard_') && name !== 'replguard_build_info')), documentedMetrics());
+  const info = [served.get('replguard_build_info'), signerServed.get('replguard_build_info')];
+  t.ok(info.every((f) => f?.samples.length === 1), 'both serve replguard_build_info');
   // A request's outcome, or a connection code met by a request on an open connection.
   known.get('replguard_requests_total')?.values.set('reason', new Set(Object.entries(REASONS).filter(([, e]) => e.kind === 'request' || e.kind === 'connection').map(([c]) => c)));
   known.get('replguard_tls_refusals_total')?.values.set('reason', new Set(Object.entries(REASONS).filter(([, e]) => e.kind === 'connection').map(([c]) => c)));
@@ -212,6 +223,14 @@ t.test('every metric the dashboard and the rules query is one the guard exposes,
     'replguard_peer_certificate_expiry_seconds',
     'replguard_reloads_total',
     'replguard_audit_write_errors_total',
+    'replguard_signer_deliveries_total',
+    'replguard_signer_attempts_total',
+    'replguard_signer_retries_total',
+    'replguard_signer_request_hold_seconds_bucket',
+    'replguard_signer_requests_in_flight',
+    'replguard_signer_guard_connections_open',
+    'replguard_signer_client_certificate_expiry_timestamp_seconds',
+    'replguard_signer_guard_certificate_expiry_timestamp_seconds',
   ]) {
     t.ok(dashboardReads.has(name), `a panel reads ${name}`);
   }

@@ -1,12 +1,13 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { createAuditLog } from '../../../src/audit/audit-log.ts';
-import { reloadEvent } from '../../../src/audit/control-events.ts';
-import { clip, MAX_CLIENT_STRING, requestEvent } from '../../../src/audit/event.ts';
+import { banEvent, reloadEvent } from '../../../src/audit/control-events.ts';
+import { clip, connectionEvent, MAX_CLIENT_STRING, requestEvent } from '../../../src/audit/event.ts';
 import { signerEvent } from '../../../src/audit/signer-event.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 import { credentialFingerprint } from '../../../src/crypto/secret-compare.ts';
 import { newConnection, newRequestContext, type RequestContext } from '../../../src/pipeline/context.ts';
+import { ecsProblems } from '../../helpers/ecs.ts';
 
 const HOSTILE = `evil\n{"event":{"reason":"FORWARDED"}}\r\u001b[31mred\u001b[0m %s %n %j ${'x'.repeat(64 * 1024)}`;
 
@@ -241,4 +242,49 @@ t.test("the signer's event cuts a credential from the primary's path the same wa
   const clean = signerEvent({ ...{ reason: 'SIGNER_DELIVERED', durationMs: 1, client: { ip: '127.0.0.1', port: 5000 }, requestId: 'r1', pop: 'calgary-01', backup: { id: 'zurich-01', address: '192.0.2.1', port: 8443 }, attempt: 1, maxAttempts: 6, final: true }, path: '/api/replication/apply' });
   t.equal(clean.url.path, '/api/replication/apply');
   t.notOk(clean.replguard.redacted);
+});
+
+// What the end-to-end ECS test (test/e2e/ecs-fields.test.ts) cannot provoke on purpose: an
+// unknown port, a handshake that got nowhere, a primary that hung up before its answer.
+t.test('unknown values are left out, never written as placeholders', async (t) => {
+  const bare = connectionEvent(newConnection({ remoteAddress: '192.0.2.9', remotePort: 0 }), 'TLS_HANDSHAKE_TIMEOUT', undefined);
+  t.same(bare.source, { ip: '192.0.2.9' }, 'no port 0');
+  t.notOk('tls' in bare, 'no tls: {}');
+  t.notOk('replguard' in bare, 'no replguard: {}');
+  t.same(bare.event.category, ['network'], 'a timeout is no authentication');
+  t.same(ecsProblems({ '@timestamp': new Date().toISOString(), ...bare }), []);
+
+  const gone = signerEvent({
+    reason: 'SIGNER_PRIMARY_GONE', durationMs: 1, client: { ip: '127.0.0.1', port: 0 }, path: undefined, requestId: 'r2', pop: 'calgary-01',
+    backup: { id: 'zurich-01', address: '192.0.2.1', port: 8443 }, attempt: 2, maxAttempts: 6, final: true, status: 0, webhookId: '', detail: '',
+  });
+  t.notOk('status' in gone.replguard, 'nobody got a status: none is logged');
+  t.notOk('url' in gone, 'no path: no url: {}');
+  t.same(gone.source, { ip: '127.0.0.1' });
+  t.notOk('webhook_id' in gone.replguard || 'detail' in gone.replguard, 'no empty strings');
+  t.same(ecsProblems({ '@timestamp': new Date().toISOString(), ...gone }), []);
+
+  const ban = banEvent('LIMIT_BAN_STARTED', { key: 'addr:192.0.2.9', since: 1, until: 2, failures: 3, reason: 'TLS_CLIENT_CERT_MISSING' });
+  t.same(ban.source, { ip: '192.0.2.9' });
+  t.same(ecsProblems({ '@timestamp': new Date().toISOString(), ...ban }), []);
+});
+
+t.test('the ECS checker itself: each kind of mistake is named', async (t) => {
+  const ok = { '@timestamp': '2026-12-03T13:00:00.000Z', ecs: { version: '8.11.0' }, event: { kind: 'event', category: ['network'], type: ['connection'], outcome: 'failure', dataset: 'replguard.audit' } };
+  t.same(ecsProblems(ok), []);
+  const problems = (over: Record<string, unknown>) => ecsProblems({ ...ok, ...over }).join('\n');
+  t.match(problems({ tls: {} }), /^tls: an empty object/m);
+  t.match(problems({ source: { ip: '192.0.2.1', port: 0 } }), /^source\.port: a port outside/m);
+  t.match(problems({ source: { ip: 'not-an-ip' } }), /^source\.ip: an ip must be/m);
+  t.match(problems({ url: { path: '' } }), /^url\.path: an empty string/m);
+  t.match(problems({ http: { response: { status_code: '200' } } }), /^http\.response\.status_code: a long must be an integer/m);
+  t.match(problems({ log: { type: 'audit' } }), /^log\.type: not an ECS field/m);
+  t.match(problems({ custom: { x: 1 } }), /^custom: not an ECS field set/m);
+  t.match(problems({ replguard: { credentials: [] } }), /^replguard\.credentials: an empty array/m);
+  t.match(problems({ replguard: { status: 0 } }), /^replguard\.status: an HTTP status outside/m);
+  t.match(problems({ event: { ...ok.event, kind: 'incident' } }), /^event\.kind: "incident" is not an allowed value/m);
+  t.match(problems({ event: { ...ok.event, category: 'network' } }), /^event\.category: ECS normalises this field to an array/m);
+  t.match(problems({ event: { ...ok.event, category: ['authentication'], type: ['denied'] } }), /^event\.type: "denied" is expected by none of event\.category/m);
+  t.match(problems({ event: { ...ok.event, start: '03/12/2026' } }), /^event\.start: a date must be an ISO 8601 string/m);
+  t.match(ecsProblems({ ecs: ok.ecs, event: ok.event }).join('\n'), /^@timestamp: missing/m);
 });
