@@ -113,11 +113,19 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
   for (const destination of ['stdout', 'file'] as const) auditErrors.inc({ destination }, 0);
 
   // The signed POP registry (docs/control-plane.md): every REGISTRY_* event counted, and the
-  // registry in force read on every scrape. Bounded: 5 event codes x the refusal codes (or none).
+  // registry in force read on every scrape. Bounded: 7 event codes x the refusal codes (or none).
   const registryEvents = new Counter({
     name: 'replguard_registry_events_total',
     help: 'Events of the control plane\'s registry by reason code (REGISTRY_UPDATED, REGISTRY_REFUSED, ...) and, for a refusal, its refusal code ("none" otherwise).',
     labelNames: ['reason', 'refusal'] as const,
+    registers,
+  });
+  // Peers from the registry (control_plane.peers): each POP added, removed or changed by a
+  // REGISTRY_PEERS_CHANGED event (the start-up peer set counts as added). Bounded: 3 labels.
+  const registryPeerChanges = new Counter({
+    name: 'replguard_registry_peer_changes_total',
+    help: 'Peers the control plane\'s registry added, removed or changed on this guard (control_plane.peers), by change.',
+    labelNames: ['change'] as const,
     registers,
   });
   let registryInForce: () => { serial: number; expiresMs: number } | undefined = () => undefined;
@@ -263,6 +271,9 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
       }
       if (action === 'registry') {
         registryEvents.inc({ reason, refusal: event.replguard.registry?.refusal ?? 'none' });
+        if (reason === 'REGISTRY_PEERS_CHANGED') {
+          for (const change of ['added', 'removed', 'changed'] as const) registryPeerChanges.inc({ change }, event.replguard.registry?.[change]?.length ?? 0);
+        }
         return;
       }
       if (action !== 'replication-request') return;
