@@ -124,7 +124,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   }
   const peerMode = config.control_plane?.peers ?? 'off';
   if (registry && peerMode !== 'off') {
-    metrics.registerGaugeCollector('replguard_registry_peers', 'Peers admitted from the control plane\'s registry now (control_plane.peers merge or replace; absent when off).', () => live.peerSet().fromRegistry.length);
+    metrics.trackRegistryPeers(() => live.peerSet().fromRegistry.length);
     const peerFields = (set: PeerSet) => ({
       source: 'file', serial: registry.current().payload.serial, peer_mode: peerMode, peers_from_registry: set.fromRegistry.length,
       conflicts: set.conflicts.map((c) => `${c.id}: ${c.reason}`),

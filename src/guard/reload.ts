@@ -279,15 +279,18 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
       if (!registry) return { outcome: 'unchanged', set };
       const merged = withPeers(config);
       const entries = peerEntries(merged.set.peers);
-      const changes = peerChanges(desired, entries);
       const same = (a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>) => a.size === b.size && [...a].every(([id, e]) => b.get(id) === e);
       if (same(entries, built)) {
-        // Nothing to build (e.g. a registry that changed only other POPs, or undid a failed change).
+        // Nothing to build: a registry that changed only other POPs, or took back a change that
+        // could not be built (then what is in force again is reported against what was pending).
         const undone = !same(desired, built);
+        const changes = peerChanges(desired, built);
         desired = built;
         set = merged.set;
         return undone ? { outcome: 'applied', set, ...changes } : { outcome: 'unchanged', set };
       }
+      // What changes against the pipeline in force (after a failed build, a retry reports it all).
+      const changes = peerChanges(built, entries);
       // From here the registry's word is in force for the peer stage, whether the build succeeds or not.
       desired = entries;
       set = merged.set;

@@ -49,6 +49,8 @@ export interface Metrics {
   countReload(result: 'success' | 'failure'): void;
   /** The control plane's registry in force, read on every scrape (none without control_plane). */
   trackRegistry(current: () => { serial: number; expiresMs: number } | undefined): void;
+  /** How many peers come from the registry now, read on every scrape (with control_plane.peers merge or replace). */
+  trackRegistryPeers(count: () => number): void;
   /** An audit destination failed to write or reopen. */
   countAuditError(destination: 'stdout' | 'file'): void;
   /**
@@ -127,6 +129,17 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     help: 'Peers the control plane\'s registry added, removed or changed on this guard (control_plane.peers), by change.',
     labelNames: ['change'] as const,
     registers,
+  });
+  let registryPeers: () => number | undefined = () => undefined;
+  new Gauge({
+    name: 'replguard_registry_peers',
+    help: 'Peers admitted from the control plane\'s registry now (absent unless control_plane.peers is merge or replace).',
+    registers,
+    collect() {
+      this.reset();
+      const count = registryPeers();
+      if (count !== undefined) this.set(count);
+    },
   });
   let registryInForce: () => { serial: number; expiresMs: number } | undefined = () => undefined;
   new Gauge({
@@ -295,6 +308,9 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     },
     trackRegistry(current) {
       registryInForce = current;
+    },
+    trackRegistryPeers(count) {
+      registryPeers = count;
     },
     countReload(result) {
       reloads.inc({ result });
