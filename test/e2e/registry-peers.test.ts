@@ -16,7 +16,7 @@ import { signRegistry } from '../../src/registry/verify.ts';
 import { parseSignKey, type SignKey } from '../../src/replay/keys.ts';
 import { newWebhookId, signatureHeaders } from '../../src/replay/signing.ts';
 import { adminGet } from '../helpers/admin.ts';
-import { baseConfig, startGuard, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
+import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
 import { clientTls, makePki, wireBody, type CertFiles } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
 import { atomicWrite, sighup, waitFor } from '../helpers/reload.ts';
@@ -242,4 +242,22 @@ t.test('a peer set that cannot be built: the POP HQ removed is refused all the s
   t.ok(await waitFor(() => requestEvent(guard, served.id) !== undefined));
   const forwarded = guard.audit().filter((e) => e.http !== undefined && e.event.reason === 'FORWARDED').length;
   t.same([forwarded, backup.received().length], [2, 2], 'only the two forwarded requests reached the backup');
+});
+
+t.test('check-config: replace takes every peer from the registry, and the registry carries no bearer secrets', async (t) => {
+  const file = join(dir, 'check.jws');
+  await writeRegistry(file, registry(1, [calgary]));
+  const viennaKey = atomicWrite(join(dir, 'vienna-check.whpk'), vienna.key.whpk);
+  const base = guardConfig('http://127.0.0.1:9', file, viennaKey) as Record<string, any>;
+  const withPlane = (over: Record<string, unknown>) => ({ ...base, ...over, control_plane: { ...base.control_plane, peers: 'replace' } });
+
+  const kept = await runCli(['check-config', '-c', writeConfig(withPlane({}))]);
+  t.equal(kept.code, 2, 'replace with entries in peers: exit 2');
+  t.match(kept.stderr, /peers: control_plane\.peers is replace/, 'naming peers and the fix');
+  const bearer = await runCli(['check-config', '-c', writeConfig(withPlane({ peers: [], auth: { methods: ['mtls', 'bearer'] } }))]);
+  t.equal(bearer.code, 2, 'replace with bearer: exit 2');
+  t.match(bearer.stderr, /control_plane\.peers: auth\.methods lists bearer/);
+  const fine = await runCli(['check-config', '-c', writeConfig(withPlane({ peers: [] }))]);
+  t.equal(fine.code, 0, fine.stderr);
+  t.notMatch(fine.stderr, /no peers are configured/, 'no empty-peers warning when the registry names them');
 });
