@@ -129,15 +129,22 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       source: 'file', serial: registry.current().payload.serial, peer_mode: peerMode, peers_from_registry: set.fromRegistry.length,
       conflicts: set.conflicts.map((c) => `${c.id}: ${c.reason}`),
     });
+    const signed = config.auth.methods.includes('signature');
+    const warnPeers = (set: PeerSet) => {
+      for (const c of set.conflicts) log.warn({ source: 'registry', pop: c.id }, `registry POP not admitted: ${c.reason}`);
+      for (const p of set.peers) {
+        if (signed && p.from === 'registry' && (p.signature_keys?.length ?? 0) === 0) log.warn({ source: 'registry', pop: p.id }, 'registry POP without signature_keys: auth.methods lists signature, so it can never be admitted');
+      }
+    };
     // The peers of the start-up registry are in force already (the pipeline was built with them).
     const initial = live.peerSet();
     record(registryEvent('REGISTRY_PEERS_CHANGED', { ...peerFields(initial), added: [...initial.fromRegistry], removed: [], changed: [] }, 'start-up'));
-    for (const c of initial.conflicts) log.warn({ source: 'registry', pop: c.id }, `registry POP not admitted: ${c.reason}`);
+    warnPeers(initial);
     const applyPeers = (trigger: string) => {
       const result = live.applyRegistry();
       if (result.outcome === 'unchanged') return;
       const { added, removed, changed } = result;
-      for (const c of result.set.conflicts) log.warn({ source: 'registry', pop: c.id }, `registry POP not admitted: ${c.reason}`);
+      warnPeers(result.set);
       if (result.outcome === 'failed') {
         record(registryEvent('REGISTRY_PEERS_NOT_APPLIED', { ...peerFields(result.set), added, removed, changed }, `${trigger}: ${result.error}`));
         return;

@@ -139,7 +139,8 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
   });
 
   let config = initial;
-  let set = withPeers(config).set;
+  const atStart = withPeers(config);
+  let set = atStart.set;
   let peers = createPeerIndex(set.peers);
   desired = built = peerEntries(set.peers);
   let tls: ReloadableTlsContext = tlsFor(config);
@@ -159,7 +160,7 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
   };
   let current: Generation;
   try {
-    current = newGeneration(buildPipeline(withPeers(config).config, pipelineDeps));
+    current = newGeneration(buildPipeline(atStart.config, pipelineDeps));
   } catch (err) {
     tls.close();
     throw err;
