@@ -245,7 +245,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   }
   const adminPort = (admin.address() as { port: number }).port;
   log.info({
-    listen: `${config.listen.host}:${port}`, admin: `${config.admin.host}:${adminPort}`, peers: config.peers.length,
+    listen: `${config.listen.host}:${port}`, admin: `${config.admin.host}:${adminPort}`, peers: live.peerSet().peers.length,
     ban_administration: adminToken ? `admin token ${adminToken.current().fingerprint}, from any caller` : 'loopback callers only',
   }, 'guard listening');
 
