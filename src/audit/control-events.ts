@@ -128,13 +128,13 @@ export function adminEvent(
 }
 
 /** The registry events (registry/monitor.ts): a change, a refusal, an expiry warning, serving stopped or resumed. */
-export type RegistryEventReason = 'REGISTRY_UPDATED' | 'REGISTRY_REFUSED' | 'REGISTRY_EXPIRING' | 'REGISTRY_SERVING_STOPPED' | 'REGISTRY_SERVING_RESUMED';
+export type RegistryEventReason = 'REGISTRY_UPDATED' | 'REGISTRY_REFUSED' | 'REGISTRY_EXPIRING' | 'REGISTRY_SERVING_STOPPED' | 'REGISTRY_SERVING_RESUMED' | 'REGISTRY_PEERS_CHANGED' | 'REGISTRY_PEERS_NOT_APPLIED';
 
 /** A registry event; `detail` is operator text (file names, serials, the verifier's message), clipped. */
 export function registryEvent(reason: RegistryEventReason, registry: RegistryFields, detail?: string): AuditEvent {
-  const failure = reason === 'REGISTRY_REFUSED' || reason === 'REGISTRY_SERVING_STOPPED';
+  const failure = reason === 'REGISTRY_REFUSED' || reason === 'REGISTRY_SERVING_STOPPED' || reason === 'REGISTRY_PEERS_NOT_APPLIED';
   const fields: RegistryFields = { ...registry, source: clip(registry.source)! };
-  for (const list of ['added', 'removed', 'changed'] as const) {
+  for (const list of ['added', 'removed', 'changed', 'conflicts'] as const) {
     const ids = fields[list];
     if (ids !== undefined) fields[list] = ids.slice(0, 100).map((id) => clip(id)!);
   }

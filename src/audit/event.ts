@@ -130,7 +130,8 @@ export interface AuditEvent {
     /**
      * On REGISTRY_* events (docs/control-plane.md): the registry's serial (and the one it
      * replaced), where it came from, who signed it, when it expires, the POPs it added, removed
-     * and changed, why a document was refused, and what this process now does.
+     * and changed, why a document was refused, and what this process now does. On
+     * REGISTRY_PEERS_*, `added`, `removed` and `changed` are the guard's peer ids.
      */
     registry?: RegistryFields;
   };
@@ -150,6 +151,12 @@ export interface RegistryFields {
   added?: string[];
   removed?: string[];
   changed?: string[];
+  /** On REGISTRY_PEERS_*: `control_plane.peers` (merge or replace). */
+  peer_mode?: string;
+  /** On REGISTRY_PEERS_*: how many peers are admitted from the registry now. */
+  peers_from_registry?: number;
+  /** On REGISTRY_PEERS_*: the registry POPs replicating here that are left out, each `id: why`. */
+  conflicts?: string[];
   /** Why a document was refused (a REGISTRY_REFUSALS code of registry/verify.ts). */
   refusal?: string;
   /** `serving`, or the request code every request gets while this process does not serve. */

@@ -308,7 +308,7 @@ function resolvePaths(config: Config, base: string): Config {
   };
 }
 
-function resolveControlPlanePaths(cp: ControlPlaneConfig, at: (p: string) => string): ControlPlaneConfig {
+function resolveControlPlanePaths<T extends ControlPlaneConfig>(cp: T, at: (p: string) => string): T {
   return { ...cp, keys: cp.keys.map(at), registry_file: at(cp.registry_file) };
 }
 

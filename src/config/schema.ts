@@ -23,6 +23,16 @@ const certSelector = z
     message: 'name exactly one of cn, dns_san or uri_san',
   });
 
+/**
+ * The one name a certificate selector matches, as `field=value` (a DNS SAN lower-cased, as the
+ * peer index compares it): two peers with one key would both be named by one certificate.
+ */
+export function certSelectorKey(cert: { readonly cn?: string | undefined; readonly dns_san?: string | undefined; readonly uri_san?: string | undefined }): string {
+  if (cert.cn !== undefined) return `cn=${cert.cn}`;
+  if (cert.dns_san !== undefined) return `dns_san=${cert.dns_san.toLowerCase()}`;
+  return `uri_san=${cert.uri_san}`;
+}
+
 const peer = z.strictObject({
   /** The POP id this peer authenticates as (e.g. `calgary-01`). */
   id: popIdSchema,
@@ -156,6 +166,25 @@ export const controlPlaneSchema = z.strictObject({
 });
 export type ControlPlaneConfig = z.output<typeof controlPlaneSchema>;
 
+/** What `control_plane.peers` does with the registry's POPs (docs/control-plane.md, "Peers from the registry"). */
+export const REGISTRY_PEER_MODES = ['off', 'merge', 'replace'] as const;
+export type RegistryPeerMode = (typeof REGISTRY_PEER_MODES)[number];
+
+/** The guard's `control_plane:`: the shared section plus where its authorised peers come from. */
+export const guardControlPlaneSchema = controlPlaneSchema.extend({
+  /**
+   * Whether the registry's primaries that replicate to this guard (`replicates_to` lists
+   * `pop_id`) are authorised peers, with the certificate identity, pins and Ed25519 signature
+   * keys the registry gives them. `off` (default): peers come from `peers` alone. `merge`:
+   * `peers` plus the registry's; a POP id (or certificate name) that `peers` already has keeps
+   * the config's entry, and the registry's is reported as a conflict. `replace`: the registry's
+   * only (`peers` must then be empty). A registry change applies without a restart: a POP added
+   * is admitted, a POP removed is refused from its next request, on open connections too.
+   */
+  peers: z.enum(REGISTRY_PEER_MODES).default('off'),
+});
+export type GuardControlPlaneConfig = z.output<typeof guardControlPlaneSchema>;
+
 export const configSchema = z.strictObject({
   /** This POP's id; the default JWT audience. */
   pop_id: popIdSchema,
@@ -225,8 +254,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** The authorised source POPs. An empty list admits nobody: fails closed. */
   peers: z.array(peer).default([]),
-  /** The signed POP registry that confirms this guard's role (see `controlPlaneSchema`). Default: none. */
-  control_plane: controlPlaneSchema.optional(),
+  /** The signed POP registry that confirms this guard's role and may name its peers (see `guardControlPlaneSchema`). Default: none. */
+  control_plane: guardControlPlaneSchema.optional(),
   /**
    * Freshness and replay protection of signed requests; active exactly when `auth.methods`
    * lists `signature` (an unsigned timestamp or nonce can be forged, so writing this section
@@ -366,6 +395,18 @@ export type ConfigInput = z.input<typeof configSchema>;
 /** The parsed config: defaults applied, durations in ms, sizes in bytes, paths absolute. */
 export type Config = z.output<typeof configSchema>;
 export type PeerConfig = Config['peers'][number];
+
+/**
+ * A peer in force: one of `peers`, or a POP of the control plane's registry
+ * (`control_plane.peers`), whose request-signature keys come inline from the registry
+ * (`whpk_...`, Ed25519) instead of from files. It has no token files: the registry is not secret.
+ */
+export interface AuthorisedPeer extends PeerConfig {
+  /** Where the entry comes from; absent for `peers`. */
+  readonly from?: 'registry';
+  /** The registry's `signature_keys` of this POP (`whpk_<base64>`). */
+  readonly signature_keys?: readonly string[];
+}
 export type RouteConfig = Config['routes'][number];
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];

@@ -8,7 +8,7 @@ import { isLoopback } from '../core/loopback.ts';
 import type { ConfigProblem, Validation } from './errors.ts';
 import { GEN_TOKEN_HINT, secretWeakness } from '../crypto/secret-strength.ts';
 import { checkAppendableFile, checkReadableFile, checkSecretFile, readPasswordFile } from './files.ts';
-import { connectionLimits, type Config } from './schema.ts';
+import { certSelectorKey, connectionLimits, type Config } from './schema.ts';
 import { SIGNER_ROUTE, type PrimaryConfig } from './primary-schema.ts';
 
 const IMPLEMENTED_METHODS = new Set(['mtls', 'bearer', 'jwt', 'signature']);
@@ -33,12 +33,12 @@ export function validateConfig(config: Config): Validation {
     if (prev !== undefined) problem(`peers[${i}].id`, `"${peer.id}" is already used by peers[${prev}]; each POP is listed once`);
     ids.set(peer.id, i);
     const [field, value] = Object.entries(peer.cert).find(([, v]) => v !== undefined)!;
-    const key = `${field}=${field === 'dns_san' ? String(value).toLowerCase() : value}`;
+    const key = certSelectorKey(peer.cert);
     const other = selectors.get(key);
     if (other !== undefined) problem(`peers[${i}].cert`, `${field} "${value}" also names peers[${other}]; a certificate must identify one POP`);
     selectors.set(key, i);
   });
-  if (config.peers.length === 0) {
+  if (config.peers.length === 0 && (config.control_plane?.peers ?? 'off') === 'off') {
     warnings.push({ path: 'peers', message: 'no peers are configured: every request will be refused' });
   }
 

@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { checkCredentialConfig } from '../auth/config-checks.ts';
 import { checkUpstreamConfig } from '../proxy/config-checks.ts';
 import { checkSignatureConfig } from '../replay/config-checks.ts';
-import { checkControlPlaneConfig } from '../registry/config-checks.ts';
+import { checkControlPlaneConfig, checkRegistryPeersConfig } from '../registry/config-checks.ts';
 import { checkRouteConfig } from '../route/route-stage.ts';
 import { checkAdminConfig } from '../service/admin-access.ts';
 
@@ -19,6 +19,7 @@ export const GUARD_CONFIG_CHECKS: readonly ConfigCheck<Config>[] = [
   checkUpstreamConfig,
   checkAdminConfig,
   checkControlPlaneConfig,
+  checkRegistryPeersConfig,
 ];
 
 /** Only the guard's checks: a signer config read here is refused at `role` anyway. */

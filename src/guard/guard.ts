@@ -8,7 +8,7 @@ import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { reloadEvent } from '../audit/control-events.ts';
+import { registryEvent, reloadEvent } from '../audit/control-events.ts';
 import type { AuditEvent } from '../audit/event.ts';
 import type { Config } from '../config/schema.ts';
 import { Bans } from '../limits/bans.ts';
@@ -18,7 +18,9 @@ import { createRepeatAggregator } from '../audit/repeats.ts';
 import { createSharedState, loadRedisDriver } from '../store/create.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
+import type { Registry } from '../registry/document.ts';
 import { startRegistryMonitor, type RegistryMonitor } from '../registry/monitor.ts';
+import type { PeerSet } from '../registry/peers.ts';
 import { loadAdminToken, type AdminToken } from '../service/admin-access.ts';
 import { startAdminServer } from '../service/admin.ts';
 import { drainServer } from '../service/drain.ts';
@@ -65,8 +67,10 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   // The control plane's registry confirms this guard's role before anything listens: a refused
   // or mismatching registry is a ConfigError (exit 2). Made once per process (restart-only).
+  // Each new registry also goes to the peers (control_plane.peers), once the pipeline exists.
+  let onRegistry: ((registry: Registry) => void) | undefined;
   const registry: RegistryMonitor | undefined = config.control_plane
-    ? await startRegistryMonitor(config.control_plane, { popId: config.pop_id, role: 'backup' }, { now, log, record })
+    ? await startRegistryMonitor(config.control_plane, { popId: config.pop_id, role: 'backup' }, { now, log, record, onRegistry: (r) => onRegistry?.(r) })
     : undefined;
   const serving = () => registry?.state().serving ?? true;
 
@@ -98,9 +102,14 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     deps.onReload?.(report);
   };
 
+  let retryPeers: ((trigger: string) => void) | undefined;
   // Config, TLS context and pipeline in force; they change on reload (guard/reload.ts).
   try {
-    live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) } });
+    live = createLiveGuard(config, {
+      log, now, source: deps.source, onReload,
+      shared: { nonceStore, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) },
+      ...(registry ? { registry: () => registry.current() } : {}),
+    });
   } catch (err) {
     registry?.close();
     bans.stop();
@@ -112,6 +121,39 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
       const { serial, exp } = registry.current().payload;
       return { serial, expiresMs: exp * 1000 };
     });
+  }
+  const peerMode = config.control_plane?.peers ?? 'off';
+  if (registry && peerMode !== 'off') {
+    metrics.trackRegistryPeers(() => live.peerSet().fromRegistry.length);
+    const peerFields = (set: PeerSet) => ({
+      source: 'file', serial: registry.current().payload.serial, peer_mode: peerMode, peers_from_registry: set.fromRegistry.length,
+      conflicts: set.conflicts.map((c) => `${c.id}: ${c.reason}`),
+    });
+    const signed = config.auth.methods.includes('signature');
+    const warnPeers = (set: PeerSet) => {
+      for (const c of set.conflicts) log.warn({ source: 'registry', pop: c.id }, `registry POP not admitted: ${c.reason}`);
+      for (const p of set.peers) {
+        if (signed && p.from === 'registry' && (p.signature_keys?.length ?? 0) === 0) log.warn({ source: 'registry', pop: p.id }, 'registry POP without signature_keys: auth.methods lists signature, so it can never be admitted');
+      }
+    };
+    // The peers of the start-up registry are in force already (the pipeline was built with them).
+    const initial = live.peerSet();
+    record(registryEvent('REGISTRY_PEERS_CHANGED', { ...peerFields(initial), added: [...initial.fromRegistry], removed: [], changed: [] }, 'start-up'));
+    warnPeers(initial);
+    const applyPeers = (trigger: string) => {
+      const result = live.applyRegistry();
+      if (result.outcome === 'unchanged') return;
+      const { added, removed, changed } = result;
+      warnPeers(result.set);
+      if (result.outcome === 'failed') {
+        record(registryEvent('REGISTRY_PEERS_NOT_APPLIED', { ...peerFields(result.set), added, removed, changed }, `${trigger}: ${result.error}`));
+        return;
+      }
+      log.info({ source: 'registry', added, removed, changed }, 'new peers from the registry in force');
+      record(registryEvent('REGISTRY_PEERS_CHANGED', { ...peerFields(result.set), added, removed, changed }, trigger));
+    };
+    onRegistry = () => applyPeers('registry');
+    retryPeers = applyPeers;
   }
   metrics.trackCertificates(() => {
     const material = live.tlsMaterial();
@@ -203,7 +245,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   }
   const adminPort = (admin.address() as { port: number }).port;
   log.info({
-    listen: `${config.listen.host}:${port}`, admin: `${config.admin.host}:${adminPort}`, peers: config.peers.length,
+    listen: `${config.listen.host}:${port}`, admin: `${config.admin.host}:${adminPort}`, peers: live.peerSet().peers.length,
     ban_administration: adminToken ? `admin token ${adminToken.current().fingerprint}, from any caller` : 'loopback callers only',
   }, 'guard listening');
 
@@ -215,6 +257,8 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     reload: (trigger) => {
       live.reload(trigger);
       adminToken?.reload(trigger);
+      // A peer set that failed to build is tried again (its files may be fixed now).
+      retryPeers?.(trigger);
       void registry?.refresh(trigger);
     },
     shutdown() {

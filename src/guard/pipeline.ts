@@ -22,6 +22,8 @@ import { createForwardStage } from '../proxy/forward.ts';
 import { createRequestHeadersStage } from '../proxy/request-headers-stage.ts';
 import type { ReloadListener, ReloadResult, ReloadTrigger } from '../reload/source.ts';
 import { createRegistryStage } from '../registry/registry-stage.ts';
+import { createRegistryPeerStage } from '../registry/peer-stage.ts';
+import { peerEntries } from '../registry/peers.ts';
 import type { ServingState } from '../registry/monitor.ts';
 import { createRouteStage } from '../route/route-stage.ts';
 import type { ClientTrust } from '../tls/client-trust.ts';
@@ -45,6 +47,11 @@ export interface PipelineDeps {
   readonly clientTrust: () => ClientTrust;
   /** Whether the control plane's registry lets this guard serve (when control_plane is set). */
   readonly registry?: () => ServingState;
+  /**
+   * With peers from the registry (control_plane.peers): every peer's entry in force now
+   * (registry/peers.ts peerEntries), which a pipeline built with other entries refuses to serve.
+   */
+  readonly peersInForce?: () => ReadonlyMap<string, string>;
   /**
    * Told the result of every reload of a stage's file-backed material (metrics). A stage whose
    * material comes from files creates it with `createReloadableSource({..., onReload})`.
@@ -108,6 +115,8 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     //    once, a bearer secret or a JWT, compares with it: auth/identity.ts).
     createMtlsStage(config),
     ...credentials,
+    //    With peers from the registry: the POP's entry is still the one in force.
+    ...(deps.peersInForce ? [createRegistryPeerStage(peerEntries(config.peers), deps.peersInForce)] : []),
     // 5. Rate limit: a ban of a POP that only authentication named (keys step 2 asked about are
     //    not asked again), then the per-POP limit.
     bans.afterAuthentication,

@@ -16,6 +16,14 @@
  *  - each stage's file-backed material (tokens, JWT keys, revoked ids; later signing keys):
  *    the pipeline's own `reload`, which its stages' sources also run by themselves.
  *
+ * With peers from the control plane's registry (`control_plane.peers` merge or replace), the
+ * peers a pipeline is built with are the config's merged with the registry's in force
+ * (registry/peers.ts), and a new registry whose peer set differs builds and swaps a new pipeline
+ * the same way a config reload does (`applyRegistry`): the new mTLS stage matches every open
+ * connection's certificate afresh, so a removed POP is refused from its next request. When that
+ * build fails, the pipeline in force stays, but it refuses the POPs the registry removed or
+ * changed (registry/peer-stage.ts): a withdrawn POP is never admitted under its old entry.
+ *
  * Shared state (nonce store, rate counters, bans) must come from `PipelineDeps`, made once per
  * process: a stage that made its own would lose it at every config reload.
  */
@@ -25,10 +33,12 @@ import type { Server } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import { ConfigError } from '../config/errors.ts';
 import { checkConfigFile, parseConfig, type LoadedConfig } from './config.ts';
-import type { Config } from '../config/schema.ts';
+import type { Config, PeerConfig } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
 import { createPeerIndex, type PeerIndex } from '../auth/mtls.ts';
+import type { Registry } from '../registry/document.ts';
+import { peerChanges, peerEntries, peerSet, type PeerSet } from '../registry/peers.ts';
 import type { ClientTrust } from '../tls/client-trust.ts';
 import type { TlsMaterial } from '../tls/material.ts';
 import { createReloadableTlsContext, type ReloadableTlsContext } from '../tls/reloadable-context.ts';
@@ -45,6 +55,11 @@ export const RESTART_ONLY = ['role', 'pop_id', 'listen', 'admin', 'store', 'cont
 /** State made once per process and shared by every pipeline generation (a reload keeps it). */
 export type SharedPipelineDeps = Pick<PipelineDeps, 'nonceStore' | 'bans' | 'limiters' | 'registry'>;
 
+/** What a new registry did to the peers (`applyRegistry`). */
+export type RegistryPeersResult =
+  | { readonly outcome: 'unchanged'; readonly set: PeerSet }
+  | { readonly outcome: 'applied' | 'failed'; readonly set: PeerSet; readonly added: string[]; readonly removed: string[]; readonly changed: string[]; readonly error?: string };
+
 export interface LiveGuardDeps {
   readonly log: OperationalLog;
   readonly now: () => number;
@@ -56,6 +71,8 @@ export interface LiveGuardDeps {
   readonly onReload?: ReloadListener;
   /** Whether sources watch their folders (default true). */
   readonly watch?: boolean;
+  /** The control plane's registry in force: its peers join the config's per `control_plane.peers`. */
+  readonly registry?: () => Registry;
 }
 
 /** The pipeline in force for one request; `release` once its response is over. */
@@ -77,8 +94,15 @@ export interface LiveGuard {
   bearerExpiries(): ReturnType<GuardPipeline['bearerExpiries']>;
   /** The client trust in force (CA bundle and CRLs). */
   clientTrust(): ClientTrust;
-  /** The peer index of the config in force (a config reload makes a new one). */
+  /** The peer index in force (a config reload, or a registry with other peers, makes a new one). */
   peers(): PeerIndex;
+  /** The peers in force and which of them come from the registry. */
+  peerSet(): PeerSet;
+  /**
+   * Puts the peers of the registry in force now in force (with `control_plane.peers` merge or
+   * replace; `unchanged` otherwise). Never throws: a failed build is reported, see the header.
+   */
+  applyRegistry(): RegistryPeersResult;
   /** Reloads the config, the TLS material and the stages' material, in that order. Never throws. */
   reload(trigger: ReloadTrigger): void;
   /** Stops every watcher and timer and closes every pipeline. */
@@ -94,13 +118,31 @@ interface Generation {
 /** Builds what is in force from the config (throws a ConfigError when unusable: start-up fails). */
 export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps): LiveGuard {
   const { log, now } = deps;
-  const pipelineDeps: PipelineDeps = { log, now, onReload: deps.onReload, ...deps.shared, clientTrust: () => tls.current().clientTrust };
+  // control_plane is restart-only: the mode is the start-up config's.
+  const mode = initial.control_plane?.peers ?? 'off';
+  const registry = mode !== 'off' ? deps.registry : undefined;
+  /** The config with the peers in force under the registry (the config itself without one). */
+  const withPeers = (c: Readonly<Config>): { config: Readonly<Config>; set: PeerSet } => {
+    const set = peerSet(c.peers, registry?.(), c.pop_id, mode);
+    return { config: set.peers === c.peers ? c : Object.freeze({ ...c, peers: set.peers as PeerConfig[] }), set };
+  };
+  // What the registry says each peer is now (`desired`), and what the pipeline in force was
+  // built with (`built`): they differ only after a failed build, and then the peer stage refuses.
+  let desired: ReadonlyMap<string, string> = new Map();
+  let built: ReadonlyMap<string, string> = new Map();
+  const pipelineDeps: PipelineDeps = {
+    log, now, onReload: deps.onReload, ...deps.shared, clientTrust: () => tls.current().clientTrust,
+    ...(registry ? { peersInForce: () => desired } : {}),
+  };
   const tlsFor = (config: Readonly<Config>) => createReloadableTlsContext(config.tls, {
     log, now, onReload: deps.onReload, intervalMs: config.auth.reload_interval, watch: deps.watch,
   });
 
   let config = initial;
-  let peers = createPeerIndex(config.peers);
+  const atStart = withPeers(config);
+  let set = atStart.set;
+  let peers = createPeerIndex(set.peers);
+  desired = built = peerEntries(set.peers);
   let tls: ReloadableTlsContext = tlsFor(config);
   let server: Server | undefined;
   const generations = new Set<Generation>();
@@ -118,7 +160,7 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
   };
   let current: Generation;
   try {
-    current = newGeneration(buildPipeline(config, pipelineDeps));
+    current = newGeneration(buildPipeline(atStart.config, pipelineDeps));
   } catch (err) {
     tls.close();
     throw err;
@@ -127,7 +169,8 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
   const apply = (next: LoadedConfig): void => {
     const kept = restartOnlyChanges(config, next.config);
     const effective = keepRestartOnly(config, next.config);
-    const pipeline = buildPipeline(effective, pipelineDeps);
+    const merged = withPeers(effective);
+    const pipeline = buildPipeline(merged.config, pipelineDeps);
     let nextTls: ReloadableTlsContext | undefined;
     try {
       if (JSON.stringify([config.tls, config.auth.reload_interval]) !== JSON.stringify([effective.tls, effective.auth.reload_interval])) {
@@ -150,7 +193,9 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
     current = newGeneration(pipeline);
     retire(previous);
     config = effective;
-    peers = createPeerIndex(effective.peers);
+    set = merged.set;
+    peers = createPeerIndex(set.peers);
+    desired = built = peerEntries(set.peers);
     for (const path of kept) log.warn({ source: 'config', key: path }, 'this key changes only with a restart: the value in force is kept');
     for (const w of next.warnings) log.warn({ source: 'config', key: w.path }, w.message);
   };
@@ -230,6 +275,41 @@ export function createLiveGuard(initial: Readonly<Config>, deps: LiveGuardDeps):
     },
     clientTrust: () => tls.current().clientTrust,
     peers: () => peers,
+    peerSet: () => set,
+    applyRegistry() {
+      if (!registry) return { outcome: 'unchanged', set };
+      const merged = withPeers(config);
+      const entries = peerEntries(merged.set.peers);
+      const same = (a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>) => a.size === b.size && [...a].every(([id, e]) => b.get(id) === e);
+      if (same(entries, built)) {
+        // Nothing to build: a registry that changed only other POPs, or took back a change that
+        // could not be built (then what is in force again is reported against what was pending).
+        const undone = !same(desired, built);
+        const changes = peerChanges(desired, built);
+        desired = built;
+        set = merged.set;
+        return undone ? { outcome: 'applied', set, ...changes } : { outcome: 'unchanged', set };
+      }
+      // What changes against the pipeline in force (after a failed build, a retry reports it all).
+      const changes = peerChanges(built, entries);
+      // From here the registry's word is in force for the peer stage, whether the build succeeds or not.
+      desired = entries;
+      set = merged.set;
+      let pipeline: GuardPipeline;
+      try {
+        pipeline = buildPipeline(merged.config, pipelineDeps);
+      } catch (err) {
+        const error = err instanceof ConfigError ? err.problems.map((p) => `${p.path}: ${p.message}`).join('; ') : String(err);
+        log.error({ source: 'registry', err: err instanceof ConfigError ? undefined : err }, `the registry's peers cannot be put in force; its removed and changed POPs are refused meanwhile: ${error}`);
+        return { outcome: 'failed', set, ...changes, error };
+      }
+      const previous = current;
+      current = newGeneration(pipeline);
+      retire(previous);
+      peers = createPeerIndex(set.peers);
+      built = entries;
+      return { outcome: 'applied', set, ...changes };
+    },
     reload(trigger) {
       configSource?.reload(trigger);
       tls.reload(trigger);

@@ -49,6 +49,8 @@ export interface Metrics {
   countReload(result: 'success' | 'failure'): void;
   /** The control plane's registry in force, read on every scrape (none without control_plane). */
   trackRegistry(current: () => { serial: number; expiresMs: number } | undefined): void;
+  /** How many peers come from the registry now, read on every scrape (with control_plane.peers merge or replace). */
+  trackRegistryPeers(count: () => number): void;
   /** An audit destination failed to write or reopen. */
   countAuditError(destination: 'stdout' | 'file'): void;
   /**
@@ -113,12 +115,31 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
   for (const destination of ['stdout', 'file'] as const) auditErrors.inc({ destination }, 0);
 
   // The signed POP registry (docs/control-plane.md): every REGISTRY_* event counted, and the
-  // registry in force read on every scrape. Bounded: 5 event codes x the refusal codes (or none).
+  // registry in force read on every scrape. Bounded: 7 event codes x the refusal codes (or none).
   const registryEvents = new Counter({
     name: 'replguard_registry_events_total',
     help: 'Events of the control plane\'s registry by reason code (REGISTRY_UPDATED, REGISTRY_REFUSED, ...) and, for a refusal, its refusal code ("none" otherwise).',
     labelNames: ['reason', 'refusal'] as const,
     registers,
+  });
+  // Peers from the registry (control_plane.peers): each POP added, removed or changed by a
+  // REGISTRY_PEERS_CHANGED event (the start-up peer set counts as added). Bounded: 3 labels.
+  const registryPeerChanges = new Counter({
+    name: 'replguard_registry_peer_changes_total',
+    help: 'Peers the control plane\'s registry added, removed or changed on this guard (control_plane.peers), by change.',
+    labelNames: ['change'] as const,
+    registers,
+  });
+  let registryPeers: () => number | undefined = () => undefined;
+  new Gauge({
+    name: 'replguard_registry_peers',
+    help: 'Peers admitted from the control plane\'s registry now (absent unless control_plane.peers is merge or replace).',
+    registers,
+    collect() {
+      this.reset();
+      const count = registryPeers();
+      if (count !== undefined) this.set(count);
+    },
   });
   let registryInForce: () => { serial: number; expiresMs: number } | undefined = () => undefined;
   new Gauge({
@@ -263,6 +284,9 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
       }
       if (action === 'registry') {
         registryEvents.inc({ reason, refusal: event.replguard?.registry?.refusal ?? 'none' });
+        if (reason === 'REGISTRY_PEERS_CHANGED') {
+          for (const change of ['added', 'removed', 'changed'] as const) registryPeerChanges.inc({ change }, event.replguard?.registry?.[change]?.length ?? 0);
+        }
         return;
       }
       if (action !== 'replication-request') return;
@@ -285,6 +309,9 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     },
     trackRegistry(current) {
       registryInForce = current;
+    },
+    trackRegistryPeers(count) {
+      registryPeers = count;
     },
     countReload(result) {
       reloads.inc({ result });

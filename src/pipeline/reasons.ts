@@ -156,6 +156,10 @@ export const REASONS = {
   REGISTRY_EXPIRING: { kind: 'event', alert: true, bans: false, description: 'the registry in force expires within control_plane.expiry_warning, or is past exp within control_plane.expiry_grace: HQ must issue a new one' },
   REGISTRY_SERVING_STOPPED: { kind: 'event', alert: true, bans: false, description: 'this process stopped serving because of the registry (its reason code in replguard.registry.state)' },
   REGISTRY_SERVING_RESUMED: { kind: 'event', alert: true, bans: false, description: 'a registry confirms this process\'s role again: it serves again' },
+  // Peers from the registry (control_plane.peers, registry/peers.ts).
+  REGISTRY_PEERS_CHANGED: { kind: 'event', alert: false, bans: false, description: 'the guard\'s peers from the registry changed and the new peer set is in force (replguard.registry: the peer ids added, removed and changed, the conflicts left out)' },
+  REGISTRY_PEERS_NOT_APPLIED: { kind: 'event', alert: true, bans: false, description: 'the peer set of a new registry could not be put in force (a credential file of the config failed to load): the POPs it removes or changes are refused until it is' },
+  REGISTRY_PEER_NOT_CURRENT: { kind: 'request', status: 503, alert: true, bans: false, description: 'the registry removed or changed this POP, and the guard has not been able to put the new peer set in force yet (REGISTRY_PEERS_NOT_APPLIED): refused meanwhile, never admitted under the old entry' },
 
   INTERNAL_PREREQUISITE_MISSING: { kind: 'request', status: 500, alert: true, bans: false, description: 'a stage found what an earlier stage provides missing (a pipeline-order bug: compose() refuses such an order at start-up, so this is a backstop); never counted toward a ban' },
   INTERNAL: { kind: 'request', status: 500, alert: true, bans: false, description: 'an unexpected error; its stack is in the operational log' },

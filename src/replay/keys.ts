@@ -11,7 +11,7 @@ import { createHash, createPrivateKey, createPublicKey, createSecretKey, type Ke
 import { readFileSync, statSync } from 'node:fs';
 import type { ConfigProblem } from '../config/errors.ts';
 import { checkReadableFile, checkSecretFile, isMissing } from '../config/files.ts';
-import type { PeerConfig } from '../config/schema.ts';
+import type { AuthorisedPeer } from '../config/schema.ts';
 import type { HeldFile, LoadPhase } from '../reload/source.ts';
 import { secretWeakness } from '../crypto/secret-strength.ts';
 import { decodeCanonicalBase64, type SignKey, type VerifyKey } from './signature.ts';
@@ -138,7 +138,7 @@ export function readSignKeyFile(file: string, keyPath: string): { key: SignKey }
  * and one key listed for two POPs (a signature must name one POP) or twice for the same one.
  * A missing file is a problem at `'start'`; at `'reload'` it is a removal (no key from it).
  */
-export function readPeerSigningKeys(peers: readonly PeerConfig[], phase: LoadPhase = 'start'): { keys: Map<string, VerifyKey[]>; problems: ConfigProblem[]; inventory: HeldFile[] } {
+export function readPeerSigningKeys(peers: readonly AuthorisedPeer[], phase: LoadPhase = 'start'): { keys: Map<string, VerifyKey[]>; problems: ConfigProblem[]; inventory: HeldFile[] } {
   const keys = new Map<string, VerifyKey[]>();
   const problems: ConfigProblem[] = [];
   const inventory: HeldFile[] = [];
@@ -161,6 +161,25 @@ export function readPeerSigningKeys(peers: readonly PeerConfig[], phase: LoadPha
       owners.set(result.key.id, keyPath);
       own.push(result.key);
       inventory.push({ key: keyPath, file, pop: peer.id });
+    });
+    // A peer from the control plane's registry: its Ed25519 public keys are inline (verified
+    // with the registry's signature, checked against the whpk_ form by its schema).
+    peer.signature_keys?.forEach((text, j) => {
+      const keyPath = `control_plane registry: ${peer.id}.signature_keys[${j}]`;
+      let key: VerifyKey;
+      try {
+        key = parseVerifyKey(text);
+      } catch (err) {
+        problems.push({ path: keyPath, message: err instanceof KeyFormatError ? err.message : 'not a usable Ed25519 public key' });
+        return;
+      }
+      const owner = owners.get(key.id);
+      if (owner !== undefined) {
+        problems.push({ path: keyPath, message: `the same key as ${owner}; each key belongs to one POP, listed once` });
+        return;
+      }
+      owners.set(key.id, keyPath);
+      own.push(key);
     });
     keys.set(peer.id, own);
   });

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
 import { ConfigError } from '../config/errors.ts';
-import { REPLAY_DEFAULTS, type Config, type PeerConfig } from '../config/schema.ts';
+import { REPLAY_DEFAULTS, type AuthorisedPeer, type Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { need } from '../pipeline/stage.ts';
@@ -48,7 +48,7 @@ interface SigningKeySet {
  * Reads every peer's keys, all or nothing (a ConfigError names every unusable file). At
  * `'reload'` a deleted key file is a removal: requests signed with its key are refused from the swap on.
  */
-export function loadSigningKeySet(peers: readonly PeerConfig[], phase: LoadPhase = 'start'): Loaded<SigningKeySet> {
+export function loadSigningKeySet(peers: readonly AuthorisedPeer[], phase: LoadPhase = 'start'): Loaded<SigningKeySet> {
   const { keys, problems, inventory } = readPeerSigningKeys(peers, phase);
   if (problems.length > 0) throw new ConfigError(problems);
   const fingerprint = createHash('sha256').update(JSON.stringify([...keys].map(([pop, list]) => [pop, list.map((k) => k.id)]))).digest('hex');
