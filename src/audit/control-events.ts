@@ -125,12 +125,17 @@ export function adminEvent(
   return event;
 }
 
-/** The registry events (registry/monitor.ts): a change, a refusal, an expiry warning, serving stopped or resumed. */
-export type RegistryEventReason = 'REGISTRY_UPDATED' | 'REGISTRY_REFUSED' | 'REGISTRY_EXPIRING' | 'REGISTRY_SERVING_STOPPED' | 'REGISTRY_SERVING_RESUMED';
+/**
+ * The registry events (registry/monitor.ts): a change, a refusal, a source that failed, a cache
+ * that cannot be written, an expiry warning, serving stopped or resumed.
+ */
+export type RegistryEventReason =
+  | 'REGISTRY_UPDATED' | 'REGISTRY_REFUSED' | 'REGISTRY_SOURCE_FAILED' | 'REGISTRY_CACHE_WRITE_FAILED'
+  | 'REGISTRY_EXPIRING' | 'REGISTRY_SERVING_STOPPED' | 'REGISTRY_SERVING_RESUMED';
 
 /** A registry event; `detail` is operator text (file names, serials, the verifier's message), clipped. */
 export function registryEvent(reason: RegistryEventReason, registry: RegistryFields, detail?: string): AuditEvent {
-  const failure = reason === 'REGISTRY_REFUSED' || reason === 'REGISTRY_SERVING_STOPPED';
+  const failure = reason === 'REGISTRY_REFUSED' || reason === 'REGISTRY_SOURCE_FAILED' || reason === 'REGISTRY_CACHE_WRITE_FAILED' || reason === 'REGISTRY_SERVING_STOPPED';
   const fields: RegistryFields = { ...registry, source: clip(registry.source)! };
   for (const list of ['added', 'removed', 'changed'] as const) {
     const ids = fields[list];

@@ -146,7 +146,7 @@ export interface RegistryFields {
   added?: string[];
   removed?: string[];
   changed?: string[];
-  /** Why a document was refused (a REGISTRY_REFUSALS code of registry/verify.ts). */
+  /** Why a document was refused, or the source failed (REGISTRY_REFUSALS of registry/verify.ts, REGISTRY_SOURCE_FAILURES of registry/hq-source.ts). */
   refusal?: string;
   /** `serving`, or the request code every request gets while this process does not serve. */
   state?: string;
