@@ -16,6 +16,7 @@ import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
 import { startHq } from '../helpers/hq.ts';
 import { makePki, type CertFiles } from '../helpers/pki.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
 import { atomicWrite, waitFor } from '../helpers/reload.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
@@ -141,6 +142,9 @@ t.test('polled with conditional requests: 304 keeps the copy, refused documents 
   await hq.down();
   t.ok(await waitFor(() => events(guard, 'REGISTRY_SOURCE_FAILED').some((e) => e.replguard.registry.refusal === 'REGISTRY_SOURCE_UNREACHABLE')), 'HQ down is audited');
   t.equal(await reasonOf(guard), '200 FORWARDED', 'the copy in force serves while HQ is down');
+  const metrics = parsePrometheusText((await adminGet(guard.adminPort, '/metrics')).body);
+  t.equal(sampleValue(metrics, 'replguard_registry_events_total', { reason: 'REGISTRY_SOURCE_FAILED', refusal: 'REGISTRY_SOURCE_UNREACHABLE' }), 1, 'counted by its code');
+  t.equal(sampleValue(metrics, 'replguard_registry_serial'), 8, 'serial 8 still in force');
   t.ok(await waitFor(() => events(guard, 'REGISTRY_SERVING_STOPPED').length === 1, 20_000), 'past exp and grace: serving stops');
   t.equal(events(guard, 'REGISTRY_SERVING_STOPPED')[0]!.replguard.registry.state, 'REGISTRY_EXPIRED');
   t.equal(events(guard, 'REGISTRY_SOURCE_FAILED').filter((e) => e.replguard.registry.refusal === 'REGISTRY_SOURCE_UNREACHABLE').length, 1, 'one event for the whole outage');
