@@ -7,13 +7,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { RegistryPayloadInput } from '../../src/registry/document.ts';
-import { generateRegistryKeyPair, parseRegistrySigningKey } from '../../src/registry/keys.ts';
 import { signRegistry } from '../../src/registry/verify.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
-import { startHq } from '../helpers/hq.ts';
 import { makePki } from '../helpers/pki.ts';
+import { hqControlPlane, makeHqKey, nowS, registryEvents as events, registryPayload as registry, startHqAndBackup } from '../helpers/registry.ts';
 import { atomicWrite, waitFor } from '../helpers/reload.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
@@ -21,33 +19,10 @@ const pki = makePki([]);
 const calgary = pki.client('calgary-01');
 const zurich = pki.client('zurich-01');
 const dir = mkdtempSync(join(tmpdir(), 'replguard-registry-cache-'));
-const hqPair = generateRegistryKeyPair('ES256');
-const hqKey = parseRegistrySigningKey(hqPair.privatePem);
-const hqPublic = atomicWrite(join(dir, 'hq.pub'), hqPair.publicPem, 0o644);
-
-const nowS = () => Math.floor(Date.now() / 1000);
-const registry = (serial: number, over: Partial<RegistryPayloadInput> = {}): RegistryPayloadInput => ({
-  format: 1,
-  serial,
-  iat: nowS() - 5,
-  exp: nowS() + 3600,
-  pops: [
-    { id: 'calgary-01', role: 'primary', replicates_to: ['zurich-01'], cert: { cn: 'calgary-01' } },
-    { id: 'zurich-01', role: 'backup', cert: { cn: 'zurich-01' } },
-  ],
-  ...over,
-});
+const { key: hqKey, publicFile: hqPublic } = makeHqKey(dir, 'ES256');
 
 const freshCache = () => join(mkdtempSync(join(dir, 'c-')), 'registry.cache');
-const urlSource = (url: string, cacheFile: string) => ({
-  keys: [hqPublic],
-  registry_url: url,
-  tls: { ca_file: pki.caFile, cert_file: zurich.cert, key_file: zurich.key, server_name: 'localhost' },
-  cache_file: cacheFile,
-  poll_interval: '1s',
-  timeout: '3s',
-});
-const events = (guard: GuardProcess, reason: string): AuditRecord[] => guard.audit().filter((e) => e.event.reason === reason);
+const urlSource = (url: string, cacheFile: string) => hqControlPlane(pki, url, hqPublic, zurich, { cache_file: cacheFile });
 const auditOf = (stdout: string): AuditRecord[] => stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord);
 const inForce = (guard: GuardProcess) => events(guard, 'REGISTRY_UPDATED').at(-1)!.replguard.registry as { serial: number; source: string };
 /** The guard, once its start-up events are all read (REGISTRY_UPDATED is the last of them). */
@@ -58,12 +33,7 @@ const started = async (guard: GuardProcess): Promise<GuardProcess> => {
 const forwarded = async (guard: GuardProcess) => (await call(guard.port, pki.caFile, { cert: calgary })).status;
 
 t.test('HQ down at start-up: the cached registry serves; HQ back takes over; an older document from HQ after a restart is a rollback', async (t) => {
-  const backup = await startBackup();
-  const hq = await startHq(pki);
-  t.teardown(async () => {
-    await hq.close();
-    await backup.stop();
-  });
+  const { hq, backup } = await startHqAndBackup(t, pki);
   const cacheFile = freshCache();
   const config = baseConfig(pki, backup.url, { control_plane: urlSource(hq.url, cacheFile) });
 
@@ -101,12 +71,7 @@ t.test('HQ down at start-up: the cached registry serves; HQ back takes over; an 
 });
 
 t.test('the rollback floor outlives the cached copy: an expired newer cache still refuses an older document (no start)', async (t) => {
-  const backup = await startBackup();
-  const hq = await startHq(pki);
-  t.teardown(async () => {
-    await hq.close();
-    await backup.stop();
-  });
+  const { hq, backup } = await startHqAndBackup(t, pki);
   const cacheFile = freshCache();
   // What a guard wrote while serial 10 was in force; it has expired since.
   atomicWrite(cacheFile, JSON.stringify({ replguard_registry_cache: 1, registry: await signRegistry(registry(10, { iat: nowS() - 7200, exp: nowS() - 60 }), hqKey) }), 0o600);
@@ -137,12 +102,7 @@ t.test('a file source after a restart: an older file is a rollback too, the cach
 });
 
 t.test('a cache that does not verify is refused and never used', async (t) => {
-  const backup = await startBackup();
-  const hq = await startHq(pki);
-  t.teardown(async () => {
-    await hq.close();
-    await backup.stop();
-  });
+  const { hq, backup } = await startHqAndBackup(t, pki);
   const cacheFile = freshCache();
   const config = baseConfig(pki, backup.url, { control_plane: urlSource(hq.url, cacheFile) });
   hq.publish(await signRegistry(registry(20), hqKey));

@@ -7,50 +7,33 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { RegistryPayloadInput } from '../../src/registry/document.ts';
-import { generateRegistryKeyPair, parseRegistrySigningKey } from '../../src/registry/keys.ts';
 import { signRegistry } from '../../src/registry/verify.ts';
 import { adminGet } from '../helpers/admin.ts';
-import { baseConfig, startGuard, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
-import { startHq } from '../helpers/hq.ts';
-import { makePki, type CertFiles } from '../helpers/pki.ts';
+import { baseConfig, startGuard, type GuardProcess } from '../helpers/guard.ts';
+import { makePki } from '../helpers/pki.ts';
 import { primaryPost } from '../helpers/primary.ts';
-import { atomicWrite, waitFor } from '../helpers/reload.ts';
+import { hqControlPlane, makeHqKey, registryEvents as events, registryPayload, startHqAndBackup } from '../helpers/registry.ts';
+import { waitFor } from '../helpers/reload.ts';
 import { makeEd25519Key, writeKeyFile } from '../helpers/signing.ts';
-import { startBackup } from '../helpers/upstream.ts';
 
 const pki = makePki([]);
 const calgary = pki.client('calgary-01');
 const zurich = pki.client('zurich-01');
 const dir = mkdtempSync(join(tmpdir(), 'replguard-registry-https-signer-'));
-const hqPair = generateRegistryKeyPair('EdDSA');
-const hqKey = parseRegistrySigningKey(hqPair.privatePem);
-const hqPublic = atomicWrite(join(dir, 'hq.pub'), hqPair.publicPem, 0o644);
+const { key: hqKey, publicFile: hqPublic } = makeHqKey(dir);
 const ed = makeEd25519Key();
 const signKeyFile = writeKeyFile(ed.privatePem);
 const verifyKeyFile = writeKeyFile(ed.whpk, 0o644);
 
-const nowS = () => Math.floor(Date.now() / 1000);
-const registry = (serial: number, replicatesTo: string[] = ['zurich-01']): RegistryPayloadInput => ({
-  format: 1,
-  serial,
-  iat: nowS() - 5,
-  exp: nowS() + 3600,
+// The signer checks the guard's certificate for localhost: zurich-01's registry entry names it so.
+const registry = (serial: number, replicatesTo: string[] = ['zurich-01']) => registryPayload(serial, {
   pops: [
     { id: 'calgary-01', role: 'primary', replicates_to: replicatesTo, cert: { cn: 'calgary-01' } },
     { id: 'zurich-01', role: 'backup', cert: { cn: 'localhost' } },
     { id: 'oslo-01', role: 'backup', cert: { cn: 'oslo-01' } },
   ],
 });
-const controlPlane = (url: string, client: CertFiles) => ({
-  keys: [hqPublic],
-  registry_url: url,
-  tls: { ca_file: pki.caFile, cert_file: client.cert, key_file: client.key, server_name: 'localhost' },
-  cache_file: join(mkdtempSync(join(dir, 'c-')), 'registry.cache'),
-  poll_interval: '1s',
-  timeout: '3s',
-});
-const events = (p: GuardProcess, reason: string): AuditRecord[] => p.audit().filter((e) => e.event.reason === reason);
+const controlPlane = (url: string, client: typeof calgary) => hqControlPlane(pki, url, hqPublic, client);
 async function outcome(signer: GuardProcess): Promise<string> {
   const reply = await primaryPost(signer.port, JSON.stringify({ source_pop: 'calgary-01', entries: [{ id: 1 }] }));
   const id = reply.headers['x-replguard-request-id'];
@@ -59,12 +42,7 @@ async function outcome(signer: GuardProcess): Promise<string> {
 }
 
 t.test('signer and guard poll HQ with their own certificates; HQ drops the backup: the signer stops; HQ down at a restart: its cache serves', async (t) => {
-  const backup = await startBackup();
-  const hq = await startHq(pki);
-  t.teardown(async () => {
-    await hq.close();
-    await backup.stop();
-  });
+  const { hq, backup } = await startHqAndBackup(t, pki);
   hq.publish(await signRegistry(registry(1), hqKey));
   const guard = await startGuard(baseConfig(pki, backup.url, {
     auth: { methods: ['mtls', 'signature'] },

@@ -4,64 +4,31 @@
 // the registry, then 304s to its conditional polls; tampered, unknown-key and older documents and
 // HQ errors are audited and the copy in force is kept, on disk too; with HQ down the copy in force
 // serves until its exp plus grace, then every request is refused until HQ is back.
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { RegistryPayloadInput } from '../../src/registry/document.ts';
-import { generateRegistryKeyPair, parseRegistrySigningKey } from '../../src/registry/keys.ts';
 import { signRegistry } from '../../src/registry/verify.ts';
 import { adminGet } from '../helpers/admin.ts';
 import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
-import { startHq } from '../helpers/hq.ts';
 import { makePki, type CertFiles } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
-import { atomicWrite, waitFor } from '../helpers/reload.ts';
-import { startBackup } from '../helpers/upstream.ts';
+import { cachedSerial, hqControlPlane, makeHqKey, nowS, registryEvents as events, registryPayload as registry, startHqAndBackup } from '../helpers/registry.ts';
+import { waitFor } from '../helpers/reload.ts';
 
 const pki = makePki([]);
 const calgary = pki.client('calgary-01');
 const zurich = pki.client('zurich-01');
 const dir = mkdtempSync(join(tmpdir(), 'replguard-registry-https-'));
-const hqPair = generateRegistryKeyPair('EdDSA');
-const hqKey = parseRegistrySigningKey(hqPair.privatePem);
-const hqPublic = atomicWrite(join(dir, 'hq.pub'), hqPair.publicPem, 0o644);
-const stranger = parseRegistrySigningKey(generateRegistryKeyPair('EdDSA').privatePem);
-
-const nowS = () => Math.floor(Date.now() / 1000);
-const registry = (serial: number, over: Partial<RegistryPayloadInput> = {}): RegistryPayloadInput => ({
-  format: 1,
-  serial,
-  iat: nowS() - 5,
-  exp: nowS() + 3600,
-  pops: [
-    { id: 'calgary-01', role: 'primary', replicates_to: ['zurich-01'], cert: { cn: 'calgary-01' } },
-    { id: 'zurich-01', role: 'backup', cert: { cn: 'zurich-01' } },
-  ],
-  ...over,
-});
+const { key: hqKey, publicFile: hqPublic } = makeHqKey(dir);
+const { key: stranger } = makeHqKey(dir, 'ES256');
 const asPrimary = (serial: number) => registry(serial, { pops: [{ id: 'zurich-01', role: 'primary', cert: { cn: 'zurich-01' } }] });
 
-function guardConfig(upstream: string, url: string, cacheFile: string, client: CertFiles = zurich, controlPlane: Record<string, unknown> = {}) {
-  return baseConfig(pki, upstream, {
-    control_plane: {
-      keys: [hqPublic],
-      registry_url: url,
-      tls: { ca_file: pki.caFile, cert_file: client.cert, key_file: client.key, server_name: 'localhost' },
-      cache_file: cacheFile,
-      poll_interval: '1s',
-      timeout: '3s',
-      ...controlPlane,
-    },
-  });
+function guardConfig(upstream: string, url: string, client: CertFiles = zurich, controlPlane: Record<string, unknown> = {}) {
+  return baseConfig(pki, upstream, { control_plane: hqControlPlane(pki, url, hqPublic, client, controlPlane) });
 }
 
-const events = (guard: GuardProcess, reason: string): AuditRecord[] => guard.audit().filter((e) => e.event.reason === reason);
-const cachedSerial = (file: string): number => {
-  const cache = JSON.parse(readFileSync(file, 'utf8')) as { registry: string };
-  return (JSON.parse(Buffer.from(cache.registry.split('.')[1]!, 'base64url').toString('utf8')) as { serial: number }).serial;
-};
 const reasonOf = async (guard: GuardProcess): Promise<string> => {
   const before = guard.audit().filter((e) => e.http !== undefined).length;
   const reply = await call(guard.port, pki.caFile, { cert: calgary });
@@ -70,15 +37,9 @@ const reasonOf = async (guard: GuardProcess): Promise<string> => {
 };
 
 t.test('HQ requires this POP\'s client certificate: one it does not trust gets no registry, and the guard does not start', async (t) => {
-  const backup = await startBackup();
-  const hq = await startHq(pki);
-  t.teardown(async () => {
-    await hq.close();
-    await backup.stop();
-  });
+  const { hq, backup } = await startHqAndBackup(t, pki);
   hq.publish(await signRegistry(registry(1), hqKey));
-  const foreign = pki.foreignClient('zurich-01');
-  const result = await runCli(['serve', '-c', writeConfig(guardConfig(backup.url, hq.url, join(mkdtempSync(join(dir, 'c-')), 'registry.cache'), foreign))]);
+  const result = await runCli(['serve', '-c', writeConfig(guardConfig(backup.url, hq.url, pki.foreignClient('zurich-01')))]);
   t.equal(result.code, 2, 'exit 2');
   t.match(result.stderr, /control_plane\.registry_url/, 'the key is named');
   t.match(result.stderr, /REGISTRY_SOURCE_TLS/, 'and why');
@@ -89,16 +50,12 @@ t.test('HQ requires this POP\'s client certificate: one it does not trust gets n
 });
 
 t.test('polled with conditional requests: 304 keeps the copy, refused documents and HQ errors are audited and change nothing, HQ down serves until expiry', async (t) => {
-  const backup = await startBackup();
-  const hq = await startHq(pki);
-  const cacheFile = join(mkdtempSync(join(dir, 'c-')), 'registry.cache');
+  const { hq, backup } = await startHqAndBackup(t, pki);
   hq.publish(await signRegistry(registry(5), hqKey));
-  const guard = await startGuard(guardConfig(backup.url, hq.url, cacheFile, zurich, { expiry_grace: '2s', expiry_warning: '1s' }));
-  t.teardown(async () => {
-    await guard.stop();
-    await hq.close();
-    await backup.stop();
-  });
+  const config = guardConfig(backup.url, hq.url, zurich, { expiry_grace: '2s', expiry_warning: '1s' });
+  const cacheFile = (config.control_plane as { cache_file: string }).cache_file;
+  const guard = await startGuard(config);
+  t.teardown(() => guard.stop());
   const [first] = await guard.waitForEvents((e) => e.event.reason === 'REGISTRY_UPDATED', 1);
   t.same([first!.replguard.registry.serial, first!.replguard.registry.source], [5, 'url'], 'serial 5 from HQ in force');
   t.equal(hq.requests()[0]?.cn, 'zurich-01', 'HQ saw this POP\'s client certificate');
