@@ -7,6 +7,7 @@ import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ConfigProblem } from '../config/errors.ts';
 import type { LoadedRoleConfig } from '../config/load.ts';
+import { readExpiringTokenFile } from '../auth/bearer.ts';
 import type { CrlIndex } from '../tls/crl.ts';
 import { parseCertificates } from '../tls/material.ts';
 
@@ -88,8 +89,31 @@ const jwtTokenExpiry: SoonCheck = (loaded, context) => {
   return [];
 };
 
+/** The window of the ReplguardBearerSecretExpiresSoon alert (deploy/prometheus/replguard-rules.yaml): the two agree. */
+export const BEARER_WARNING_MS = 7 * 86_400_000;
+
+function bearerFile(keyPath: string, file: string, whose: string, context: SoonContext): ConfigProblem[] {
+  const read = readExpiringTokenFile(file, keyPath);
+  // An unreadable or malformed file is the config checks' problem, reported by them.
+  if ('problem' in read || read.notAfter === undefined) return [];
+  const left = read.notAfter - context.now;
+  const at = new Date(read.notAfter).toISOString();
+  if (left <= 0) return [{ path: keyPath, message: `${file}: ${whose} expired at ${at} (its not_after line) and is refused (AUTH_BEARER_EXPIRED); write a new one (replguard gen-token --out FILE --not-after 30d)` }];
+  if (left <= BEARER_WARNING_MS) return [{ path: keyPath, message: `${file}: ${whose} expires in ${days(left)} days (${at}); write its successor into another slot before then` }];
+  return [];
+}
+
+/** Finding 5: bearer secrets that carry a not_after (the guard's peers' token files, the signer's credential). */
+const bearerSecretExpiry: SoonCheck = (loaded, context) => {
+  if (loaded.role === 'backup') {
+    return loaded.config.peers.flatMap((peer, i) => peer.token_files.flatMap((file, slot) => bearerFile(`peers[${i}].token_files[${slot}]`, file, `the bearer secret of ${peer.id}`, context)));
+  }
+  const file = loaded.config.credentials.token_file;
+  return file === undefined ? [] : bearerFile('credentials.token_file', file, "this signer's bearer secret", context);
+};
+
 /** Every check, in report order. Add a check here and check-config and doctor both run it. */
-export const SOON_CHECKS: readonly SoonCheck[] = [certificateExpiry, crlFreshness, jwtTokenExpiry];
+export const SOON_CHECKS: readonly SoonCheck[] = [certificateExpiry, crlFreshness, jwtTokenExpiry, bearerSecretExpiry];
 
 export function soonWarnings(loaded: LoadedRoleConfig, context: SoonContext): ConfigProblem[] {
   return SOON_CHECKS.flatMap((check) => check(loaded, context));

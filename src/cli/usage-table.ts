@@ -96,12 +96,13 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'gen-token',
     summary: 'a bearer secret: 32 random bytes, base64url, mode 0600; prints its fingerprint',
-    description: 'Writes a new bearer secret (32 random bytes, base64url) to FILE, mode 0600, atomically. Prints the fingerprint, never the secret.',
+    description: 'Writes a new bearer secret (32 random bytes, base64url) to FILE, mode 0600, atomically. With --not-after, the file\'s second line is `not_after: <RFC 3339>`: the guard refuses the secret from then on (AUTH_BEARER_EXPIRED) and the signer stops sending with it. Prints the fingerprint, never the secret.',
     options: [
       { name: 'out', short: 'o', type: 'string', value: 'FILE', required: true, description: 'the secret file to write', complete: 'file' },
+      { name: 'not-after', type: 'string', value: 'TIME', description: 'when the secret expires: an RFC 3339 time (2027-01-31T00:00:00Z) or a lifetime from now (30d, 24h); default: never' },
       { name: 'force', type: 'boolean', description: 'replace FILE if it exists (the old secret stops working at the next reload)' },
     ],
-    examples: ['replguard gen-token --out /etc/replguard/secrets/calgary-01.token'],
+    examples: ['replguard gen-token --out /etc/replguard/secrets/calgary-01.token', 'replguard gen-token --out /etc/replguard/secrets/calgary-01.token --not-after 30d'],
   },
   {
     name: 'make-jwt',

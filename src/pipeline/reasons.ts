@@ -132,6 +132,7 @@ export const REASONS = {
   SIGNER_BACKUP_TIMEOUT: { kind: 'signer', status: 504, alert: false, bans: false, description: "no answer within backup.timeout: retried on the schedule; 504 to the primary when no retry is left" },
   SIGNER_BACKUP_CERT_INVALID: { kind: 'signer', status: 502, alert: true, bans: false, description: "the backup's certificate does not chain to backup.ca_file, does not carry backup.server_name (or the URL's host), or is outside its validity: never retried" },
   SIGNER_BACKUP_PIN_MISMATCH: { kind: 'signer', status: 502, alert: true, bans: false, description: "the backup's certificate is valid but its SHA-256 is not among backup.pin_sha256: never retried" },
+  SIGNER_CREDENTIAL_EXPIRED: { kind: 'signer', status: 503, alert: true, bans: false, description: "the signer's own credential is past its end (credentials.token_file's not_after, or credentials.jwt_token_file's exp): nothing is sent until a new one is loaded (SIGHUP or the file watch)" },
   SIGNER_PRIMARY_GONE: { kind: 'signer', status: 502, alert: false, bans: false, description: 'the primary closed its connection while the signer waited to retry: no further attempt (nobody would get the answer, and a late delivery could overtake a newer batch)' },
 
   UPSTREAM_UNAVAILABLE: { kind: 'request', status: 502, alert: false, bans: false, description: 'the upstream refused or dropped the connection, or answered malformed HTTP' },

@@ -27,9 +27,18 @@ import { parseCertificates } from '../tls/material.ts';
 /** The `Authorization: Bearer` credential attached to each attempt. */
 export type SignerCredential =
   | { readonly kind: 'none' }
-  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'bearer'; readonly token: string; readonly notAfter?: number | undefined }
   | { readonly kind: 'jwt'; readonly key: MintKey; readonly certThumbprint: string | undefined }
-  | { readonly kind: 'jwt-static'; readonly token: string };
+  | { readonly kind: 'jwt-static'; readonly token: string; readonly notAfter: number };
+
+/**
+ * When a credential stops being accepted (epoch ms): a bearer secret's not_after, a JWT made
+ * elsewhere's exp. Checked before every attempt (signer.ts), not only at load: a signer that runs
+ * past it sends nothing rather than a stream of refusals.
+ */
+export function credentialNotAfter(credential: SignerCredential): number | undefined {
+  return credential.kind === 'bearer' || credential.kind === 'jwt-static' ? credential.notAfter : undefined;
+}
 
 /** What `tls.connect` needs to reach the guard. */
 export interface ClientTlsMaterial {
@@ -158,7 +167,7 @@ function loadCredential(config: Config, now: number, problems: ConfigProblem[]):
       problems.push({ path: 'credentials.token_file', message: `${c.token_file}: the secret expired at ${new Date(read.notAfter).toISOString()} (its not_after line); write a new one (\`replguard gen-token --out FILE\`) and give it to the backup's guard too` });
       return undefined;
     }
-    return { kind: 'bearer', token: read.secret };
+    return { kind: 'bearer', token: read.secret, notAfter: read.notAfter };
   }
   if (c.jwt !== undefined) {
     const keyPath = 'credentials.jwt.key_file';
@@ -191,7 +200,7 @@ function loadCredential(config: Config, now: number, problems: ConfigProblem[]):
   }
   if (c.jwt_token_file !== undefined) {
     const token = readStaticJwt(config, c.jwt_token_file, now, problems);
-    return token === undefined ? undefined : { kind: 'jwt-static', token };
+    return token === undefined ? undefined : { kind: 'jwt-static', token: token.token, notAfter: token.exp * 1000 };
   }
   return { kind: 'none' };
 }
@@ -201,7 +210,7 @@ function loadCredential(config: Config, now: number, problems: ConfigProblem[]):
  * policy, `sub` = this POP, `aud` = the backup, not expired), so a wrong file is found here,
  * not as a stream of refusals at the guard.
  */
-function readStaticJwt(config: Config, file: string, now: number, problems: ConfigProblem[]): string | undefined {
+function readStaticJwt(config: Config, file: string, now: number, problems: ConfigProblem[]): { token: string; exp: number } | undefined {
   const keyPath = 'credentials.jwt_token_file';
   const unsafe = checkSecretFile(file, keyPath);
   if (unsafe) {
@@ -227,5 +236,5 @@ function readStaticJwt(config: Config, file: string, now: number, problems: Conf
   const aud = claims.aud;
   if (!(aud === config.backup.id || (Array.isArray(aud) && aud.includes(config.backup.id)))) return problem(`its aud is not the backup (${config.backup.id})`);
   if (typeof claims.exp !== 'number' || claims.exp * 1000 <= now) return problem('it has expired (or has no exp); make a new one');
-  return token;
+  return { token, exp: claims.exp };
 }

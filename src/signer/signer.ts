@@ -41,7 +41,7 @@ import { applyListenerLimits, listenerOptions, listenOrExplain } from '../servic
 import { sendAttempt, type AttemptOutcome, type AttemptTls } from './attempt.ts';
 import { prepareBody, type PreparedBody } from './body.ts';
 import { attemptCredential } from './credentials.ts';
-import { loadSignerMaterial, signerMaterialPaths, type SignerMaterial } from './material.ts';
+import { credentialNotAfter, loadSignerMaterial, signerMaterialPaths, type SignerMaterial } from './material.ts';
 import { holdBoundsMs, parseRetryAfter, retryDelayMs } from './retry.ts';
 import { backupTarget, createBackupAgent } from './tls-client.ts';
 
@@ -220,6 +220,14 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       }
       const started = performance.now();
       const m = material.current();
+      // Finding 5: the secret's own end holds at run time too, not only at load and reload.
+      const notAfter = credentialNotAfter(m.credential);
+      if (notAfter !== undefined && notAfter <= now()) {
+        const detail = `the credential expired at ${new Date(notAfter).toISOString()}; load a new one`;
+        if (!res.destroyed) sendRejection(res, ctx.id, new Rejection('SIGNER_CREDENTIAL_EXPIRED', detail), true);
+        record(signerEvent({ ...base(ctx), reason: 'SIGNER_CREDENTIAL_EXPIRED', durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS.SIGNER_CREDENTIAL_EXPIRED.status, detail }));
+        return;
+      }
       const webhookId = newWebhookId();
       const timestamp = Math.floor(now() / 1000);
       const body = prepared.render(webhookId, timestamp);
