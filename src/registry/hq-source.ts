@@ -156,6 +156,8 @@ export function fetchRegistry(urlText: string, material: HqTlsMaterial, options:
   };
   return new Promise<FetchResult>((resolve, reject) => {
     let settled = false;
+    let handshook = false;
+    let answered = false;
     const fail = (err: SourceError) => {
       if (settled) return;
       settled = true;
@@ -164,6 +166,7 @@ export function fetchRegistry(urlText: string, material: HqTlsMaterial, options:
       reject(err);
     };
     const req = request(requestOptions, (res) => {
+      answered = true;
       const status = res.statusCode ?? 0;
       const protocol = (res.socket as TLSSocket).getProtocol?.();
       if (protocol !== undefined && protocol !== null && protocol !== 'TLSv1.3') {
@@ -209,8 +212,17 @@ export function fetchRegistry(urlText: string, material: HqTlsMaterial, options:
     const timer = setTimeout(() => fail(new SourceError('REGISTRY_SOURCE_TIMEOUT', `no complete answer within ${options.timeoutMs} ms`)), options.timeoutMs);
     // In TLS 1.3 a server refuses the client's certificate after the client finished its side of
     // the handshake: the client sees the connection reset, not a handshake error.
-    let handshook = false;
-    req.on('socket', (socket) => socket.once('secureConnect', () => (handshook = true)));
+    // Deno's node:https may not report that reset as an error of the request at all: a socket
+    // that closes before any answer ends the request too (after the error, if one comes).
+    req.on('socket', (socket) => {
+      socket.once('secureConnect', () => (handshook = true));
+      socket.once('close', () => setImmediate(() => {
+        if (answered) return;
+        fail(handshook
+          ? new SourceError('REGISTRY_SOURCE_TLS', 'HQ closed the connection after the TLS handshake, before any answer: it may not accept this POP\'s client certificate (control_plane.tls.cert_file)')
+          : new SourceError('REGISTRY_SOURCE_UNREACHABLE', 'HQ closed the connection before the TLS handshake ended'));
+      }));
+    });
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (handshook && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
         fail(new SourceError('REGISTRY_SOURCE_TLS', `HQ closed the connection after the TLS handshake, before any answer (${err.code}): it may not accept this POP's client certificate (control_plane.tls.cert_file)`));
