@@ -36,7 +36,9 @@ export function checkControlPlaneConfig(config: Readonly<{ control_plane?: Contr
     else collectProblems(problems, () => loadHqTls(cp.tls!, Date.now()));
     if (cp.cache_file === undefined) problems.push({ path: 'control_plane.cache_file', message: 'registry_url needs a cache_file: without it a restart while HQ is unreachable cannot start, and the rollback floor is lost' });
   }
-  if (cp.cache_file !== undefined) {
+  if (cp.cache_file !== undefined && cp.cache_file === cp.registry_file) {
+    problems.push({ path: 'control_plane.cache_file', message: 'is registry_file itself: the cache is this process\'s own copy; give it a file of its own' });
+  } else if (cp.cache_file !== undefined) {
     const folder = dirname(cp.cache_file);
     const problem = checkCacheFolder(folder);
     if (problem) problems.push({ path: 'control_plane.cache_file', message: problem });

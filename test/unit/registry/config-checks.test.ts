@@ -37,6 +37,7 @@ t.test('registry_url needs https, tls and a cache', async (t) => {
 
 t.test('the cache folder exists and only this user can write it', async (t) => {
   t.same(problems({ registry_file: file, cache_file: join(dir, 'missing', 'r.cache') }), ['control_plane.cache_file'], 'no folder');
+  t.same(problems({ registry_file: file, cache_file: file }), ['control_plane.cache_file'], 'the registry file itself');
   const open = join(dir, 'open');
   mkdirSync(open);
   chmodSync(open, 0o777);
