@@ -127,12 +127,18 @@ export function adminEvent(
   return event;
 }
 
-/** The registry events (registry/monitor.ts): a change, a refusal, an expiry warning, serving stopped or resumed. */
-export type RegistryEventReason = 'REGISTRY_UPDATED' | 'REGISTRY_REFUSED' | 'REGISTRY_EXPIRING' | 'REGISTRY_SERVING_STOPPED' | 'REGISTRY_SERVING_RESUMED' | 'REGISTRY_PEERS_CHANGED' | 'REGISTRY_PEERS_NOT_APPLIED';
+/**
+ * The registry events (registry/monitor.ts): a change, a refusal, a source that failed, a cache
+ * that cannot be written, an expiry warning, serving stopped or resumed, the guard's peers from it.
+ */
+export type RegistryEventReason =
+  | 'REGISTRY_UPDATED' | 'REGISTRY_REFUSED' | 'REGISTRY_SOURCE_FAILED' | 'REGISTRY_CACHE_WRITE_FAILED'
+  | 'REGISTRY_EXPIRING' | 'REGISTRY_SERVING_STOPPED' | 'REGISTRY_SERVING_RESUMED'
+  | 'REGISTRY_PEERS_CHANGED' | 'REGISTRY_PEERS_NOT_APPLIED';
 
 /** A registry event; `detail` is operator text (file names, serials, the verifier's message), clipped. */
 export function registryEvent(reason: RegistryEventReason, registry: RegistryFields, detail?: string): AuditEvent {
-  const failure = reason === 'REGISTRY_REFUSED' || reason === 'REGISTRY_SERVING_STOPPED' || reason === 'REGISTRY_PEERS_NOT_APPLIED';
+  const failure = reason === 'REGISTRY_REFUSED' || reason === 'REGISTRY_SOURCE_FAILED' || reason === 'REGISTRY_CACHE_WRITE_FAILED' || reason === 'REGISTRY_SERVING_STOPPED' || reason === 'REGISTRY_PEERS_NOT_APPLIED';
   const fields: RegistryFields = { ...registry, source: clip(registry.source)! };
   for (const list of ['added', 'removed', 'changed', 'conflicts'] as const) {
     const ids = fields[list];

@@ -157,7 +157,7 @@ export interface RegistryFields {
   peers_from_registry?: number;
   /** On REGISTRY_PEERS_*: the registry POPs replicating here that are left out, each `id: why`. */
   conflicts?: string[];
-  /** Why a document was refused (a REGISTRY_REFUSALS code of registry/verify.ts). */
+  /** Why a document was refused, or the source failed (REGISTRY_REFUSALS of registry/verify.ts, REGISTRY_SOURCE_FAILURES of registry/hq-source.ts). */
   refusal?: string;
   /** `serving`, or the request code every request gets while this process does not serve. */
   state?: string;

@@ -43,19 +43,31 @@ function expiring(keyPath: string, file: string, what: string, context: SoonCont
   });
 }
 
-/** The server certificate and the client CA bundle of the guard; the client certificate and the guard's CA of the signer. */
+/**
+ * The server certificate and the client CA bundle of the guard; the client certificate and the
+ * guard's CA of the signer; for both, the certificate and CA this POP reaches HQ's registry with.
+ */
 const certificateExpiry: SoonCheck = (loaded, context) => {
+  const hq = loaded.config.control_plane?.tls;
+  const control = hq
+    ? [
+      ...expiring('control_plane.tls.cert_file', hq.cert_file, 'the client certificate for HQ', context, 'leaf'),
+      ...expiring('control_plane.tls.ca_file', hq.ca_file, 'HQ\'s CA', context),
+    ]
+    : [];
   if (loaded.role === 'backup') {
     const { tls } = loaded.config;
     return [
       ...expiring('tls.cert_file', tls.cert_file, 'the server certificate', context, 'leaf'),
       ...expiring('tls.client_ca_file', tls.client_ca_file, 'the client CA', context),
+      ...control,
     ];
   }
   const { config } = loaded;
   return [
     ...(config.client_tls ? expiring('client_tls.cert_file', config.client_tls.cert_file, 'the client certificate', context, 'leaf') : []),
     ...expiring('backup.ca_file', config.backup.ca_file, 'the CA', context),
+    ...control,
   ];
 };
 

@@ -309,7 +309,13 @@ function resolvePaths(config: Config, base: string): Config {
 }
 
 function resolveControlPlanePaths<T extends ControlPlaneConfig>(cp: T, at: (p: string) => string): T {
-  return { ...cp, keys: cp.keys.map(at), registry_file: at(cp.registry_file) };
+  return {
+    ...cp,
+    keys: cp.keys.map(at),
+    ...(cp.registry_file !== undefined ? { registry_file: at(cp.registry_file) } : {}),
+    ...(cp.cache_file !== undefined ? { cache_file: at(cp.cache_file) } : {}),
+    ...(cp.tls !== undefined ? { tls: { ...cp.tls, ca_file: at(cp.tls.ca_file), cert_file: at(cp.tls.cert_file), key_file: at(cp.tls.key_file) } } : {}),
+  };
 }
 
 function resolvePrimaryPaths(config: PrimaryConfig, base: string): PrimaryConfig {

@@ -152,9 +152,43 @@ export const controlPlaneSchema = z.strictObject({
    * The registry document (a compact JWS, as `replguard registry sign` writes it), e.g. from
    * GitOps or a ConfigMap mount. Re-read every `poll_interval` and on SIGHUP; a new document
    * that is refused (unknown key, bad signature, older serial, expired) keeps the one in force.
+   * Exactly one of `registry_file` and `registry_url`.
    */
-  registry_file: filePath,
-  /** How often the registry file is re-read. Default 30s; 1s to 1h. */
+  registry_file: filePath.optional(),
+  /**
+   * HQ's registry endpoint, an `https://` URL polled every `poll_interval` (and on SIGHUP) over
+   * TLS 1.3 verified against `tls.ca_file`, with this POP's client certificate (`tls.cert_file`)
+   * and a conditional request (`If-None-Match`: a 304 keeps the copy in force). No redirect is
+   * followed; an answer over 8 MiB, a status other than 200 or 304, a TLS failure or no answer
+   * within `timeout` is audited (REGISTRY_SOURCE_FAILED) and keeps the copy in force. Needs
+   * `tls` and `cache_file`. Exactly one of `registry_file` and `registry_url`.
+   */
+  registry_url: z.string().min(1).optional(),
+  /** How this POP reaches `registry_url` (required with it). */
+  tls: z
+    .strictObject({
+      /** The CA bundle (PEM) HQ's server certificate must chain to. */
+      ca_file: filePath,
+      /** This POP's client certificate chain (PEM), which HQ may require. */
+      cert_file: filePath,
+      /** Its private key (PEM), not readable by others. */
+      key_file: filePath,
+      /** The name HQ's certificate must carry (and the SNI). Default: the URL's host. */
+      server_name: z.string().min(1).optional(),
+    })
+    .optional(),
+  /** Time allowed for one request to `registry_url`, connection to last byte. Default 10s; 1s to 5m. */
+  timeout: duration('10s').default(10_000).refine((ms) => ms >= 1000 && ms <= 300_000, 'timeout must be between 1s and 5m'),
+  /**
+   * The last good registry, kept on disk (written atomically, mode 0600, with HQ's ETag). Read at
+   * start-up as untrusted input (verified like any document): it serves while HQ is unreachable,
+   * until its `exp`, and its serial is the floor below which a document from HQ or a file is
+   * refused after a restart (REGISTRY_ROLLBACK), even once it expired. Required with
+   * `registry_url`; optional with `registry_file`. Its folder must exist and be writable by this
+   * user only.
+   */
+  cache_file: filePath.optional(),
+  /** How often the registry source is read again. Default 30s; 1s to 1h. */
   poll_interval: duration('30s').default(30_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'poll_interval must be between 1s and 1h'),
   /**
    * How long the registry in force still counts after its `exp` (alert events meanwhile); after

@@ -126,7 +126,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   if (registry && peerMode !== 'off') {
     metrics.trackRegistryPeers(() => live.peerSet().fromRegistry.length);
     const peerFields = (set: PeerSet) => ({
-      source: 'file', serial: registry.current().payload.serial, peer_mode: peerMode, peers_from_registry: set.fromRegistry.length,
+      source: config.control_plane?.registry_url !== undefined ? 'url' : 'file', serial: registry.current().payload.serial, peer_mode: peerMode, peers_from_registry: set.fromRegistry.length,
       conflicts: set.conflicts.map((c) => `${c.id}: ${c.reason}`),
     });
     const signed = config.auth.methods.includes('signature');

@@ -56,6 +56,11 @@ export interface VerifyRegistryOptions {
   readonly inForce?: Registry;
   /** How far `iat` may be ahead of the clock. Default 60 s. */
   readonly clockToleranceMs?: number;
+  /**
+   * Accept a document past its `exp`: only for the on-disk cache, whose serial stays the
+   * rollback floor after it expired (registry/cache.ts). Such a document never serves.
+   */
+  readonly allowExpired?: boolean;
 }
 
 /** Verifies a registry document. Throws a RegistryError; returns it frozen otherwise. */
@@ -101,7 +106,7 @@ export async function verifyRegistry(jws: string, keys: RegistryKeySet, options:
   const digest = createHash('sha256').update(text).digest('hex');
 
   const now = options.now();
-  if (now >= payload.exp * 1000) throw new RegistryError('REGISTRY_EXPIRED', `serial ${payload.serial} expired at ${new Date(payload.exp * 1000).toISOString()}`);
+  if (now >= payload.exp * 1000 && options.allowExpired !== true) throw new RegistryError('REGISTRY_EXPIRED', `serial ${payload.serial} expired at ${new Date(payload.exp * 1000).toISOString()}`);
   if (payload.iat * 1000 > now + (options.clockToleranceMs ?? 60_000)) {
     throw new RegistryError('REGISTRY_NOT_YET_VALID', `serial ${payload.serial} is issued at ${new Date(payload.iat * 1000).toISOString()}, later than this clock`);
   }

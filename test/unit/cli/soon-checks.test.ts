@@ -1,12 +1,18 @@
 // The "will hurt soon" checks with an injected clock: a CRL past its nextUpdate, certificates
-// near their end, a signer's JWT made elsewhere that expired.
+// near their end (HQ's client certificate too), a signer's JWT made elsewhere that expired.
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { parseRoleConfig } from '../../../src/cli/role-config.ts';
 import { EXPIRY_WARNING_MS, soonWarnings } from '../../../src/cli/soon-checks.ts';
+import { generateRegistryKeyPair } from '../../../src/registry/keys.ts';
 import { loadTlsMaterial } from '../../../src/tls/material.ts';
 import YAML from 'yaml';
 import { makePki } from '../../helpers/pki.ts';
 import { baseConfig } from '../../helpers/guard.ts';
+import { atomicWrite } from '../../helpers/reload.ts';
 
 const DAY = 86_400_000;
 const pki = makePki([]);
@@ -33,4 +39,16 @@ t.test('certificates within the warning window: server and CA', async (t) => {
   t.match(warnings.find((w) => w.path === 'tls.cert_file')?.message, /the server certificate "CN=localhost" expires in 13 days/);
   const after = soonWarnings(loaded, { now: end + DAY });
   t.match(after.find((w) => w.path === 'tls.cert_file')?.message, /expired on /);
+});
+
+t.test('the certificate this POP reaches HQ\'s registry with, within the warning window', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'replguard-soon-hq-'));
+  const hqPub = atomicWrite(join(dir, 'hq.pub'), generateRegistryKeyPair('EdDSA').publicPem, 0o644);
+  const client = pki.client('zurich-01');
+  const controlPlane = { keys: [hqPub], registry_url: 'https://hq.example.org/registry.jws', tls: { ca_file: pki.caFile, cert_file: client.cert, key_file: client.key }, cache_file: join(dir, 'registry.cache') };
+  const loaded = parseRoleConfig(YAML.stringify(baseConfig(pki, 'http://127.0.0.1:8080', { control_plane: controlPlane })), '/etc/replguard/c.yaml');
+  t.same(soonWarnings(loaded, { now: Date.now() }).filter((w) => w.path.startsWith('control_plane')), [], 'today: nothing');
+  const end = Date.parse(new X509Certificate(readFileSync(client.cert)).validTo);
+  const warnings = soonWarnings(loaded, { now: end - EXPIRY_WARNING_MS + DAY });
+  t.match(warnings.find((w) => w.path === 'control_plane.tls.cert_file')?.message, /the client certificate for HQ "CN=zurich-01" expires in 13 days/);
 });
