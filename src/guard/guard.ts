@@ -100,7 +100,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
 
   // Config, TLS context and pipeline in force; they change on reload (guard/reload.ts).
   try {
-    live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) } });
+    live = createLiveGuard(config, { log, now, source: deps.source, onReload, shared: { nonceStore, deliveries: state.deliveries, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) } });
   } catch (err) {
     registry?.close();
     bans.stop();

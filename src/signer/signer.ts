@@ -4,10 +4,12 @@
  *  1. accepts only `POST /api/replication/apply` (the guard's route codes for anything else),
  *  2. reads the body bounded by limits.max_body_bytes (the guard's body stage),
  *  3. checks it against the guard's body contract and sets `source_pop` (signer/body.ts),
- *  4. per attempt: a fresh webhook-id, the injected clock's time, the body bytes for them, the
- *     Standard Webhooks signature over exactly those bytes, the credential (signer/credentials.ts),
+ *  4. one webhook-id per batch; per attempt the injected clock's time, the body bytes for them,
+ *     the Standard Webhooks signature over exactly those bytes, the credential (signer/credentials.ts),
  *  5. sends it over verified mTLS (signer/tls-client.ts); retries connection failures, timeouts and
- *     429/502/503/504 on the integer schedule (signer/retry.ts); relays the final answer,
+ *     429/502/503/504 on the integer schedule (signer/retry.ts), but an attempt the backup may
+ *     have received (sent, then a timeout, a broken connection, 502 or 504) only to a guard
+ *     that deduplicates; relays the final answer,
  *  6. writes one audit event per attempt (audit/signer-event.ts).
  * It never accepts replication from the network: the listener is loopback unless the risk is
  * named in the config.
@@ -42,7 +44,7 @@ import { sendAttempt, type AttemptOutcome, type AttemptTls } from './attempt.ts'
 import { prepareBody, type PreparedBody } from './body.ts';
 import { attemptCredential } from './credentials.ts';
 import { loadSignerMaterial, signerMaterialPaths, type SignerMaterial } from './material.ts';
-import { holdBoundsMs, parseRetryAfter, retryDelayMs } from './retry.ts';
+import { guardDeduplicates, holdBoundsMs, MAYBE_DELIVERED_STATUSES, parseRetryAfter, retryDelayMs } from './retry.ts';
 import { backupTarget, createBackupAgent } from './tls-client.ts';
 
 /** Waits `ms`; rejects (any error) when `signal` aborts. Injected so tests need not wait. */
@@ -121,6 +123,11 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
 
   let draining = false;
   let listening = false;
+  /**
+   * Whether the guard's last answer said it deduplicates (x-replguard-dedup: on): then a retry
+   * of an attempt that may have been delivered is safe. False until it says so.
+   */
+  let guardDedups = false;
   /** Aborted on shutdown: every retry wait ends at once. */
   const drain = new AbortController();
 
@@ -210,6 +217,9 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   /** Steps 4-6: the attempts. */
   async function deliver(ctx: RequestContext, prepared: PreparedBody, stop: AbortSignal): Promise<void> {
     const { res } = ctx;
+    // One webhook-id for every attempt of this batch: a guard with upstream.deduplicate knows
+    // a retry by it (each attempt still has its own timestamp, signature and token).
+    const webhookId = newWebhookId();
     for (let attempt = 1; ; attempt++) {
       // A retry after the registry stopped confirming this role sends nothing.
       const registryState = registry?.state();
@@ -220,7 +230,6 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       }
       const started = performance.now();
       const m = material.current();
-      const webhookId = newWebhookId();
       const timestamp = Math.floor(now() / 1000);
       const body = prepared.render(webhookId, timestamp);
       const credential = await attemptCredential(m.credential, config, now());
@@ -248,6 +257,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
 
       if (outcome.kind === 'answer') {
         const upRes = outcome.res;
+        guardDedups = guardDeduplicates(upRes.headers);
         const status = upRes.statusCode ?? 502;
         const reason: Reason = status >= 200 && status < 300 ? 'SIGNER_DELIVERED' : 'SIGNER_BACKUP_REFUSED';
         const backupRequestId = header(upRes, 'x-replguard-request-id');
@@ -271,14 +281,21 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       }
 
       const reason: Reason = outcome.kind === 'retryable' ? 'SIGNER_BACKUP_UNAVAILABLE' : outcome.reason;
-      const retryable = outcome.kind === 'retryable' || outcome.retryable;
+      if (outcome.kind === 'retryable') guardDedups = outcome.dedup;
+      // An attempt the backup may have received is sent again only to a guard that
+      // deduplicates: an unmodified backup cannot be assumed idempotent.
+      const maybeDelivered = outcome.kind === 'retryable' ? MAYBE_DELIVERED_STATUSES.has(outcome.status) : outcome.sent;
+      const unsafe = maybeDelivered && !guardDedups;
+      const retryable = (outcome.kind === 'retryable' || outcome.retryable) && !unsafe;
       const extra = outcome.kind === 'retryable'
         ? { backupStatus: outcome.status, detail: `the guard answered ${outcome.status}`, ...(outcome.backupRequestId ? { backupRequestId: outcome.backupRequestId } : {}) }
         : { detail: outcome.detail };
       if (!retryable || attempt >= maxAttempts || stop.aborted) {
         const rejection = new Rejection(reason, extra.detail);
         if (!res.destroyed) sendRejection(res, ctx.id, rejection, draining);
-        event({ reason, final: true, status: res.destroyed ? 0 : rejection.status, ...extra, ...(retryable && attempt >= maxAttempts ? { detail: `${extra.detail}; no retry left` } : {}) }, outcome.tls);
+        const why = unsafe ? '; not retried: the backup may have the batch and the guard does not deduplicate'
+          : retryable && attempt >= maxAttempts ? '; no retry left' : '';
+        event({ reason, final: true, status: res.destroyed ? 0 : rejection.status, ...extra, detail: `${extra.detail}${why}` }, outcome.tls);
         return;
       }
       const wait = retryDelayMs(attempt, outcome.kind === 'retryable' ? parseRetryAfter(outcome.retryAfter, now()) : undefined);
