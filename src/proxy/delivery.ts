@@ -15,6 +15,10 @@
  *   `x-replguard-duplicate: true` (DELIVERY_DUPLICATE), `pending` 409 DELIVERY_IN_FLIGHT,
  *   `unknown` 409 DELIVERY_OUTCOME_UNKNOWN, `released` is claimed again and forwarded.
  * - A record of another batch under the same webhook-id: REPLAY_NONCE_REUSED, as without dedup.
+ * - A webhook-id the nonce store has seen but no record names was never forwarded (refused after
+ *   the nonce was recorded, e.g. by the body contract or a store that did not answer): claimed
+ *   like a new batch. The record takes over the nonce's job of never delivering a signed
+ *   request twice; the signature and the timestamp window are still checked first.
  *
  * Records expire `window` after their claim. Every answer of this path carries
  * `x-replguard-dedup: on`, which tells the signer that a retry of a batch that may have been
@@ -92,9 +96,10 @@ export function createDelivery(config: NonNullable<Config['upstream']['deduplica
       // Signed: the POP's signed webhook-id names the batch; unsigned: only its bytes can.
       const signed = ctx.webhookTimestamp !== undefined && ctx.webhookId !== undefined;
       const key = signed ? `${pop}:id:${ctx.webhookId}` : `${pop}:sha256:${digest}`;
-      const claim = await storeCall(() => store.claim(key, digest, config.window, ctx.nonceReused));
+      // A reused webhook-id (ctx.nonceReused) with no record was never forwarded (refused after
+      // the nonce stage, or a replica's race): the record, not the nonce, keeps it to one delivery.
+      const claim = await storeCall(() => store.claim(key, digest, config.window));
       if (claim.kind === 'full') throw refuse('DELIVERY_STORE_FULL', `${config.max_batches} batches are remembered and none has expired`);
-      if (claim.kind === 'absent') throw new Rejection('REPLAY_NONCE_REUSED', 'webhook-id already used by this POP within the window, and no delivery of it is recorded');
       if (claim.kind === 'existing') {
         const record = claim.record;
         if (record.digest !== digest) {

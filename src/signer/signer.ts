@@ -34,7 +34,8 @@ import { startRegistryMonitor, type RegistryMonitor } from '../registry/monitor.
 import { createRegistryStage } from '../registry/registry-stage.ts';
 import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts';
 import { jsonBounds } from '../replay/body-contract.ts';
-import { newWebhookId, signRequest } from '../replay/signing.ts';
+import { formatBatchId, newEpoch, type BatchId } from '../replay/batch-id.ts';
+import { signRequest } from '../replay/signing.ts';
 import { createSignerMetrics } from '../metrics/signer-metrics.ts';
 import { startAdminServer } from '../service/admin.ts';
 import { clientErrorReason, isClientGone } from '../service/client-error.ts';
@@ -128,6 +129,12 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
    * of an attempt that may have been delivered is safe. False until it says so.
    */
   let guardDedups = false;
+  /**
+   * This process's epoch and the last batch number given out in it (issue 21 part 1): random
+   * at every start, so numbers never repeat under one epoch even when the signer restarts.
+   */
+  const epoch = newEpoch();
+  let lastSequence = 0;
   /** Aborted on shutdown: every retry wait ends at once. */
   const drain = new AbortController();
 
@@ -217,19 +224,26 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   /** Steps 4-6: the attempts. */
   async function deliver(ctx: RequestContext, prepared: PreparedBody, stop: AbortSignal): Promise<void> {
     const { res } = ctx;
-    // One webhook-id for every attempt of this batch: a guard with upstream.deduplicate knows
-    // a retry by it (each attempt still has its own timestamp, signature and token).
-    const webhookId = newWebhookId();
+    // The batch's number, and one webhook-id that carries it for every attempt: a guard with
+    // upstream.deduplicate knows a retry by it (each attempt still has its own timestamp,
+    // signature and token), and the signature covers the number.
+    const batch: BatchId = { epoch, sequence: ++lastSequence };
+    const batchWebhookId = formatBatchId(batch);
+    let webhookId = batchWebhookId;
     for (let attempt = 1; ; attempt++) {
       // A retry after the registry stopped confirming this role sends nothing.
       const registryState = registry?.state();
       if (registryState && !registryState.serving) {
         if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(registryState.reason, registryState.detail), true);
-        audit.write(signerEvent({ ...base(ctx), reason: registryState.reason, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[registryState.reason].status, detail: registryState.detail }));
+        audit.write(signerEvent({ ...base(ctx), webhookId, batch, reason: registryState.reason, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[registryState.reason].status, detail: registryState.detail }));
         return;
       }
       const started = performance.now();
       const m = material.current();
+      // A guard that deduplicates answers a retry of the batch's id from its record; any other
+      // may have recorded the first attempt's nonce (e.g. its backup answered 503), so a retry
+      // to it gets an id of its own, which still carries the batch's number.
+      if (attempt > 1) webhookId = guardDedups ? batchWebhookId : formatBatchId(batch, attempt);
       const timestamp = Math.floor(now() / 1000);
       const body = prepared.render(webhookId, timestamp);
       const credential = await attemptCredential(m.credential, config, now());
@@ -246,7 +260,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       if (outcome.tls.server) metrics.guardCertificate(outcome.tls.server);
       const event = (e: Pick<SignerEventInput, 'reason' | 'final'> & Partial<SignerEventInput>, tls: AttemptTls) => {
         record(signerEvent({
-          ...base(ctx), attempt, durationMs: performance.now() - started, sentBytes: body.length, webhookId,
+          ...base(ctx), attempt, durationMs: performance.now() - started, sentBytes: body.length, webhookId, batch,
           ...(credential.jti !== undefined ? { jti: credential.jti } : {}),
           ...(credential.fingerprint !== undefined ? { tokenFingerprint: credential.fingerprint } : {}),
           ...(prepared.entries !== undefined ? { entries: prepared.entries } : {}),
@@ -308,7 +322,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       if (stop.aborted) {
         const why: Reason = stop.reason === 'SHUTTING_DOWN' ? 'SHUTTING_DOWN' : 'SIGNER_PRIMARY_GONE';
         if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(why), true);
-        record(signerEvent({ ...base(ctx), reason: why, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[why].status, detail: `no attempt after ${attempt}` }));
+        record(signerEvent({ ...base(ctx), webhookId, batch, reason: why, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[why].status, detail: `no attempt after ${attempt}` }));
         return;
       }
     }

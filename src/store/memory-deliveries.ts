@@ -26,7 +26,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return this.#entries.size;
   }
 
-  async claim(key: string, digest: string, ttlMs: number, mustExist: boolean): Promise<ClaimResult> {
+  async claim(key: string, digest: string, ttlMs: number): Promise<ClaimResult> {
     if (this.#closed) throw new StoreUnavailableError('the delivery store is closed');
     const now = this.now();
     const found = this.#entries.get(key);
@@ -38,7 +38,6 @@ export class MemoryDeliveryStore implements DeliveryStore {
       return { kind: 'existing', record: found.record };
     }
     if (found) this.#entries.delete(key);
-    if (mustExist) return { kind: 'absent' };
     if (this.#entries.size >= this.maxBatches) this.#purge(now);
     if (this.#entries.size >= this.maxBatches) return { kind: 'full' };
     this.#entries.set(key, { record: { state: 'pending', digest }, expiry: now + ttlMs });

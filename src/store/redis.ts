@@ -202,13 +202,12 @@ export class RedisBanStore implements BanStore {
   }
 }
 
-// Claim a batch: absent -> pending (SET NX semantics, unless it must exist); released with the
+// Claim a batch: absent -> pending (SET NX semantics); released with the
 // same digest -> pending, keeping its expiry; otherwise the record goes back to the caller.
 // One script, so two replicas can never both claim one batch.
 const CLAIM_DELIVERY = `
 local v = redis.call('GET', KEYS[1])
 if not v then
-  if ARGV[4] == '1' then return {'absent'} end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return {'claimed'}
 end
@@ -231,7 +230,7 @@ end
 return 0`;
 
 type DeliveryClient = Redis & {
-  replguardClaimDelivery(key: string, pending: string, ttlMs: number, digest: string, mustExist: string): Promise<[string, string?]>;
+  replguardClaimDelivery(key: string, pending: string, ttlMs: number, digest: string): Promise<[string, string?]>;
   replguardSettleDelivery(key: string, record: string, digest: string): Promise<number>;
 };
 
@@ -244,16 +243,15 @@ export class RedisDeliveryStore implements DeliveryStore {
     this.client = client as DeliveryClient;
   }
 
-  async claim(key: string, digest: string, ttlMs: number, mustExist: boolean): Promise<ClaimResult> {
+  async claim(key: string, digest: string, ttlMs: number): Promise<ClaimResult> {
     let reply: [string, string?];
     try {
-      reply = await this.client.replguardClaimDelivery(`delivery:${key}`, encodeDeliveryRecord({ state: 'pending', digest }), Math.max(1, Math.ceil(ttlMs)), digest, mustExist ? '1' : '0');
+      reply = await this.client.replguardClaimDelivery(`delivery:${key}`, encodeDeliveryRecord({ state: 'pending', digest }), Math.max(1, Math.ceil(ttlMs)), digest);
     } catch (err) {
       if (/^OOM\b/.test((err as Error)?.message ?? '')) return { kind: 'full' };
       throw unavailable(err);
     }
     if (reply[0] === 'claimed') return { kind: 'claimed' };
-    if (reply[0] === 'absent') return { kind: 'absent' };
     // A record this guard cannot read is treated as an outcome it cannot know: never delivered again.
     return { kind: 'existing', record: decodeDeliveryRecord(reply[1]) ?? { state: 'unknown', digest: '' } };
   }

@@ -52,17 +52,15 @@ export type ClaimResult =
   | { readonly kind: 'claimed' }
   /** A record exists and is not claimable: the caller decides from it. */
   | { readonly kind: 'existing'; readonly record: DeliveryRecord }
-  /** `mustExist` was set and there is no record. */
-  | { readonly kind: 'absent' }
   /** The bounded memory store is full of live records: refuse, never evict one. */
   | { readonly kind: 'full' };
 
 export interface DeliveryStore {
   /**
-   * Atomically: no record -> a pending one (digest) for `ttlMs`, unless `mustExist`; a released
-   * record of the same digest -> pending again (its expiry kept); anything else -> returned.
+   * Atomically: no record -> a pending one (digest) for `ttlMs`; a released record of the same
+   * digest -> pending again (its expiry kept); anything else -> returned.
    */
-  claim(key: string, digest: string, ttlMs: number, mustExist: boolean): Promise<ClaimResult>;
+  claim(key: string, digest: string, ttlMs: number): Promise<ClaimResult>;
   /** Replaces the pending record of `digest` by `record`, keeping its expiry; no-op otherwise. */
   settle(key: string, record: DeliveryRecord): Promise<void>;
 }

@@ -223,6 +223,22 @@ t.test('a backup slower than upstream.timeout receives the batch once while the 
   });
   backup.set({ kind: 'answer' });
   backup.release();
+
+  await t.test('a backup answering 503 behind a guard that does not deduplicate: the retry has its own nonce and is delivered', async (t) => {
+    const before = backup.bodies().length;
+    backup.set({ kind: 'status', status: 503 });
+    void backup.arrived(before + 1).then(() => backup.set({ kind: 'answer' }));
+    const reply = await primaryPost(plainSigner.port, JSON.stringify({ entries: [{ id: 'busy-1' }] }));
+    t.equal(reply.status, 200, 'delivered by the retry');
+    const attempts = await attemptsOf(plainSigner, reply.headers['x-replguard-request-id']);
+    t.same(attempts.map((e) => [e.replguard.attempt, e.event.reason]), [[1, 'SIGNER_BACKUP_UNAVAILABLE'], [2, 'SIGNER_DELIVERED']]);
+    const [first, second] = attempts as [AuditRecord, AuditRecord];
+    t.equal(second.replguard.webhook_id, `${first.replguard.webhook_id}_2`, 'the retry\'s own webhook-id, with the batch\'s number');
+    t.equal(second.replguard.sequence, first.replguard.sequence);
+    const guardSide = await plainGuard.waitForEvents((e) => e.replguard?.webhook_id === second.replguard.webhook_id, 1);
+    t.equal(guardSide[0]!.event.reason, 'FORWARDED', 'not a replay');
+    t.equal(backup.bodies().length, before + 2, 'the backup refused the first and applied the second');
+  });
 });
 
 t.test('the signer loses the guard\'s answer: its retry gets the recorded answer', async (t) => {

@@ -110,7 +110,9 @@ t.test('429/503 are retried, 502 from a deduplicating guard too, Retry-After hon
     t.equal(s.headers['content-type'], 'application/json');
     t.notOk(s.headers.authorization, 'no credential configured: none sent');
   });
-  t.equal(new Set(guard.seen.map((s) => s.headers['webhook-id'])).size, 1, 'one webhook-id for the batch, every attempt');
+  const ids = guard.seen.map((s) => String(s.headers['webhook-id']));
+  t.match(ids[0], /^rs1_[0-9a-f]{32}_1$/, 'the batch\'s id');
+  t.same(ids, [ids[0], `${ids[0]}_2`, `${ids[0]}_3`, ids[0]], 'retries to a guard not known to deduplicate get ids of their own; after its 502 said x-replguard-dedup: on, the batch\'s id again');
   const mine = await eventsOf(String(reply.headers['x-replguard-request-id']));
   t.same(mine.map((e) => [e.event.reason, e.http?.response?.status_code, e.replguard.backup_request_id]), [
     ['SIGNER_BACKUP_UNAVAILABLE', 503, 'guard-1'], ['SIGNER_BACKUP_UNAVAILABLE', 429, 'guard-2'], ['SIGNER_BACKUP_UNAVAILABLE', 502, 'guard-3'], ['SIGNER_DELIVERED', 200, 'guard-4'],
@@ -284,4 +286,29 @@ t.test('a guard that never answers: backup.timeout; retried only after the guard
   const retried = await eventsOf(String(again.headers['x-replguard-request-id']));
   t.same(retried.map((e) => [e.event.reason, e.replguard.final]), [['SIGNER_BACKUP_TIMEOUT', false], ['SIGNER_BACKUP_TIMEOUT', true]]);
   t.equal(new Set(retried.map((e) => e.replguard.webhook_id)).size, 1, 'the retry carries the batch\'s webhook-id');
+});
+
+t.test('batches are numbered in an epoch: retries keep the number, a restart starts a new epoch', async (t) => {
+  const guard = await startScripted([{ status: 503 }, { status: 200 }]);
+  t.teardown(() => guard.stop());
+  const numbers: Array<{ epoch: string; sequence: number; attempt: number }> = [];
+  for (const run of [1, 2]) {
+    const signer = await startSigner(config(guard.port), { audit, log, sleep: async () => undefined });
+    for (let i = 0; i < 2; i++) {
+      const reply = await post(signer.port, '{"entries":[]}');
+      t.equal(reply.status, 200, `run ${run}, batch ${i + 1}`);
+      for (const e of await eventsOf(String(reply.headers['x-replguard-request-id']))) {
+        numbers.push({ epoch: e.replguard.epoch, sequence: e.replguard.sequence, attempt: e.replguard.attempt });
+        const suffix = e.replguard.attempt > 1 ? `_${e.replguard.attempt}` : '';
+        t.equal(e.replguard.webhook_id, `rs1_${e.replguard.epoch}_${e.replguard.sequence}${suffix}`, 'the webhook-id carries them, under the signature (a retry to a guard that does not deduplicate: with its attempt)');
+      }
+    }
+    await signer.shutdown();
+  }
+  // The scripted guard answers 503 to its first request only: the very first batch was retried.
+  t.same(numbers.map((n) => [n.sequence, n.attempt]), [[1, 1], [1, 2], [2, 1], [1, 1], [2, 1]], 'one number per batch, kept by its retry');
+  const epochs = [...new Set(numbers.map((n) => n.epoch))];
+  t.equal(epochs.length, 2, 'a new epoch at each start');
+  for (const epoch of epochs) t.match(epoch, /^[0-9a-f]{32}$/);
+  t.same(guard.seen.map((s) => s.headers['webhook-id']), numbers.map((n) => `rs1_${n.epoch}_${n.sequence}${n.attempt > 1 ? `_${n.attempt}` : ''}`), 'what the guard got');
 });

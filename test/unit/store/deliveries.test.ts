@@ -15,24 +15,23 @@ const log = createOperationalLog('error');
 
 async function sameRules(t: Test, a: DeliveryStore, b: DeliveryStore, expire: (ms: number) => Promise<void>) {
   const key = `calgary-01:id:${Math.random().toString(36).slice(2)}`;
-  t.same(await a.claim(key, 'd1', 60_000, true), { kind: 'absent' }, 'mustExist: nothing claimed');
-  const claims = await Promise.all([a.claim(key, 'd1', 60_000, false), b.claim(key, 'd1', 60_000, false)]);
+  const claims = await Promise.all([a.claim(key, 'd1', 60_000), b.claim(key, 'd1', 60_000)]);
   t.same(claims.map((c) => c.kind).sort(), ['claimed', 'existing'], 'of two replicas, one claims');
-  t.same(await b.claim(key, 'd1', 60_000, false), { kind: 'existing', record: { state: 'pending', digest: 'd1' } });
+  t.same(await b.claim(key, 'd1', 60_000), { kind: 'existing', record: { state: 'pending', digest: 'd1' } });
 
   await b.settle(key, { state: 'answered', digest: 'other', status: 200 });
-  t.same(await a.claim(key, 'd1', 60_000, false), { kind: 'existing', record: { state: 'pending', digest: 'd1' } }, 'another digest settles nothing');
+  t.same(await a.claim(key, 'd1', 60_000), { kind: 'existing', record: { state: 'pending', digest: 'd1' } }, 'another digest settles nothing');
   await a.settle(key, { state: 'released', digest: 'd1' });
-  t.same(await b.claim(key, 'other', 60_000, true), { kind: 'existing', record: { state: 'released', digest: 'd1' } }, 'released: claimable by the same batch only');
-  t.same(await b.claim(key, 'd1', 60_000, true), { kind: 'claimed' }, 'released: the same batch claims it again');
+  t.same(await b.claim(key, 'other', 60_000), { kind: 'existing', record: { state: 'released', digest: 'd1' } }, 'released: claimable by the same batch only');
+  t.same(await b.claim(key, 'd1', 60_000), { kind: 'claimed' }, 'released: the same batch claims it again');
   await b.settle(key, { state: 'answered', digest: 'd1', status: 201, contentType: 'application/json', body: Buffer.from('{"ok":1}').toString('base64') });
   await a.settle(key, { state: 'unknown', digest: 'd1' });
-  t.same(await a.claim(key, 'd1', 60_000, false), { kind: 'existing', record: { state: 'answered', digest: 'd1', status: 201, contentType: 'application/json', body: Buffer.from('{"ok":1}').toString('base64') } }, 'answered, and settled only once');
+  t.same(await a.claim(key, 'd1', 60_000), { kind: 'existing', record: { state: 'answered', digest: 'd1', status: 201, contentType: 'application/json', body: Buffer.from('{"ok":1}').toString('base64') } }, 'answered, and settled only once');
 
   const short = `${key}:short`;
-  t.same(await a.claim(short, 'd2', 200, false), { kind: 'claimed' });
+  t.same(await a.claim(short, 'd2', 200), { kind: 'claimed' });
   await expire(400);
-  t.same(await b.claim(short, 'd2', 200, true), { kind: 'absent' }, 'expired: gone');
+  t.same(await b.claim(short, 'other', 200), { kind: 'claimed' }, 'expired: gone, so anything claims the key');
 }
 
 t.test('memory', async (t) => {
@@ -42,15 +41,15 @@ t.test('memory', async (t) => {
     clock += ms;
   });
   store.close();
-  await t.rejects(store.claim('d', 'x', 1000, false), StoreUnavailableError, 'closed: unavailable');
+  await t.rejects(store.claim('d', 'x', 1000), StoreUnavailableError, 'closed: unavailable');
 
   const small = new MemoryDeliveryStore(2, () => clock);
-  t.same(await small.claim('a', 'x', 1000, false), { kind: 'claimed' });
-  t.same(await small.claim('b', 'x', 1000, false), { kind: 'claimed' });
-  t.same(await small.claim('c', 'x', 1000, false), { kind: 'full' }, 'full of live records: refused');
-  t.same(await small.claim('a', 'x', 1000, false), { kind: 'existing', record: { state: 'pending', digest: 'x' } }, 'nothing was forgotten');
+  t.same(await small.claim('a', 'x', 1000), { kind: 'claimed' });
+  t.same(await small.claim('b', 'x', 1000), { kind: 'claimed' });
+  t.same(await small.claim('c', 'x', 1000), { kind: 'full' }, 'full of live records: refused');
+  t.same(await small.claim('a', 'x', 1000), { kind: 'existing', record: { state: 'pending', digest: 'x' } }, 'nothing was forgotten');
   clock += 1000;
-  t.same(await small.claim('c', 'x', 1000, false), { kind: 'claimed' }, 'expired ones make room');
+  t.same(await small.claim('c', 'x', 1000), { kind: 'claimed' }, 'expired ones make room');
   t.equal(small.size, 1, 'both expired records purged');
 });
 
@@ -71,5 +70,5 @@ t.test('redis, two replicas', async (t) => {
   await sameRules(t, a.deliveries, b.deliveries, (ms) => sleep(ms));
   await redis.stop();
   for (let i = 0; i < 300 && a.ready(); i++) await sleep(50);
-  await t.rejects(a.deliveries.claim('calgary-01:id:x', 'd', 1000, false), StoreUnavailableError, 'Redis down: unavailable, never "claimed"');
+  await t.rejects(a.deliveries.claim('calgary-01:id:x', 'd', 1000), StoreUnavailableError, 'Redis down: unavailable, never "claimed"');
 });
