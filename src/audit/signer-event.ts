@@ -49,6 +49,9 @@ export interface SignerAuditEvent {
     /** The wait before the next attempt, in ms (non-final events). */
     retry_in_ms?: number;
     webhook_id?: string;
+    /** The signer's epoch (new at each start) and the batch's number in it: retries keep both. */
+    epoch?: string;
+    sequence?: number;
     jti?: string;
     /** First 12 hex digits of the SHA-256 of the bearer secret or JWT attached (never the credential). */
     token_fingerprint?: string;
@@ -79,6 +82,7 @@ export interface SignerEventInput {
   readonly backupStatus?: number;
   readonly tls?: { readonly version?: string; readonly server?: { readonly subject: string; readonly sha256: string } };
   readonly webhookId?: string;
+  readonly batch?: { readonly epoch: string; readonly sequence: number };
   readonly jti?: string;
   readonly tokenFingerprint?: string;
   readonly entries?: number;
@@ -134,6 +138,7 @@ export function signerEvent(e: SignerEventInput): SignerAuditEvent {
       ...(e.status !== undefined && e.status > 0 ? { status: e.status } : {}),
       ...(e.retryInMs !== undefined ? { retry_in_ms: e.retryInMs } : {}),
       ...(e.webhookId ? { webhook_id: e.webhookId } : {}),
+      ...(e.batch !== undefined ? { epoch: e.batch.epoch, sequence: e.batch.sequence } : {}),
       ...(e.jti ? { jti: e.jti } : {}),
       ...(e.tokenFingerprint ? { token_fingerprint: e.tokenFingerprint } : {}),
       ...(e.entries !== undefined ? { entries: e.entries } : {}),

@@ -7,7 +7,7 @@
  * coerced silently: `port: "8443"` is a type error, not a number.
  */
 import { z } from 'zod';
-import { adminListener, duration, filePath, listenerLimits, popIdSchema, port, sha256Pin } from './fields.ts';
+import { adminListener, duration, filePath, listenerLimits, popIdSchema, port, sha256Pin, size } from './fields.ts';
 
 /** Which certificate field names the peer. Exactly one is set. */
 const certSelector = z
@@ -264,6 +264,29 @@ export const configSchema = z.strictObject({
      * or a database URL).
      */
     relay_error_bodies: z.boolean().default(false),
+    /**
+     * Each batch reaches the backup once (docs/signer.md#each-batch-reaches-the-backup-once). When set, the guard
+     * records per POP and batch (the `webhook-id` of a signed request, else the body's SHA-256)
+     * what it forwarded and what the backup answered: a retry of an answered batch gets that
+     * answer again (`x-replguard-duplicate: true`, DELIVERY_DUPLICATE) and is not forwarded; a
+     * retry while the first is in flight, or after an outcome the guard cannot know (an upstream
+     * timeout), is refused with 409. Records live in the shared store (`store:`), so replicas on
+     * Redis agree. Default: off (every request that passes the checks is forwarded).
+     */
+    deduplicate: z
+      .strictObject({
+        /**
+         * How long a batch is remembered, from its first delivery. Default 1h: longer than the
+         * signer's whole retry schedule (docs/signer.md), and never shorter than the nonce
+         * window (2 x replay.max_age).
+         */
+        window: duration('1h').default(3_600_000).refine((ms) => ms >= 1000 && ms <= 7 * 86_400_000, 'window must be between 1s and 7d'),
+        /** Most batches remembered at once in the memory store (default 10000); full, a new batch is refused with 503 (DELIVERY_STORE_FULL), never one forgotten. */
+        max_batches: z.number().int().min(1).max(10_000_000).default(10_000),
+        /** Largest backup answer body kept to answer a retry with (default 4KiB, at most 64KiB); a larger one is kept as its status with an empty body. */
+        max_answer_bytes: size('4KiB').default(4096).refine((b) => b >= 0 && b <= 65_536, 'max_answer_bytes must be at most 64KiB'),
+      })
+      .optional(),
   }),
   /** The method + path pairs served; anything else is 404 or 405. */
   routes: z.array(route).min(1, 'at least one route is needed, e.g. { method: POST, path: /api/replication/apply }'),

@@ -107,7 +107,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
   try {
     live = createLiveGuard(config, {
       log, now, source: deps.source, onReload,
-      shared: { nonceStore, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) },
+      shared: { nonceStore, deliveries: state.deliveries, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) },
       ...(registry ? { registry: () => registry.current() } : {}),
     });
   } catch (err) {

@@ -31,7 +31,7 @@ import { createConnectionTrustStage } from '../tls/connection-stage.ts';
 import { createBodyContractStage } from '../replay/body-contract.ts';
 import { SIGNATURE_HEADERS } from '../replay/signature.ts';
 import { createSignatureStage } from '../replay/signature-stage.ts';
-import type { NonceStore } from '../store/store.ts';
+import type { DeliveryStore, NonceStore } from '../store/store.ts';
 
 export interface PipelineDeps {
   readonly now: () => number;
@@ -39,6 +39,8 @@ export interface PipelineDeps {
   readonly log: OperationalLog;
   /** Nonces of signed requests; required when auth.methods lists signature. */
   readonly nonceStore?: NonceStore;
+  /** What was forwarded and answered per batch; required when upstream.deduplicate is set. */
+  readonly deliveries?: DeliveryStore;
   /** Failure counting and bans (limits/bans.ts), built by the guard over the shared state. */
   readonly bans: Bans;
   /** The shared state's rate limiters (store/create.ts). */
@@ -85,7 +87,11 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     if (bearer || jwt) credentials.push(createAuthorizationStage({ bearer, jwt }));
     // Step 7, after the body: reloadable like the credentials, but not part of step 4.
     if (methods.includes('signature')) {
-      signature = createSignatureStage(config, { now: deps.now, nonceStore: requireStore(deps), log: deps.log, onReload: deps.onReload });
+      signature = createSignatureStage(config, {
+        now: deps.now, nonceStore: requireStore(deps), log: deps.log, onReload: deps.onReload,
+        // A retry of a batch reuses its webhook-id: the delivery record tells it from a replay.
+        deferReusedNonce: config.upstream.deduplicate !== undefined,
+      });
     }
   } catch (err) {
     if (credentials.length === 0) bearer?.close(); // the jwt verifier failed: bearer's watchers go too
@@ -94,7 +100,7 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     throw err;
   }
   const bans = createBanStages(deps.bans);
-  const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS });
+  const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS, ...(deps.deliveries ? { deliveries: deps.deliveries } : {}), log: deps.log });
   const stages: Stage[] = [
     // 0. The control plane confirms this guard's role (registry/): otherwise nothing is served.
     ...(deps.registry ? [createRegistryStage(deps.registry)] : []),

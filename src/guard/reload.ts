@@ -51,9 +51,10 @@ import { buildPipeline, type GuardPipeline, type PipelineDeps } from './pipeline
  * value in force is kept; the rest of the reload still applies.
  */
 export const RESTART_ONLY = ['role', 'pop_id', 'listen', 'admin', 'store', 'control_plane'] as const;
+// upstream.deduplicate too (restartOnlyChanges, keepRestartOnly): its records are shared state.
 
 /** State made once per process and shared by every pipeline generation (a reload keeps it). */
-export type SharedPipelineDeps = Pick<PipelineDeps, 'nonceStore' | 'bans' | 'limiters' | 'registry'>;
+export type SharedPipelineDeps = Pick<PipelineDeps, 'nonceStore' | 'deliveries' | 'bans' | 'limiters' | 'registry'>;
 
 /** What a new registry did to the peers (`applyRegistry`). */
 export type RegistryPeersResult =
@@ -336,6 +337,7 @@ export function applyServerLimits(server: Server, config: Readonly<Config>): voi
 export function restartOnlyChanges(inForce: Readonly<Config>, next: Readonly<Config>): string[] {
   const out: string[] = [];
   for (const key of RESTART_ONLY) diffPaths((inForce as Record<string, unknown>)[key], (next as Record<string, unknown>)[key], key, out);
+  diffPaths(inForce.upstream?.deduplicate, next.upstream?.deduplicate, 'upstream.deduplicate', out);
   return out;
 }
 
@@ -345,6 +347,11 @@ export function keepRestartOnly(inForce: Readonly<Config>, next: Readonly<Config
   for (const key of RESTART_ONLY) {
     if (key in inForce) out[key] = (inForce as Record<string, unknown>)[key];
     else delete out[key];
+  }
+  // The delivery records live in the shared state, sized at start-up (store/create.ts).
+  if (next.upstream) {
+    const { deduplicate: _next, ...upstream } = next.upstream;
+    out.upstream = inForce.upstream?.deduplicate !== undefined ? { ...upstream, deduplicate: inForce.upstream.deduplicate } : upstream;
   }
   return Object.freeze(out) as Readonly<Config>;
 }

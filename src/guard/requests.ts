@@ -166,7 +166,7 @@ function handle(req: IncomingMessage, res: ServerResponse, refusal?: Rejection):
 
   (refusal ? Promise.reject(refusal) : lease.pipeline.run(ctx)).then(
     () => {
-      outcome ??= { reason: 'FORWARDED', detail: undefined };
+      outcome ??= { reason: ctx.answeredAs ?? 'FORWARDED', detail: undefined };
       responseBytes = ctx.responseBytes;
       finish();
     },

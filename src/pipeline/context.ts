@@ -86,6 +86,16 @@ export interface RequestContext {
   upstreamBodyBytes: number;
   /** Set when the outcome was decided outside the pipeline (e.g. a timeout). */
   interruptedBy: Reason | undefined;
+  /**
+   * The signature stage found this POP's webhook-id already recorded and, with
+   * upstream.deduplicate on, left the verdict to the delivery record (proxy/delivery.ts): a retry
+   * of the same batch gets its recorded outcome, anything else REPLAY_NONCE_REUSED. Never forwarded.
+   */
+  nonceReused: boolean;
+  /** SHA-256 (hex) identifying the batch for upstream.deduplicate (replay/body-contract.ts), once the contract is met. */
+  batchDigest: string | undefined;
+  /** Set when the pipeline answered without forwarding (DELIVERY_DUPLICATE): the audit event's reason. */
+  answeredAs: Reason | undefined;
 }
 
 /** A connection's info with nothing known yet beyond what is given (one factory for the guard, the signer and the tests). */
@@ -128,5 +138,8 @@ export function newRequestContext(fields: Pick<RequestContext, 'id' | 'req' | 'r
     upstreamStatus: undefined,
     upstreamBodyBytes: 0,
     interruptedBy: undefined,
+    nonceReused: false,
+    batchDigest: undefined,
+    answeredAs: undefined,
   };
 }

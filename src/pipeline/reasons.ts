@@ -139,6 +139,14 @@ export const REASONS = {
   UPSTREAM_TIMEOUT: { kind: 'request', status: 504, alert: false, bans: false, description: 'the upstream did not answer within upstream.timeout' },
   UPSTREAM_ABORTED: { kind: 'request', status: 502, alert: false, bans: false, description: 'the upstream broke off its response after it had started' },
 
+  // Each batch once (upstream.deduplicate, proxy/delivery.ts): what the guard recorded of a
+  // batch decides whether a retry of it is forwarded.
+  DELIVERY_DUPLICATE: { kind: 'request', status: 200, alert: false, bans: false, description: "a retry of a batch the backup already answered: the recorded answer again (x-replguard-duplicate: true), not forwarded; its status is in http.response.status_code" },
+  DELIVERY_IN_FLIGHT: { kind: 'request', status: 409, alert: false, bans: false, description: 'a retry of a batch whose first delivery is still waiting for the backup: refused, never a second copy' },
+  DELIVERY_OUTCOME_UNKNOWN: { kind: 'request', status: 409, alert: true, bans: false, description: 'a retry of a batch the backup may or may not have applied (its delivery timed out or broke off after it was sent): refused rather than delivered twice; check the backup' },
+  DELIVERY_STORE_FULL: { kind: 'request', status: 503, alert: true, bans: false, description: 'the memory store holds upstream.deduplicate.max_batches live batches; refused rather than forgetting one' },
+  DELIVERY_STORE_UNAVAILABLE: { kind: 'request', status: 503, alert: true, bans: false, description: 'the delivery store did not answer (e.g. Redis down); refused, never forwarded unrecorded' },
+
   SHUTTING_DOWN: { kind: 'signer', status: 503, alert: false, bans: false, description: 'the signer is draining: a new request from the primary is refused (the guard finishes in-flight work instead)' },
   // Reloads of certificates, keys and tokens (reload/source.ts, audit/event.ts reloadEvent).
   CONFIG_RELOADED: { kind: 'event', alert: false, bans: false, description: 'new credential material was loaded and is in force' },
@@ -200,10 +208,13 @@ export class Rejection extends Error {
   /** For 405: the methods the path does allow. */
   readonly allow: readonly string[] | undefined;
 
+  /** Further response headers (fixed names and values, never client text). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+
   /** What the audit log says beyond the reason code (never sent to the client). */
   readonly detail: string | undefined;
 
-  constructor(reason: Reason, detail?: string, options: { retryAfter?: number; closeConnection?: boolean; allow?: readonly string[] } = {}) {
+  constructor(reason: Reason, detail?: string, options: { retryAfter?: number; closeConnection?: boolean; allow?: readonly string[]; headers?: Readonly<Record<string, string>> } = {}) {
     super(detail ?? reason);
     this.detail = detail;
     this.name = 'Rejection';
@@ -212,5 +223,6 @@ export class Rejection extends Error {
     this.retryAfter = options.retryAfter;
     this.closeConnection = options.closeConnection ?? false;
     this.allow = options.allow;
+    this.headers = options.headers;
   }
 }

@@ -12,6 +12,7 @@ const ERROR_NAMES: Record<number, string> = {
   404: 'not_found',
   405: 'method_not_allowed',
   408: 'request_timeout',
+  409: 'conflict',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
   417: 'expectation_failed',
@@ -46,6 +47,7 @@ export function sendRejection(res: ServerResponse, requestId: string, rejection:
   res.setHeader('content-length', Buffer.byteLength(body));
   if (rejection.retryAfter !== undefined) res.setHeader('retry-after', String(Math.max(1, Math.ceil(rejection.retryAfter))));
   if (rejection.allow) res.setHeader('allow', rejection.allow.join(', '));
+  for (const [name, value] of Object.entries(rejection.headers ?? {})) res.setHeader(name, value);
   if (closeConnection || rejection.closeConnection) res.setHeader('connection', 'close');
   res.writeHead(rejection.status);
   res.end(body);

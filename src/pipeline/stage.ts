@@ -17,7 +17,10 @@ const FACTS = {
   pop: (ctx: RequestContext) => ctx.pop,
   /** The whole body, within the size limit (limits/body.ts). */
   body: (ctx: RequestContext) => ctx.body,
-  /** A verified Standard Webhooks signature whose nonce was recorded (replay/signature-stage.ts). */
+  /**
+   * A verified Standard Webhooks signature whose nonce was recorded (replay/signature-stage.ts), or,
+   * with upstream.deduplicate, found already recorded (`ctx.nonceReused`: judged by proxy/delivery.ts).
+   */
   signature: (ctx: RequestContext) => ctx.webhookTimestamp,
   /** The body met the replication contract (replay/body-contract.ts). */
   contract: (ctx: RequestContext) => ctx.contractMet,

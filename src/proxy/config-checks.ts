@@ -4,7 +4,7 @@
  * header the backup could take for the guard's word.
  */
 import type { Validation } from '../config/errors.ts';
-import type { Config } from '../config/schema.ts';
+import { REPLAY_DEFAULTS, type Config } from '../config/schema.ts';
 import { isLoopback } from '../core/loopback.ts';
 import { DEFAULT_FORWARD_HEADERS, forwardHeaderProblem } from './headers.ts';
 
@@ -34,5 +34,12 @@ export function checkUpstreamConfig(config: Readonly<Config>): Validation {
     else if (forwarded.has(name) || DEFAULT_FORWARD_HEADERS.includes(name)) problem(`upstream.forward_headers[${i}]`, `"${name}" is already forwarded; remove it from the list`);
     forwarded.add(name);
   });
+  const dedup = config.upstream.deduplicate;
+  if (dedup && config.auth.methods.includes('signature')) {
+    // A retry whose nonce expired but whose record did not is still recognised; the other way
+    // round, a signed retry would find neither and be delivered again.
+    const nonceWindow = 2 * (config.replay ?? REPLAY_DEFAULTS).max_age;
+    if (dedup.window < nonceWindow) problem('upstream.deduplicate.window', `${dedup.window / 1000} s is shorter than the nonce window (2 x replay.max_age = ${nonceWindow / 1000} s); set it to at least ${nonceWindow / 1000}s`);
+  }
   return { problems, warnings: [] };
 }

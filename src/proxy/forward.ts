@@ -20,6 +20,9 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 import { errorBody, setSecurityHeaders } from '../pipeline/respond.ts';
 import { need, type Stage } from '../pipeline/stage.ts';
+import type { OperationalLog } from '../log/operational.ts';
+import type { DeliveryStore } from '../store/store.ts';
+import { createDelivery, type Delivery, type DeliveryOutcome } from './delivery.ts';
 import { downstreamResponseHeaders, requestHeaderPolicy, upstreamRequestHeaders } from './headers.ts';
 import { skipInterimResponses } from './interim.ts';
 
@@ -34,6 +37,9 @@ export interface ForwardOptions {
    * (no client header is unless allow-listed), and not counted as dropped.
    */
   readonly strippedHeaders?: ReadonlySet<string>;
+  /** Where upstream.deduplicate keeps its records (the shared state's); required when it is set. */
+  readonly deliveries?: DeliveryStore;
+  readonly log?: OperationalLog;
 }
 
 /** Responses up to this size are relayed in one write (head and body in one TLS record). */
@@ -42,8 +48,14 @@ const COALESCE_BYTES = 64 * 1024;
 /** undici's codes for "the upstream took longer than upstream.timeout". */
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
+/** Failures before a connection to the upstream existed: the request was certainly not sent. */
+const NOT_SENT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
 export function createForwardStage(config: Pick<Config, 'upstream'>, options: ForwardOptions = {}): ForwardStage {
   const url = new URL(config.upstream.url);
+  const dedup = config.upstream.deduplicate;
+  if (dedup && (!options.deliveries || !options.log)) throw new Error('upstream.deduplicate is set but no delivery store was given to createForwardStage');
+  const delivery: Delivery | undefined = dedup ? createDelivery(dedup, config.upstream.relay_error_bodies, { store: options.deliveries!, log: options.log! }) : undefined;
   const timeout = config.upstream.timeout;
   const stripped = options.strippedHeaders ?? new Set<string>();
   const policy = requestHeaderPolicy(config.upstream.forward_headers);
@@ -68,7 +80,9 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
     close: () => {
       pool.destroy().catch(() => undefined);
     },
-    run(ctx: RequestContext) {
+    async run(ctx: RequestContext) {
+      // A webhook-id seen before is only ever let on to here for its delivery record to judge.
+      if (ctx.nonceReused && !delivery) throw new Rejection('REPLAY_NONCE_REUSED', 'webhook-id already used by this POP within the window');
       const body = need(ctx, 'body', 'forward');
       const path = need(ctx, 'path', 'forward');
       const { headers, dropped } = upstreamRequestHeaders(ctx.req.rawHeaders, url.host, body.length, {
@@ -78,14 +92,31 @@ export function createForwardStage(config: Pick<Config, 'upstream'>, options: Fo
         clientAddress: ctx.conn.remoteAddress,
       }, policy, stripped);
       ctx.headersDropped = dropped;
-      return new Promise<void>((resolve, reject) => {
+      // Claimed last: nothing between the claim and the dispatch can refuse the request.
+      const decision = delivery ? await delivery.begin(ctx) : undefined;
+      if (decision?.kind === 'answered') return;
+      const record = decision?.kind === 'forward' ? decision : undefined;
+      await new Promise<void>((resolve, reject) => {
         pool.dispatch(
           { origin: url.origin, method: ctx.req.method as Dispatcher.HttpMethod, path, headers, body },
-          new RelayHandler(ctx, timeout, relayErrorBodies, resolve, reject),
+          new RelayHandler(ctx, timeout, relayErrorBodies, resolve, reject, delivery && record ? {
+            settle: (outcome) => record.settle(outcome),
+            headers: delivery.headers,
+            maxAnswerBytes: delivery.maxAnswerBytes,
+            rejection: delivery.rejection,
+          } : undefined),
         );
       });
     },
   };
+}
+
+/** What the relay tells the delivery record (upstream.deduplicate), and the headers it adds. */
+interface RelayRecord {
+  settle(outcome: DeliveryOutcome): Promise<void>;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly maxAnswerBytes: number;
+  rejection(reason: 'UPSTREAM_TIMEOUT' | 'UPSTREAM_ABORTED' | 'UPSTREAM_UNAVAILABLE', detail: string): Rejection;
 }
 
 /**
@@ -98,6 +129,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   /** An upstream 5xx whose body is read and counted, and answered with the generic body. */
   private replaced = false;
   private status = 0;
+  private contentType: string | undefined;
   private headers: Record<string, string | string[]> = {};
   /** The declared response length, when there is one. */
   private expectedBytes = -1;
@@ -105,13 +137,27 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   private held: Buffer[] | undefined = [];
   private heldBytes = 0;
 
+  /** The answer body kept for the delivery record, up to its bound (undefined once past it). */
+  private recorded: Buffer[] | undefined = [];
+  private recordedBytes = 0;
+
   constructor(
     private readonly ctx: RequestContext,
     private readonly timeout: number,
     private readonly relayErrorBodies: boolean,
     private readonly resolve: () => void,
     private readonly reject: (rejection: Rejection) => void,
+    private readonly record?: RelayRecord,
   ) {}
+
+  /** Settles the delivery record (when there is one), then ends the stage. */
+  private finish(outcome: DeliveryOutcome, end: () => void): void {
+    if (!this.record) {
+      end();
+      return;
+    }
+    this.record.settle(outcome).then(end, end);
+  }
 
   /** Present so that undici drives this handler through its current (controller) interface. */
   onRequestStart(): void {}
@@ -127,6 +173,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       if (!this.ctx.res.writableFinished) controller.abort(new Error('client closed'));
     });
     this.status = statusCode;
+    this.contentType = typeof headers['content-type'] === 'string' ? headers['content-type'] : undefined;
     this.ctx.upstreamStatus = statusCode;
     this.ctx.upstreamMs = performance.now() - this.sentAt;
     const relayed = downstreamResponseHeaders(headers);
@@ -146,6 +193,11 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const { res } = this.ctx;
     this.ctx.upstreamBodyBytes += chunk.length;
+    if (this.record && this.recorded) {
+      this.recordedBytes += chunk.length;
+      if (this.recordedBytes <= this.record.maxAnswerBytes) this.recorded.push(chunk);
+      else this.recorded = undefined;
+    }
     if (this.replaced) return;
     this.ctx.responseBytes += chunk.length;
     if (this.held) {
@@ -165,6 +217,10 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     const { res } = this.ctx;
+    const answer: DeliveryOutcome = {
+      kind: 'answer', status: this.status, contentType: this.contentType,
+      body: this.recorded && !this.replaced ? Buffer.concat(this.recorded) : undefined,
+    };
     if (this.replaced) {
       const body = errorBody(this.status, this.ctx.id);
       this.ctx.responseBytes = Buffer.byteLength(body);
@@ -176,27 +232,30 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     } else {
       res.end();
     }
-    this.resolve();
+    this.finish(answer, this.resolve);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error & { code?: string }): void {
     const code = err.code ?? err.message;
     const timedOut = TIMEOUT_CODES.has(code);
+    // Refused before a connection existed: the backup never saw the batch.
+    const outcome: DeliveryOutcome = !this.started && NOT_SENT_CODES.has(code) ? { kind: 'not-sent' } : { kind: 'unknown' };
     if (!this.started || this.replaced) {
       // Nothing has reached the client yet: the pipeline answers 502/504.
-      this.reject(timedOut
-        ? new Rejection('UPSTREAM_TIMEOUT', `no answer within ${this.timeout} ms (${code})`)
-        : new Rejection(this.started ? 'UPSTREAM_ABORTED' : 'UPSTREAM_UNAVAILABLE', code));
+      const reason = timedOut ? 'UPSTREAM_TIMEOUT' : this.started ? 'UPSTREAM_ABORTED' : 'UPSTREAM_UNAVAILABLE';
+      const detail = timedOut ? `no answer within ${this.timeout} ms (${code})` : code;
+      const rejection = this.record ? this.record.rejection(reason, detail) : new Rejection(reason, detail);
+      this.finish(outcome, () => this.reject(rejection));
       return;
     }
     this.ctx.interruptedBy ??= timedOut ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_ABORTED';
     this.ctx.res.destroy();
-    this.resolve();
+    this.finish(outcome, this.resolve);
   }
 
   private writeHead(extra: Record<string, string> = {}): void {
     setSecurityHeaders(this.ctx.res, this.ctx.id);
-    this.ctx.res.writeHead(this.status, { ...this.headers, ...extra });
+    this.ctx.res.writeHead(this.status, { ...this.headers, ...this.record?.headers, ...extra });
   }
 
   /**

@@ -10,6 +10,7 @@
  * after unescaping and case folding is refused at any depth, a lone surrogate is refused
  * anywhere, and the top-level fields are looked up case-insensitively.
  */
+import { createHash } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { Rejection, type Reason } from '../pipeline/reasons.ts';
@@ -171,10 +172,21 @@ export function checkReplicationBody(body: ReplicationBody, facts: BodyFacts): n
  * (64 KiB) is checked in slices, the event loop given back in between.
  */
 export function createBodyContractStage(
-  config: { readonly limits: Pick<Config['limits'], 'max_json_depth' | 'max_json_keys_per_object' | 'max_json_values'>; readonly auth: Pick<Config['auth'], 'methods'> },
+  config: {
+    readonly limits: Pick<Config['limits'], 'max_json_depth' | 'max_json_keys_per_object' | 'max_json_values'>;
+    readonly auth: Pick<Config['auth'], 'methods'>;
+    readonly upstream?: Pick<Config['upstream'], 'deduplicate'>;
+  },
   options: JsonScanOptions = {},
 ): Stage {
   const bounds = jsonBounds(config.limits);
+  const dedup = config.upstream?.deduplicate !== undefined;
+  const met = (ctx: RequestContext, body: Buffer, parsed: ReplicationBody) => {
+    ctx.contractMet = true;
+    // A signed retry carries the same webhook-id with a fresh timestamp: the batch is the body
+    // without it (the contract just checked that it is webhook-timestamp).
+    if (dedup) ctx.batchDigest = batchDigest(body, ctx.webhookTimestamp !== undefined && parsed.has.timestamp);
+  };
   const sliceBytes = options.sliceBytes ?? JSON_SCAN_SLICE_BYTES;
   return {
     name: 'body-contract',
@@ -191,13 +203,14 @@ export function createBodyContractStage(
         webhookId: ctx.webhookTimestamp !== undefined ? ctx.webhookId : undefined,
       };
       if (body.length <= sliceBytes) {
-        ctx.entries = checkReplicationBody(parseReplicationBody(body, bounds), facts);
-        ctx.contractMet = true;
+        const parsed = parseReplicationBody(body, bounds);
+        ctx.entries = checkReplicationBody(parsed, facts);
+        met(ctx, body, parsed);
         return;
       }
       return parseReplicationBodyInSlices(body, bounds, { sliceBytes, pause: options.pause }).then((parsed) => {
         ctx.entries = checkReplicationBody(parsed, facts);
-        ctx.contractMet = true;
+        met(ctx, body, parsed);
       });
     },
   };
@@ -332,4 +345,73 @@ export function stringEnd(text: string, start: number): number {
     while (text.charCodeAt(j - 1 - backslashes) === 0x5c) backslashes += 1;
     if (backslashes % 2 === 0) return j;
   }
+}
+
+/**
+ * The SHA-256 (hex) that names a batch for upstream.deduplicate: of the whole body, or, with
+ * `withoutTimestamp` (a signed body, whose `timestamp` is the attempt's webhook-timestamp), of
+ * the body with the value of its top-level `timestamp` member cut out. `body` met the contract.
+ */
+export function batchDigest(body: Buffer, withoutTimestamp: boolean): string {
+  const hash = createHash('sha256');
+  if (!withoutTimestamp) return hash.update(body).digest('hex');
+  const text = body.toString('utf8');
+  const member = topLevelMembers(text).find((m) => m.key === 'timestamp');
+  if (!member) return hash.update(body).digest('hex');
+  return hash.update(text.slice(0, member.start)).update('\u0000').update(text.slice(member.end)).digest('hex');
+}
+
+/** A top-level member of a body: its folded name and the span of its value. */
+export interface Member {
+  /** The member name, folded as the guard looks it up. */
+  readonly key: string;
+  /** The value's span in the text, [start, end). */
+  readonly start: number;
+  readonly end: number;
+}
+
+const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * The members of the top-level object of `text` (valid JSON, an object, no repeated folded
+ * key): their folded names and value spans. Only structure is tracked; strings are skipped
+ * whole, so braces and commas inside them do not count.
+ */
+export function topLevelMembers(text: string): Member[] {
+  const members: Member[] = [];
+  let depth = 0;
+  let expectKey = false;
+  let key: string | undefined;
+  let start = -1;
+  const close = (end: number) => {
+    if (key === undefined) return;
+    let e = end;
+    while (e > start && WS.has(text.charCodeAt(e - 1))) e -= 1;
+    members.push({ key, start, end: e });
+    key = undefined;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const end = stringEnd(text, i);
+      if (depth === 1 && expectKey) {
+        key = foldKey(JSON.parse(text.slice(i, end + 1)) as string);
+        expectKey = false;
+      }
+      i = end;
+    } else if (c === 0x3a /* : */ && depth === 1) {
+      start = i + 1;
+      while (WS.has(text.charCodeAt(start))) start += 1;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      depth += 1;
+      if (depth === 1) expectKey = true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      if (depth === 1) close(i);
+      depth -= 1;
+    } else if (c === 0x2c /* , */ && depth === 1) {
+      close(i);
+      expectKey = true;
+    }
+  }
+  return members;
 }

@@ -37,6 +37,13 @@ export interface SignatureStageDeps {
   readonly onWork?: (work: VerificationWork) => void;
   /** Signed content from this many bytes on is checked off the main thread; default OFF_THREAD_MIN_BYTES. */
   readonly offThreadMinBytes?: number;
+  /**
+   * With upstream.deduplicate: a webhook-id this POP already used is not refused here but marked
+   * (`ctx.nonceReused`) for the delivery record to judge (proxy/delivery.ts): the same batch
+   * gets its recorded outcome, anything else REPLAY_NONCE_REUSED. The forward stage never
+   * forwards a marked request. Default false.
+   */
+  readonly deferReusedNonce?: boolean;
 }
 
 /** Every peer's verification keys, by POP id. */
@@ -112,7 +119,10 @@ export function createSignatureStage(config: Pick<Config, 'peers' | 'replay' | '
         if (err instanceof StoreUnavailableError) throw new Rejection('REPLAY_STORE_UNAVAILABLE', err.message);
         throw err;
       }
-      if (result === 'replayed') throw new Rejection('REPLAY_NONCE_REUSED', 'webhook-id already used by this POP within the window');
+      if (result === 'replayed') {
+        if (deps.deferReusedNonce) ctx.nonceReused = true;
+        else throw new Rejection('REPLAY_NONCE_REUSED', 'webhook-id already used by this POP within the window');
+      }
       if (result === 'full') throw new Rejection('REPLAY_STORE_FULL', 'every nonce in the store is still live');
     },
   };

@@ -9,16 +9,19 @@ import type { Socket } from 'node:net';
 import { request, type Agent } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Reason } from '../pipeline/reasons.ts';
-import { RETRYABLE_STATUSES } from './retry.ts';
+import { guardDeduplicates, RETRYABLE_STATUSES } from './retry.ts';
 import { classifyTlsError, serverCertificateInfo, type BackupTarget, type ServerCertificateInfo } from './tls-client.ts';
 
 export type AttemptOutcome =
   /** A final answer from the guard (2xx or a refusal); `res` is unread. */
   | { readonly kind: 'answer'; readonly res: IncomingMessage; readonly tls: AttemptTls; readonly done: Promise<AttemptEnd> }
   /** An answer that says "later" (429, 502, 503, 504); its body was discarded. */
-  | { readonly kind: 'retryable'; readonly status: number; readonly retryAfter: string | undefined; readonly backupRequestId: string | undefined; readonly tls: AttemptTls }
-  /** No answer: connection failure, timeout or a refused certificate. */
-  | { readonly kind: 'failed'; readonly reason: Reason; readonly detail: string; readonly retryable: boolean; readonly tls: AttemptTls };
+  | { readonly kind: 'retryable'; readonly status: number; readonly retryAfter: string | undefined; readonly backupRequestId: string | undefined; readonly dedup: boolean; readonly tls: AttemptTls }
+  /**
+   * No answer: connection failure, timeout or a refused certificate. `sent`: the connection was
+   * up (TLS done, or the request written), so the guard may have the batch and forwarded it.
+   */
+  | { readonly kind: 'failed'; readonly reason: Reason; readonly detail: string; readonly retryable: boolean; readonly sent: boolean; readonly tls: AttemptTls };
 
 export interface AttemptTls {
   readonly version: string | undefined;
@@ -47,6 +50,11 @@ export function sendAttempt(a: AttemptRequest): Promise<AttemptOutcome> {
     let socket: TLSSocket | undefined;
     let settled = false;
     let endRelay: ((end: AttemptEnd) => void) | undefined;
+    // Conservative: once the TLS connection is up the request may be on its way.
+    let sent = false;
+    const markSent = () => {
+      sent = true;
+    };
     const tlsInfo = (): AttemptTls => ({
       version: socket?.getProtocol?.() ?? undefined,
       server: serverCertificateInfo(socket?.getPeerCertificate?.(false)),
@@ -64,13 +72,18 @@ export function sendAttempt(a: AttemptRequest): Promise<AttemptOutcome> {
       req.destroy();
       if (!settled) {
         settled = true;
-        resolve({ kind: 'failed', reason: 'SIGNER_BACKUP_TIMEOUT', detail: `no complete answer within ${a.timeoutMs} ms`, retryable: true, tls: info });
+        resolve({ kind: 'failed', reason: 'SIGNER_BACKUP_TIMEOUT', detail: `no complete answer within ${a.timeoutMs} ms`, retryable: true, sent, tls: info });
       } else endRelay?.({ complete: false, detail: `the answer did not complete within ${a.timeoutMs} ms` });
     }, a.timeoutMs);
     req.on('socket', (s) => {
       socket = s as TLSSocket;
       a.onSocket?.(s);
+      // A kept-alive connection is up already; a new one once its handshake is done.
+      // (`authorized`, not getProtocol(): Node names a version before the handshake.)
+      if (socket.authorized) markSent();
+      else socket.once('secureConnect', markSent);
     });
+    req.once('finish', markSent);
     req.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (settled) return;
@@ -84,6 +97,7 @@ export function sendAttempt(a: AttemptRequest): Promise<AttemptOutcome> {
         reason: refused ?? 'SIGNER_BACKUP_UNREACHABLE',
         detail: err.code ? `${err.code}${refused ? `: ${err.message}` : ''}` : err.message,
         retryable: refused === undefined,
+        sent: sent && refused === undefined,
         tls: { ...info, server },
       });
     });
@@ -96,7 +110,7 @@ export function sendAttempt(a: AttemptRequest): Promise<AttemptOutcome> {
         res.resume();
         const retryAfter = res.headers['retry-after'];
         const id = res.headers['x-replguard-request-id'];
-        resolve({ kind: 'retryable', status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, backupRequestId: typeof id === 'string' ? id : undefined, tls: info });
+        resolve({ kind: 'retryable', status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, backupRequestId: typeof id === 'string' ? id : undefined, dedup: guardDeduplicates(res.headers), tls: info });
         return;
       }
       const done = new Promise<AttemptEnd>((resolveEnd) => {

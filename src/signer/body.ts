@@ -13,7 +13,7 @@
  * (number forms, integers above 2^53, escapes, member order). Only the spans named above are
  * replaced, found by a scan of the top-level members of the already-validated text.
  */
-import { foldKey, parseReplicationBody, stringEnd } from '../replay/body-contract.ts';
+import { parseReplicationBody, topLevelMembers } from '../replay/body-contract.ts';
 import type { JsonBounds } from '../replay/json-structure.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 
@@ -26,13 +26,6 @@ export interface PreparedBody {
   render(webhookId: string, timestampSeconds: number): Buffer;
 }
 
-interface Member {
-  /** The member name, folded as the guard looks it up. */
-  readonly key: string;
-  /** The value's span in the text, [start, end). */
-  readonly start: number;
-  readonly end: number;
-}
 
 /**
  * Checks and prepares the body; throws a Rejection with the guard's reason code when it cannot
@@ -79,48 +72,4 @@ export function prepareBody(raw: Buffer, pop: string, bounds: JsonBounds): Prepa
   };
 }
 
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
-
-/**
- * The members of the top-level object of `text` (valid JSON, an object, no repeated folded
- * key): their folded names and value spans. Only structure is tracked; strings are skipped
- * whole, so braces and commas inside them do not count.
- */
-export function topLevelMembers(text: string): Member[] {
-  const members: Member[] = [];
-  let depth = 0;
-  let expectKey = false;
-  let key: string | undefined;
-  let start = -1;
-  const close = (end: number) => {
-    if (key === undefined) return;
-    let e = end;
-    while (e > start && WS.has(text.charCodeAt(e - 1))) e -= 1;
-    members.push({ key, start, end: e });
-    key = undefined;
-  };
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      const end = stringEnd(text, i);
-      if (depth === 1 && expectKey) {
-        key = foldKey(JSON.parse(text.slice(i, end + 1)) as string);
-        expectKey = false;
-      }
-      i = end;
-    } else if (c === 0x3a /* : */ && depth === 1) {
-      start = i + 1;
-      while (WS.has(text.charCodeAt(start))) start += 1;
-    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      depth += 1;
-      if (depth === 1) expectKey = true;
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      if (depth === 1) close(i);
-      depth -= 1;
-    } else if (c === 0x2c /* , */ && depth === 1) {
-      close(i);
-      expectKey = true;
-    }
-  }
-  return members;
-}
+export { topLevelMembers };

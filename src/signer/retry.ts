@@ -10,6 +10,21 @@ import { RETRY_DELAYS_SECONDS } from '../config/primary-schema.ts';
 /** Answers of the backup's guard that say "later" (RFC 9110 15.6.3-15.6.5, RFC 6585 4). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 
+/**
+ * Of those, the ones after which the backup may have the batch (the guard forwarded it and the
+ * backup timed out or broke off, or answered so itself): retried only when the guard
+ * deduplicates (docs/signer.md#each-batch-reaches-the-backup-once). 429 and 503 say the batch
+ * was not taken.
+ */
+export const MAYBE_DELIVERED_STATUSES: ReadonlySet<number> = new Set([502, 504]);
+
+/** The header a guard with upstream.deduplicate sends on its answers (proxy/delivery.ts). */
+export const GUARD_DEDUP_HEADER = 'x-replguard-dedup';
+
+export function guardDeduplicates(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
+  return headers[GUARD_DEDUP_HEADER] === 'on';
+}
+
 /** The longest wait before one retry, in ms (the table's last entry). */
 export const MAX_RETRY_DELAY_MS = RETRY_DELAYS_SECONDS[RETRY_DELAYS_SECONDS.length - 1]! * 1000;
 

@@ -4,10 +4,12 @@
  *  1. accepts only `POST /api/replication/apply` (the guard's route codes for anything else),
  *  2. reads the body bounded by limits.max_body_bytes (the guard's body stage),
  *  3. checks it against the guard's body contract and sets `source_pop` (signer/body.ts),
- *  4. per attempt: a fresh webhook-id, the injected clock's time, the body bytes for them, the
- *     Standard Webhooks signature over exactly those bytes, the credential (signer/credentials.ts),
+ *  4. one webhook-id per batch; per attempt the injected clock's time, the body bytes for them,
+ *     the Standard Webhooks signature over exactly those bytes, the credential (signer/credentials.ts),
  *  5. sends it over verified mTLS (signer/tls-client.ts); retries connection failures, timeouts and
- *     429/502/503/504 on the integer schedule (signer/retry.ts); relays the final answer,
+ *     429/502/503/504 on the integer schedule (signer/retry.ts), but an attempt the backup may
+ *     have received (sent, then a timeout, a broken connection, 502 or 504) only to a guard
+ *     that deduplicates; relays the final answer,
  *  6. writes one audit event per attempt (audit/signer-event.ts).
  * It never accepts replication from the network: the listener is loopback unless the risk is
  * named in the config.
@@ -32,7 +34,8 @@ import { startRegistryMonitor, type RegistryMonitor } from '../registry/monitor.
 import { createRegistryStage } from '../registry/registry-stage.ts';
 import { createReloadableSource, type ReloadTrigger } from '../reload/source.ts';
 import { jsonBounds } from '../replay/body-contract.ts';
-import { newWebhookId, signRequest } from '../replay/signing.ts';
+import { formatBatchId, newEpoch, type BatchId } from '../replay/batch-id.ts';
+import { signRequest } from '../replay/signing.ts';
 import { createSignerMetrics } from '../metrics/signer-metrics.ts';
 import { startAdminServer } from '../service/admin.ts';
 import { clientErrorReason, isClientGone } from '../service/client-error.ts';
@@ -42,7 +45,7 @@ import { sendAttempt, type AttemptOutcome, type AttemptTls } from './attempt.ts'
 import { prepareBody, type PreparedBody } from './body.ts';
 import { attemptCredential } from './credentials.ts';
 import { credentialNotAfter, loadSignerMaterial, signerMaterialPaths, type SignerMaterial } from './material.ts';
-import { holdBoundsMs, parseRetryAfter, retryDelayMs } from './retry.ts';
+import { guardDeduplicates, holdBoundsMs, MAYBE_DELIVERED_STATUSES, parseRetryAfter, retryDelayMs } from './retry.ts';
 import { backupTarget, createBackupAgent } from './tls-client.ts';
 
 /** Waits `ms`; rejects (any error) when `signal` aborts. Injected so tests need not wait. */
@@ -122,6 +125,17 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
 
   let draining = false;
   let listening = false;
+  /**
+   * Whether the guard's last answer said it deduplicates (x-replguard-dedup: on): then a retry
+   * of an attempt that may have been delivered is safe. False until it says so.
+   */
+  let guardDedups = false;
+  /**
+   * This process's epoch and the last batch number given out in it (issue 21 part 1): random
+   * at every start, so numbers never repeat under one epoch even when the signer restarts.
+   */
+  const epoch = newEpoch();
+  let lastSequence = 0;
   /** Aborted on shutdown: every retry wait ends at once. */
   const drain = new AbortController();
 
@@ -211,12 +225,18 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   /** Steps 4-6: the attempts. */
   async function deliver(ctx: RequestContext, prepared: PreparedBody, stop: AbortSignal): Promise<void> {
     const { res } = ctx;
+    // The batch's number, and one webhook-id that carries it for every attempt: a guard with
+    // upstream.deduplicate knows a retry by it (each attempt still has its own timestamp,
+    // signature and token), and the signature covers the number.
+    const batch: BatchId = { epoch, sequence: ++lastSequence };
+    const batchWebhookId = formatBatchId(batch);
+    let webhookId = batchWebhookId;
     for (let attempt = 1; ; attempt++) {
       // A retry after the registry stopped confirming this role sends nothing.
       const registryState = registry?.state();
       if (registryState && !registryState.serving) {
         if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(registryState.reason, registryState.detail), true);
-        audit.write(signerEvent({ ...base(ctx), reason: registryState.reason, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[registryState.reason].status, detail: registryState.detail }));
+        audit.write(signerEvent({ ...base(ctx), webhookId, batch, reason: registryState.reason, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[registryState.reason].status, detail: registryState.detail }));
         return;
       }
       const started = performance.now();
@@ -226,10 +246,13 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       if (notAfter !== undefined && notAfter <= now()) {
         const detail = `the credential expired at ${new Date(notAfter).toISOString()}; load a new one`;
         if (!res.destroyed) sendRejection(res, ctx.id, new Rejection('SIGNER_CREDENTIAL_EXPIRED', detail), true);
-        record(signerEvent({ ...base(ctx), reason: 'SIGNER_CREDENTIAL_EXPIRED', durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS.SIGNER_CREDENTIAL_EXPIRED.status, detail }));
+        record(signerEvent({ ...base(ctx), webhookId, batch, reason: 'SIGNER_CREDENTIAL_EXPIRED', durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS.SIGNER_CREDENTIAL_EXPIRED.status, detail }));
         return;
       }
-      const webhookId = newWebhookId();
+      // A guard that deduplicates answers a retry of the batch's id from its record; any other
+      // may have recorded the first attempt's nonce (e.g. its backup answered 503), so a retry
+      // to it gets an id of its own, which still carries the batch's number.
+      if (attempt > 1) webhookId = guardDedups ? batchWebhookId : formatBatchId(batch, attempt);
       const timestamp = Math.floor(now() / 1000);
       const body = prepared.render(webhookId, timestamp);
       const credential = await attemptCredential(m.credential, config, now());
@@ -246,7 +269,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       if (outcome.tls.server) metrics.guardCertificate(outcome.tls.server);
       const event = (e: Pick<SignerEventInput, 'reason' | 'final'> & Partial<SignerEventInput>, tls: AttemptTls) => {
         record(signerEvent({
-          ...base(ctx), attempt, durationMs: performance.now() - started, sentBytes: body.length, webhookId,
+          ...base(ctx), attempt, durationMs: performance.now() - started, sentBytes: body.length, webhookId, batch,
           ...(credential.jti !== undefined ? { jti: credential.jti } : {}),
           ...(credential.fingerprint !== undefined ? { tokenFingerprint: credential.fingerprint } : {}),
           ...(prepared.entries !== undefined ? { entries: prepared.entries } : {}),
@@ -257,6 +280,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
 
       if (outcome.kind === 'answer') {
         const upRes = outcome.res;
+        guardDedups = guardDeduplicates(upRes.headers);
         const status = upRes.statusCode ?? 502;
         const reason: Reason = status >= 200 && status < 300 ? 'SIGNER_DELIVERED' : 'SIGNER_BACKUP_REFUSED';
         const backupRequestId = header(upRes, 'x-replguard-request-id');
@@ -280,14 +304,21 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       }
 
       const reason: Reason = outcome.kind === 'retryable' ? 'SIGNER_BACKUP_UNAVAILABLE' : outcome.reason;
-      const retryable = outcome.kind === 'retryable' || outcome.retryable;
+      if (outcome.kind === 'retryable') guardDedups = outcome.dedup;
+      // An attempt the backup may have received is sent again only to a guard that
+      // deduplicates: an unmodified backup cannot be assumed idempotent.
+      const maybeDelivered = outcome.kind === 'retryable' ? MAYBE_DELIVERED_STATUSES.has(outcome.status) : outcome.sent;
+      const unsafe = maybeDelivered && !guardDedups;
+      const retryable = (outcome.kind === 'retryable' || outcome.retryable) && !unsafe;
       const extra = outcome.kind === 'retryable'
         ? { backupStatus: outcome.status, detail: `the guard answered ${outcome.status}`, ...(outcome.backupRequestId ? { backupRequestId: outcome.backupRequestId } : {}) }
         : { detail: outcome.detail };
       if (!retryable || attempt >= maxAttempts || stop.aborted) {
         const rejection = new Rejection(reason, extra.detail);
         if (!res.destroyed) sendRejection(res, ctx.id, rejection, draining);
-        event({ reason, final: true, status: res.destroyed ? 0 : rejection.status, ...extra, ...(retryable && attempt >= maxAttempts ? { detail: `${extra.detail}; no retry left` } : {}) }, outcome.tls);
+        const why = unsafe ? '; not retried: the backup may have the batch and the guard does not deduplicate'
+          : retryable && attempt >= maxAttempts ? '; no retry left' : '';
+        event({ reason, final: true, status: res.destroyed ? 0 : rejection.status, ...extra, detail: `${extra.detail}${why}` }, outcome.tls);
         return;
       }
       const wait = retryDelayMs(attempt, outcome.kind === 'retryable' ? parseRetryAfter(outcome.retryAfter, now()) : undefined);
@@ -300,7 +331,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
       if (stop.aborted) {
         const why: Reason = stop.reason === 'SHUTTING_DOWN' ? 'SHUTTING_DOWN' : 'SIGNER_PRIMARY_GONE';
         if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(why), true);
-        record(signerEvent({ ...base(ctx), reason: why, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[why].status, detail: `no attempt after ${attempt}` }));
+        record(signerEvent({ ...base(ctx), webhookId, batch, reason: why, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[why].status, detail: `no attempt after ${attempt}` }));
         return;
       }
     }

@@ -16,8 +16,9 @@ import type { BanStore } from './ban-store.ts';
 import { MemoryNonceStore } from './memory.ts';
 import { RateLimiterLru } from './lru-limiter.ts';
 import { MemoryBanStore } from './memory-bans.ts';
+import { MemoryDeliveryStore } from './memory-deliveries.ts';
 import type { CounterSpec } from './redis.ts';
-import type { NonceStore } from './store.ts';
+import type { DeliveryStore, NonceStore } from './store.ts';
 
 export interface Limiters {
   /** Requests per authenticated POP (rate_per_minute, plus the burst allowance when configured). */
@@ -35,6 +36,11 @@ export interface SharedState {
   readonly nonces: NonceStore;
   readonly limiters: Limiters;
   readonly bans: BanStore;
+  /**
+   * What was forwarded and answered, per batch (upstream.deduplicate): in Redis with
+   * `type: redis`, else bounded by `upstream.deduplicate.max_batches` in memory.
+   */
+  readonly deliveries: DeliveryStore;
   /** False while Redis is unreachable (readiness follows it); always true in memory. */
   ready(): boolean;
   close(): Promise<void>;
@@ -87,10 +93,13 @@ function buildLimiters(
   };
 }
 
-export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'store' | 'replay'>>, deps: SharedStateDeps): SharedState {
+/** Memory bound of the delivery records when upstream.deduplicate is off (nothing is recorded then). */
+const NO_DEDUP_BATCHES = 1;
+
+export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'store' | 'replay'>> & { readonly upstream?: Pick<Config['upstream'], 'deduplicate'> }, deps: SharedStateDeps): SharedState {
   if (config.store.type === 'redis') {
     if (deps.redis === undefined) throw new Error('createSharedState: store.type is redis but the Redis driver was not loaded (await loadRedisDriver() first)');
-    const { connectRedis, RedisBanStore, RedisNonceStore, redisLimiter } = deps.redis;
+    const { connectRedis, RedisBanStore, RedisDeliveryStore, RedisNonceStore, redisLimiter } = deps.redis;
     const client = connectRedis(config.store, deps.log);
     const redis = (spec: CounterSpec) => redisLimiter(client, spec);
     return {
@@ -98,6 +107,7 @@ export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'stor
       nonces: new RedisNonceStore(client, config.store.key_prefix),
       limiters: buildLimiters(config.limits, { pop: redis, address: redis }),
       bans: new RedisBanStore(client, deps.now),
+      deliveries: new RedisDeliveryStore(client),
       ready: () => client.status === 'ready',
       async close() {
         try {
@@ -110,6 +120,7 @@ export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'stor
   }
   const maxKeys = config.limits.max_tracked_addresses;
   const nonces = new MemoryNonceStore({ maxNonces: (config.replay ?? REPLAY_DEFAULTS).max_nonces, now: deps.now });
+  const deliveries = new MemoryDeliveryStore(config.upstream?.deduplicate?.max_batches ?? NO_DEDUP_BATCHES, deps.now);
   return {
     type: 'memory',
     nonces,
@@ -118,9 +129,11 @@ export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'stor
       address: (spec) => new RateLimiterLru({ keyPrefix: spec.name, points: spec.points, duration: spec.duration, maxKeys }),
     }),
     bans: new MemoryBanStore(maxKeys),
+    deliveries,
     ready: () => true,
     close: async () => {
       await nonces.close();
+      deliveries.close();
     },
   };
 }

@@ -11,7 +11,8 @@
  * Every key starts with `store.key_prefix` (ioredis `keyPrefix`, applied to script keys too).
  * Layout: `nonce:<id>`; `ban:<key>` (a JSON record, expiring when the ban ends) with the index
  * `bans` (a sorted set of keys by end time, for listing and for reporting ends);
- * `rate-pop:`, `rate-pop-burst:`, `rate-addr:`, `fail-pop:`, `fail-addr:` (counters).
+ * `rate-pop:`, `rate-pop-burst:`, `rate-addr:`, `fail-pop:`, `fail-addr:` (counters);
+ * `delivery:<pop>:<batch>` (a JSON delivery record, expiring with upstream.deduplicate.window).
  */
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
@@ -19,7 +20,7 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { parseBanRecord, type BanRecord, type BanStore } from './ban-store.ts';
-import { StoreUnavailableError, type NonceResult, type NonceStore } from './store.ts';
+import { decodeDeliveryRecord, encodeDeliveryRecord, StoreUnavailableError, type ClaimResult, type DeliveryRecord, type DeliveryStore, type NonceResult, type NonceStore } from './store.ts';
 import { readPasswordFile } from '../config/files.ts';
 
 type StoreConfig = Config['store'];
@@ -195,6 +196,69 @@ export class RedisBanStore implements BanStore {
   async expired(now: number, limit: number): Promise<string[]> {
     try {
       return await this.client.zrangebyscore('bans', '-inf', String(now), 'LIMIT', 0, limit);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+}
+
+// Claim a batch: absent -> pending (SET NX semantics); released with the
+// same digest -> pending, keeping its expiry; otherwise the record goes back to the caller.
+// One script, so two replicas can never both claim one batch.
+const CLAIM_DELIVERY = `
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {'claimed'}
+end
+local ok, rec = pcall(cjson.decode, v)
+if ok and type(rec) == 'table' and rec.state == 'released' and rec.digest == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+  return {'claimed'}
+end
+return {'existing', v}`;
+
+// Settle: only the pending record of this digest is replaced, and its expiry stays.
+const SETTLE_DELIVERY = `
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, rec = pcall(cjson.decode, v)
+if ok and type(rec) == 'table' and rec.state == 'pending' and rec.digest == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+  return 1
+end
+return 0`;
+
+type DeliveryClient = Redis & {
+  replguardClaimDelivery(key: string, pending: string, ttlMs: number, digest: string): Promise<[string, string?]>;
+  replguardSettleDelivery(key: string, record: string, digest: string): Promise<number>;
+};
+
+export class RedisDeliveryStore implements DeliveryStore {
+  private readonly client: DeliveryClient;
+
+  constructor(client: Redis) {
+    client.defineCommand('replguardClaimDelivery', { numberOfKeys: 1, lua: CLAIM_DELIVERY });
+    client.defineCommand('replguardSettleDelivery', { numberOfKeys: 1, lua: SETTLE_DELIVERY });
+    this.client = client as DeliveryClient;
+  }
+
+  async claim(key: string, digest: string, ttlMs: number): Promise<ClaimResult> {
+    let reply: [string, string?];
+    try {
+      reply = await this.client.replguardClaimDelivery(`delivery:${key}`, encodeDeliveryRecord({ state: 'pending', digest }), Math.max(1, Math.ceil(ttlMs)), digest);
+    } catch (err) {
+      if (/^OOM\b/.test((err as Error)?.message ?? '')) return { kind: 'full' };
+      throw unavailable(err);
+    }
+    if (reply[0] === 'claimed') return { kind: 'claimed' };
+    // A record this guard cannot read is treated as an outcome it cannot know: never delivered again.
+    return { kind: 'existing', record: decodeDeliveryRecord(reply[1]) ?? { state: 'unknown', digest: '' } };
+  }
+
+  async settle(key: string, record: DeliveryRecord): Promise<void> {
+    try {
+      await this.client.replguardSettleDelivery(`delivery:${key}`, encodeDeliveryRecord(record), record.digest);
     } catch (err) {
       throw unavailable(err);
     }

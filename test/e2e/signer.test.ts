@@ -374,7 +374,8 @@ t.test('the guard down: retries on the schedule, delivered when it is back', asy
       [2, 'SIGNER_BACKUP_UNREACHABLE', 5000, false],
       [3, 'SIGNER_DELIVERED', null, true],
     ]);
-    t.equal(new Set(mine.map((e) => e.replguard.webhook_id)).size, 3, 'every attempt has its own webhook-id');
+    t.equal(new Set(mine.map((e) => e.replguard.webhook_id)).size, 3, 'every attempt its own webhook-id: this guard never said it deduplicates');
+    t.equal(new Set(mine.map((e) => `${e.replguard.epoch}/${e.replguard.sequence}`)).size, 1, 'and one batch number for them all');
     t.equal(new Set(mine.map((e) => e.replguard.jti)).size, 3, 'and its own token');
     const [guardEvent] = await guard.waitForEvents((e) => e.replguard?.webhook_id === mine[2]!.replguard.webhook_id, 1);
     t.equal(guardEvent!.event.reason, 'FORWARDED');

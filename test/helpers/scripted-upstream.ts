@@ -42,3 +42,70 @@ export async function startScriptedUpstream(): Promise<{ url: string; hits(path:
     }),
   };
 }
+
+export interface ScriptedBackup {
+  url: string;
+  /** Bodies received, in order of arrival (each one is a delivery to the backup). */
+  bodies(): Buffer[];
+  /** How many times this exact body arrived. */
+  count(body: Buffer | string): number;
+  /**
+   * How the next requests are answered: `answer` 200 `{"applied":<n>}` at once; `hold` keeps
+   * each one open until release(); `status` answers that status with `{"busy":true}`.
+   */
+  set(mode: { kind: 'answer' } | { kind: 'hold' } | { kind: 'status'; status: number }): void;
+  /** Resolves once `n` bodies have arrived. */
+  arrived(n: number): Promise<void>;
+  /** Answers every held request (200 `{"applied":<n>}`). */
+  release(): void;
+  stop(): Promise<void>;
+}
+
+/** A backup that applies whatever reaches it and is told by the test when to answer. */
+export async function startScriptedBackup(): Promise<ScriptedBackup> {
+  const bodies: Buffer[] = [];
+  let mode: Parameters<ScriptedBackup['set']>[0] = { kind: 'answer' };
+  const held: Array<() => void> = [];
+  const waiters: Array<() => void> = [];
+  const applied = (res: import('node:http').ServerResponse, n: number) => {
+    const body = JSON.stringify({ applied: n });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks));
+      const n = bodies.length;
+      for (const w of waiters.splice(0)) w();
+      if (mode.kind === 'hold') held.push(() => applied(res, n));
+      else if (mode.kind === 'status') {
+        res.writeHead(mode.status, { 'content-type': 'application/json', 'content-length': 13 });
+        res.end('{"busy":true}');
+      } else applied(res, n);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    bodies: () => bodies,
+    count: (body) => bodies.filter((b) => b.equals(Buffer.from(body))).length,
+    set: (m) => {
+      mode = m;
+    },
+    arrived: (n) => new Promise((resolve) => {
+      const check = () => (bodies.length >= n ? resolve() : waiters.push(check));
+      check();
+    }),
+    release: () => {
+      for (const answer of held.splice(0)) answer();
+    },
+    stop: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

@@ -10,5 +10,5 @@ export function memorySharedState(config: Readonly<Config>, log: OperationalLog)
   const state = createSharedState(config, { now: Date.now, log });
   const audit = createAuditLog(undefined, { stream: { write: () => undefined } });
   const bans = new Bans(config, state, { now: Date.now, audit, log, popOfCertificate: () => undefined });
-  return { nonceStore: state.nonces, bans, limiters: state.limiters };
+  return { nonceStore: state.nonces, deliveries: state.deliveries, bans, limiters: state.limiters };
 }

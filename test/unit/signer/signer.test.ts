@@ -78,11 +78,11 @@ const eventsOf = async (requestId: string) => {
   return events.filter((e) => e.replguard.request_id === requestId);
 };
 
-t.test('429/503 are retried, Retry-After honoured when longer and capped; the answer is signed for the reference library', async (t) => {
+t.test('429/503 are retried, 502 from a deduplicating guard too, Retry-After honoured when longer and capped; the answer is signed for the reference library', async (t) => {
   const guard = await startScripted([
     { status: 503, headers: { 'retry-after': '30' } },
     { status: 429, headers: { 'retry-after': '100000' } },
-    { status: 502 },
+    { status: 502, headers: { 'x-replguard-dedup': 'on' } },
     { status: 200 },
   ]);
   const delays: number[] = [];
@@ -110,7 +110,9 @@ t.test('429/503 are retried, Retry-After honoured when longer and capped; the an
     t.equal(s.headers['content-type'], 'application/json');
     t.notOk(s.headers.authorization, 'no credential configured: none sent');
   });
-  t.equal(new Set(guard.seen.map((s) => s.headers['webhook-id'])).size, 4);
+  const ids = guard.seen.map((s) => String(s.headers['webhook-id']));
+  t.match(ids[0], /^rs1_[0-9a-f]{32}_1$/, 'the batch\'s id');
+  t.same(ids, [ids[0], `${ids[0]}_2`, `${ids[0]}_3`, ids[0]], 'retries to a guard not known to deduplicate get ids of their own; after its 502 said x-replguard-dedup: on, the batch\'s id again');
   const mine = await eventsOf(String(reply.headers['x-replguard-request-id']));
   t.same(mine.map((e) => [e.event.reason, e.http?.response?.status_code, e.replguard.backup_request_id]), [
     ['SIGNER_BACKUP_UNAVAILABLE', 503, 'guard-1'], ['SIGNER_BACKUP_UNAVAILABLE', 429, 'guard-2'], ['SIGNER_BACKUP_UNAVAILABLE', 502, 'guard-3'], ['SIGNER_DELIVERED', 200, 'guard-4'],
@@ -231,10 +233,34 @@ t.test('reload swaps the signing key; a bad new key keeps the old one', async (t
   t.doesNotThrow(() => new Webhook(next.text).verify(after.body.toString(), after.headers as Record<string, string>), 'a refused key file keeps the key in force');
 });
 
-t.test('a guard that never answers: backup.timeout, then 504 to the primary when no retry is left', async (t) => {
+t.test('502 and 504 from a guard that does not deduplicate: the backup may have the batch, never retried', async (t) => {
+  for (const status of [502, 504]) {
+    const guard = await startScripted([{ status }, { status: 200 }]);
+    const signer = await startSigner(config(guard.port), { audit, log, sleep: async () => undefined });
+    const reply = await post(signer.port, '{"entries":[]}');
+    await signer.shutdown();
+    await guard.stop();
+    t.equal(reply.status, 502, `${status}: 502 to the primary`);
+    t.equal(guard.seen.length, 1, `${status}: sent once`);
+    const mine = await eventsOf(String(reply.headers['x-replguard-request-id']));
+    t.same(mine.map((e) => [e.event.reason, e.replguard.final]), [['SIGNER_BACKUP_UNAVAILABLE', true]], `${status}: one final attempt`);
+    t.match(mine[0]!.replguard.detail, /does not deduplicate/, `${status}: the event says why`);
+  }
+});
+
+t.test('a guard that never answers: backup.timeout; retried only after the guard said it deduplicates', async (t) => {
   let hits = 0;
-  const hanging: Server = createServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) }, () => {
-    hits += 1; // accepts the request and never answers
+  let answerFirst = false;
+  const hanging: Server = createServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) }, (req, res) => {
+    hits += 1; // accepts the request and never answers, unless told to answer one
+    if (answerFirst) {
+      answerFirst = false;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-replguard-dedup': 'on', connection: 'close' });
+        res.end('{}');
+      });
+    }
   });
   hanging.listen(0, '127.0.0.1');
   await once(hanging, 'listening');
@@ -248,7 +274,41 @@ t.test('a guard that never answers: backup.timeout, then 504 to the primary when
   });
   const reply = await post(signer.port, '{}');
   t.equal(reply.status, 504);
-  t.equal(hits, 2, 'the first attempt and one retry');
+  t.equal(hits, 1, 'sent, no answer: the guard may have forwarded it and never said it deduplicates, so no retry');
   const mine = await eventsOf(String(reply.headers['x-replguard-request-id']));
-  t.same(mine.map((e) => [e.event.reason, e.replguard.final]), [['SIGNER_BACKUP_TIMEOUT', false], ['SIGNER_BACKUP_TIMEOUT', true]]);
+  t.same(mine.map((e) => [e.event.reason, e.replguard.final]), [['SIGNER_BACKUP_TIMEOUT', true]]);
+
+  answerFirst = true;
+  t.equal((await post(signer.port, '{}')).status, 200, 'an answer that says x-replguard-dedup: on');
+  const again = await post(signer.port, '{}');
+  t.equal(again.status, 504);
+  t.equal(hits, 4, 'now the first attempt and one retry');
+  const retried = await eventsOf(String(again.headers['x-replguard-request-id']));
+  t.same(retried.map((e) => [e.event.reason, e.replguard.final]), [['SIGNER_BACKUP_TIMEOUT', false], ['SIGNER_BACKUP_TIMEOUT', true]]);
+  t.equal(new Set(retried.map((e) => e.replguard.webhook_id)).size, 1, 'the retry carries the batch\'s webhook-id');
+});
+
+t.test('batches are numbered in an epoch: retries keep the number, a restart starts a new epoch', async (t) => {
+  const guard = await startScripted([{ status: 503 }, { status: 200 }]);
+  t.teardown(() => guard.stop());
+  const numbers: Array<{ epoch: string; sequence: number; attempt: number }> = [];
+  for (const run of [1, 2]) {
+    const signer = await startSigner(config(guard.port), { audit, log, sleep: async () => undefined });
+    for (let i = 0; i < 2; i++) {
+      const reply = await post(signer.port, '{"entries":[]}');
+      t.equal(reply.status, 200, `run ${run}, batch ${i + 1}`);
+      for (const e of await eventsOf(String(reply.headers['x-replguard-request-id']))) {
+        numbers.push({ epoch: e.replguard.epoch, sequence: e.replguard.sequence, attempt: e.replguard.attempt });
+        const suffix = e.replguard.attempt > 1 ? `_${e.replguard.attempt}` : '';
+        t.equal(e.replguard.webhook_id, `rs1_${e.replguard.epoch}_${e.replguard.sequence}${suffix}`, 'the webhook-id carries them, under the signature (a retry to a guard that does not deduplicate: with its attempt)');
+      }
+    }
+    await signer.shutdown();
+  }
+  // The scripted guard answers 503 to its first request only: the very first batch was retried.
+  t.same(numbers.map((n) => [n.sequence, n.attempt]), [[1, 1], [1, 2], [2, 1], [1, 1], [2, 1]], 'one number per batch, kept by its retry');
+  const epochs = [...new Set(numbers.map((n) => n.epoch))];
+  t.equal(epochs.length, 2, 'a new epoch at each start');
+  for (const epoch of epochs) t.match(epoch, /^[0-9a-f]{32}$/);
+  t.same(guard.seen.map((s) => s.headers['webhook-id']), numbers.map((n) => `rs1_${n.epoch}_${n.sequence}${n.attempt > 1 ? `_${n.attempt}` : ''}`), 'what the guard got');
 });
