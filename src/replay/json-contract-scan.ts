@@ -110,13 +110,6 @@ const JUMP_AFTER_BYTES = 16;
 /** Keys per object compared in a list; past this, in a Set. */
 const KEY_LIST_MAX = 16;
 
-// Recently seen ASCII keys (and their fold), by a hash of their bytes; a hit is verified byte
-// by byte, so a collision only costs a decode.
-const KEY_CACHE_SIZE = 512;
-const KEY_CACHE_MAX_BYTES = 48;
-const keyCacheRaw: Array<string | undefined> = new Array(KEY_CACHE_SIZE);
-const keyCacheFolded: string[] = new Array(KEY_CACHE_SIZE);
-
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   const l = c | 0x20;
@@ -155,10 +148,16 @@ export class JsonContractScanner {
 
   private readonly bytes: Buffer;
   private readonly bounds: JsonBounds;
-  private readonly kind: Uint8Array;
-  private readonly keys: Uint32Array;
-  private readonly elements: Uint32Array;
-  private readonly keyLists: string[][] = [];
+  // Per open container, indexed by depth (1 = the outermost): its kind, its keys (an object) and
+  // its values (elements of an array). Plain arrays, grown one depth at a time: cheaper to make
+  // per request than typed arrays, and no larger than the deepest nesting seen.
+  private readonly kind: number[] = [0];
+  private readonly keys: number[] = [0];
+  private readonly elements: number[] = [0];
+  // Per depth, the keys of the object open there: as (hash, start, end) while all are unescaped
+  // ASCII (asciiKeys), as folded strings once one is not (stringKeys), in a Set past 16.
+  private readonly asciiKeys: Array<number[] | undefined> = [];
+  private readonly stringKeys: Array<string[] | undefined> = [];
   private readonly keySets: Array<Set<string> | undefined> = [];
   private depth = 0;
   private values = 0;
@@ -182,9 +181,6 @@ export class JsonContractScanner {
   constructor(bytes: Buffer, bounds: JsonBounds) {
     this.bytes = bytes;
     this.bounds = bounds;
-    this.kind = new Uint8Array(bounds.maxDepth + 1);
-    this.keys = new Uint32Array(bounds.maxDepth + 1);
-    this.elements = new Uint32Array(bounds.maxDepth + 1);
   }
 
   /** The pass has ended: the whole body read, or a refusal found. */
@@ -246,7 +242,10 @@ export class JsonContractScanner {
         if (c === 0x22 /* " */) {
           if (!this.countKey()) return this.stop(i);
           this.startString(i, true);
-          return i + 1;
+          const j = this.shortString(i + 1, limit);
+          if (this.token !== T_NONE) return j;
+          i = j;
+          continue;
         }
         if (c === 0x7d /* } */ && mode === M_KEY_OR_CLOSE) {
           i++;
@@ -270,9 +269,57 @@ export class JsonContractScanner {
       }
       if (!this.startValue(c, i)) return i;
       i++;
+      // The usual scalars end here, without going through the resumable token states.
+      const token = this.token;
+      if (token === T_STRING) i = this.shortString(i, limit);
+      else if (token === T_NUMBER && c !== 0x2d /* - */) i = this.shortInteger(c, i, limit);
+      else if (token === T_LITERAL) i = this.shortLiteral(i, limit);
+      if (this.done) return i;
       if (this.token !== T_NONE) return i;
     }
     return i;
+  }
+
+  /**
+   * A string that opened just before `from` and ends, unescaped, within 64 bytes: ended here.
+   * Otherwise the string stays in progress from the returned index (the bytes before it are
+   * ordinary ones).
+   */
+  private shortString(from: number, limit: number): number {
+    const bytes = this.bytes;
+    const stop = Math.min(limit, from + 64);
+    let j = from;
+    while (j < stop && STRING_STOP[bytes[j]!] === 0) j++;
+    if (j < limit && bytes[j] === 0x22) {
+      this.token = T_NONE;
+      this.endString(j);
+      return j + 1;
+    }
+    return j;
+  }
+
+  /** An integer whose first digit `c` is just before `from`: ended here when nothing follows it but a separator. */
+  private shortInteger(c: number, from: number, limit: number): number {
+    const bytes = this.bytes;
+    let j = from;
+    while (j < limit && bytes[j]! >= 0x30 && bytes[j]! <= 0x39) j++;
+    if (j >= limit) return from;
+    const next = bytes[j]!;
+    if (next === 0x2e || next === 0x65 || next === 0x45) return from;
+    if (c === 0x30 && j > from) return this.fail(from); // a leading zero
+    this.endNumber(j);
+    return j;
+  }
+
+  /** A literal whose first byte is just before `from`, ended here when it is all before `limit`. */
+  private shortLiteral(from: number, limit: number): number {
+    const word = LITERALS[this.literal]!;
+    if (from - 1 + word.length > limit) return from;
+    const bytes = this.bytes;
+    for (let k = 1; k < word.length; k++) if (bytes[from - 1 + k] !== word[k]) return this.fail(from - 1 + k);
+    this.token = T_NONE;
+    this.endValue(LITERAL_VALUES[this.literal]);
+    return from - 1 + word.length;
   }
 
   /** Validates UTF-8 up to `limit`, backed off to the start of a character (the next slice checks the rest). */
@@ -281,7 +328,8 @@ export class JsonContractScanner {
     let v = limit;
     if (v < bytes.length) while (v > this.utf8Checked && (bytes[v]! & 0xc0) === 0x80) v--;
     if (v > this.utf8Checked) {
-      if (!isUtf8(bytes.subarray(this.utf8Checked, v))) {
+      const whole = this.utf8Checked === 0 && v === bytes.length;
+      if (!isUtf8(whole ? bytes : bytes.subarray(this.utf8Checked, v))) {
         this.malformed = 'utf8';
         return false;
       }
@@ -356,7 +404,10 @@ export class JsonContractScanner {
       this.kind[d] = isObject ? OBJECT : ARRAY;
       this.keys[d] = 0;
       this.elements[d] = 0;
-      if (isObject && this.keySets[d] !== undefined) this.keySets[d] = undefined;
+      if (isObject) {
+        this.stringKeys[d] = undefined;
+        this.keySets[d] = undefined;
+      }
       this.mode = isObject ? M_KEY_OR_CLOSE : M_VALUE_OR_CLOSE;
       return true;
     }
@@ -538,22 +589,69 @@ export class JsonContractScanner {
     // A key: compared with the object's others while no key problem is known (the first one
     // is the one reported), and matched with the contract fields at the top level.
     if (this.keyProblem !== undefined || this.topKind !== 'object') return;
-    const [raw, folded] = this.decodeKey(end);
     const d = this.depth;
-    if (this.hasKey(d, folded)) {
+    const index = this.keys[d]! - 1;
+    if (!this.stringEscaped && this.stringKeys[d] === undefined && index < KEY_LIST_MAX && this.compareAscii(d, index, end)) return;
+    const raw = this.decodeString(end);
+    const folded = foldKey(raw);
+    if (this.hasKey(d, index, folded)) {
       this.keyProblem = { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${d}${folded === raw ? '' : ' (after case folding)'}` };
       return;
     }
-    if (d === 1) this.member = (CONTRACT_FIELDS as readonly string[]).includes(folded) ? (folded as ContractField) : undefined;
+    if (d === 1) this.member = fieldNamed(folded);
   }
 
-  /** Whether the object at depth `d` has had `key` (its count already includes this one); adds it. */
-  private hasKey(d: number, key: string): boolean {
-    const index = this.keys[d]! - 1;
-    let list = this.keyLists[d];
+  /**
+   * The fast way for the usual key, unescaped ASCII in an object of at most 16 keys so far that
+   * are all such: compared byte by byte (ASCII letters folded) with the object's others, nothing
+   * decoded. False when the key is not one for this way (then the others are compared as strings).
+   */
+  private compareAscii(d: number, index: number, end: number): boolean {
+    const bytes = this.bytes;
+    const start = this.stringStart;
+    let h = end - start;
+    let upper = false;
+    for (let k = start; k < end; k++) {
+      let c = bytes[k]!;
+      if (c >= 0x80) return false;
+      if (c >= 0x41 && c <= 0x5a) {
+        c |= 0x20;
+        upper = true;
+      }
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    let table = this.asciiKeys[d];
+    if (table === undefined) {
+      table = [];
+      this.asciiKeys[d] = table;
+    }
+    const length = end - start;
+    for (let j = 0; j < index; j++) {
+      if (table[3 * j] !== h) continue;
+      const other = table[3 * j + 1]!;
+      if (table[3 * j + 2]! - other !== length || !sameAsciiFolded(bytes, start, other, length)) continue;
+      this.keyProblem = { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${d}${upper || hasUpper(bytes, other, other + length) ? ' (after case folding)' : ''}` };
+      return true;
+    }
+    table[3 * index] = h;
+    table[3 * index + 1] = start;
+    table[3 * index + 2] = end;
+    if (d === 1) this.member = fieldNamed(foldKey(bytes.toString('latin1', start, end)));
+    return true;
+  }
+
+  /**
+   * Whether the object at depth `d` has had `key` (a folded string; `index` keys before it); adds
+   * it. The object's keys compared as bytes so far are decoded once, when the first key that is
+   * not for that way comes.
+   */
+  private hasKey(d: number, index: number, key: string): boolean {
+    let list = this.stringKeys[d];
     if (list === undefined) {
       list = [];
-      this.keyLists[d] = list;
+      const table = this.asciiKeys[d];
+      for (let j = 0; j < index; j++) list.push(foldKey(this.bytes.toString('latin1', table![3 * j + 1]!, table![3 * j + 2]!)));
+      this.stringKeys[d] = list;
     }
     let set = this.keySets[d];
     if (set === undefined && index < KEY_LIST_MAX) {
@@ -575,45 +673,28 @@ export class JsonContractScanner {
     const raw = this.bytes.toString('utf8', this.stringStart, end);
     return this.stringEscaped ? (JSON.parse(`"${raw}"`) as string) : raw;
   }
+}
 
-  /** A key (quote at `end`): as JSON.parse would hold it, and its fold. */
-  private decodeKey(end: number): [string, string] {
-    const bytes = this.bytes;
-    const start = this.stringStart;
-    const length = end - start;
-    if (this.stringEscaped || length > KEY_CACHE_MAX_BYTES) {
-      const key = this.decodeString(end);
-      return [key, foldKey(key)];
-    }
-    let h = length;
-    let ascii = true;
-    for (let k = start; k < end; k++) {
-      const c = bytes[k]!;
-      if (c >= 0x80) ascii = false;
-      h = Math.imul(h ^ c, 0x01000193);
-    }
-    if (!ascii) {
-      const key = bytes.toString('utf8', start, end);
-      return [key, foldKey(key)];
-    }
-    const slot = (h ^ (h >>> 15)) & (KEY_CACHE_SIZE - 1);
-    const cached = keyCacheRaw[slot];
-    if (cached !== undefined && cached.length === length) {
-      let same = true;
-      for (let k = 0; k < length; k++) {
-        if (cached.charCodeAt(k) !== bytes[start + k]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return [cached, keyCacheFolded[slot]!];
-    }
-    const key = bytes.toString('latin1', start, end);
-    const folded = foldKey(key);
-    keyCacheRaw[slot] = key;
-    keyCacheFolded[slot] = folded;
-    return [key, folded];
+function fieldNamed(folded: string): ContractField | undefined {
+  return (CONTRACT_FIELDS as readonly string[]).includes(folded) ? (folded as ContractField) : undefined;
+}
+
+/** Whether the ASCII bytes at `a` and `b` are the same, letters compared in lower case. */
+function sameAsciiFolded(bytes: Uint8Array, a: number, b: number, length: number): boolean {
+  for (let k = 0; k < length; k++) {
+    let x = bytes[a + k]!;
+    let y = bytes[b + k]!;
+    if (x === y) continue;
+    if (x >= 0x41 && x <= 0x5a) x |= 0x20;
+    if (y >= 0x41 && y <= 0x5a) y |= 0x20;
+    if (x !== y) return false;
   }
+  return true;
+}
+
+function hasUpper(bytes: Uint8Array, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (bytes[k]! >= 0x41 && bytes[k]! <= 0x5a) return true;
+  return false;
 }
 
 /**
