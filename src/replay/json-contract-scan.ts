@@ -11,9 +11,12 @@
  *   backslash, each looked up once and reused until passed, so linear however many escapes),
  *   after a few bytes on the byte loop (cheaper for the short strings of a batch); the bytes
  *   skipped are checked for raw control characters four at a time.
- * - Only keys are decoded, and a key seen before (the same field names in every entry) is taken
- *   from a small cache instead of being decoded again; an object's keys are compared in a short
- *   list, in a Set past 16.
+ * - Keys are compared, not decoded: an unescaped ASCII key is compared as bytes (letters
+ *   folded) with its object's others; an object's keys are decoded and folded only once one of
+ *   them needs it (an escape, a byte past ASCII) or it has more than 16, then compared as
+ *   strings (in a Set past 16).
+ * - Strings, integers and literals that end within the slice end in the structure loop; the
+ *   resumable token states are for what runs on past a slice's end.
  * - The top-level values the contract reads are decoded alone (a string, a number, a literal;
  *   of an object or an array only its kind and member count).
  *
@@ -29,7 +32,7 @@
  * bytes) and can be called again with a later `until`, so the stage gives the event loop back
  * between two slices of a large body.
  */
-import { isUtf8 } from 'node:buffer';
+import { Buffer, isUtf8 } from 'node:buffer';
 import type { Reason } from '../pipeline/reasons.ts';
 import type { JsonBounds, JsonStructureProblem } from './json-structure.ts';
 
@@ -155,8 +158,10 @@ export class JsonContractScanner {
   private readonly keys: number[] = [0];
   private readonly elements: number[] = [0];
   // Per depth, the keys of the object open there: as (hash, start, end) while all are unescaped
-  // ASCII (asciiKeys), as folded strings once one is not (stringKeys), in a Set past 16.
+  // ASCII (asciiKeys; by hash past 16, asciiHashes), as folded strings once one is not
+  // (stringKeys; in a Set past 16).
   private readonly asciiKeys: Array<number[] | undefined> = [];
+  private readonly asciiHashes: Array<Map<number, number> | undefined> = [];
   private readonly stringKeys: Array<string[] | undefined> = [];
   private readonly keySets: Array<Set<string> | undefined> = [];
   private depth = 0;
@@ -407,6 +412,7 @@ export class JsonContractScanner {
       if (isObject) {
         this.stringKeys[d] = undefined;
         this.keySets[d] = undefined;
+        this.asciiHashes[d] = undefined;
       }
       this.mode = isObject ? M_KEY_OR_CLOSE : M_VALUE_OR_CLOSE;
       return true;
@@ -434,10 +440,10 @@ export class JsonContractScanner {
   /** A container closes: the value it was ends. */
   private close(): void {
     const d = this.depth;
-    const length = this.kind[d] === OBJECT ? this.keys[d]! : this.elements[d]!;
-    const kind = this.kind[d] === OBJECT ? 'object' : 'array';
     this.depth = d - 1;
-    this.endValue(this.member === undefined || d !== 2 ? undefined : { kind, length });
+    if (this.member === undefined || d !== 2) this.endValue(undefined);
+    else if (this.kind[d] === OBJECT) this.endValue({ kind: 'object', length: this.keys[d]! });
+    else this.endValue({ kind: 'array', length: this.elements[d]! });
   }
 
   /** A value ends; `summary` is what the contract keeps of it when it is a contract field's. */
@@ -591,7 +597,7 @@ export class JsonContractScanner {
     if (this.keyProblem !== undefined || this.topKind !== 'object') return;
     const d = this.depth;
     const index = this.keys[d]! - 1;
-    if (!this.stringEscaped && this.stringKeys[d] === undefined && index < KEY_LIST_MAX && this.compareAscii(d, index, end)) return;
+    if (!this.stringEscaped && this.stringKeys[d] === undefined && this.compareAscii(d, index, end)) return;
     const raw = this.decodeString(end);
     const folded = foldKey(raw);
     if (this.hasKey(d, index, folded)) {
@@ -602,9 +608,10 @@ export class JsonContractScanner {
   }
 
   /**
-   * The fast way for the usual key, unescaped ASCII in an object of at most 16 keys so far that
-   * are all such: compared byte by byte (ASCII letters folded) with the object's others, nothing
-   * decoded. False when the key is not one for this way (then the others are compared as strings).
+   * The fast way for the usual key, unescaped ASCII in an object whose keys so far are all such:
+   * compared as bytes (ASCII letters folded) with the object's others, nothing decoded; in a
+   * short list up to 16 keys, by hash past that. False when the key is not one for this way, or
+   * two different keys share a hash: then the object's keys are compared as strings from here on.
    */
   private compareAscii(d: number, index: number, end: number): boolean {
     const bytes = this.bytes;
@@ -626,17 +633,41 @@ export class JsonContractScanner {
       this.asciiKeys[d] = table;
     }
     const length = end - start;
-    for (let j = 0; j < index; j++) {
-      if (table[3 * j] !== h) continue;
-      const other = table[3 * j + 1]!;
-      if (table[3 * j + 2]! - other !== length || !sameAsciiFolded(bytes, start, other, length)) continue;
+    let other = -1;
+    if (index < KEY_LIST_MAX) {
+      for (let j = 0; j < index; j++) {
+        if (table[3 * j] !== h) continue;
+        const at = table[3 * j + 1]!;
+        if (table[3 * j + 2]! - at === length && sameAsciiFolded(bytes, start, at, length)) {
+          other = at;
+          break;
+        }
+      }
+    } else {
+      let byHash = this.asciiHashes[d];
+      if (byHash === undefined) {
+        byHash = new Map();
+        for (let j = 0; j < index; j++) {
+          if (byHash.has(table[3 * j]!)) return false;
+          byHash.set(table[3 * j]!, j);
+        }
+        this.asciiHashes[d] = byHash;
+      }
+      const j = byHash.get(h);
+      if (j !== undefined) {
+        const at = table[3 * j + 1]!;
+        if (table[3 * j + 2]! - at !== length || !sameAsciiFolded(bytes, start, at, length)) return false;
+        other = at;
+      } else byHash.set(h, index);
+    }
+    if (other !== -1) {
       this.keyProblem = { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${d}${upper || hasUpper(bytes, other, other + length) ? ' (after case folding)' : ''}` };
       return true;
     }
     table[3 * index] = h;
     table[3 * index + 1] = start;
     table[3 * index + 2] = end;
-    if (d === 1) this.member = fieldNamed(foldKey(bytes.toString('latin1', start, end)));
+    if (d === 1) this.member = asciiFieldNamed(bytes, start, end);
     return true;
   }
 
@@ -673,6 +704,25 @@ export class JsonContractScanner {
     const raw = this.bytes.toString('utf8', this.stringStart, end);
     return this.stringEscaped ? (JSON.parse(`"${raw}"`) as string) : raw;
   }
+}
+
+const FIELD_BYTES = CONTRACT_FIELDS.map((name) => Buffer.from(name));
+
+/** The contract field an unescaped ASCII key names (letters compared in lower case), if any. */
+function asciiFieldNamed(bytes: Uint8Array, start: number, end: number): ContractField | undefined {
+  const length = end - start;
+  for (let f = 0; f < FIELD_BYTES.length; f++) {
+    const name = FIELD_BYTES[f]!;
+    if (name.length !== length) continue;
+    let k = 0;
+    for (; k < length; k++) {
+      let c = bytes[start + k]!;
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      if (c !== name[k]) break;
+    }
+    if (k === length) return CONTRACT_FIELDS[f];
+  }
+  return undefined;
 }
 
 function fieldNamed(folded: string): ContractField | undefined {

@@ -198,6 +198,14 @@ const handWritten: Buffer[] = [
   b('{"":1,"":2}'), b('{"":1,"\\u0000":2}'), b('{"\\u0000":1,"\\u0000":2}'), b('{"__proto__":1,"__proto__":2}'), b('{"__proto__":{"a":1}}'), b('{"constructor":1}'),
   b(`{${Array.from({ length: 20 }, (_, i) => `"k${i}":${i}`).join(',')},"k3":0}`), b(`{${Array.from({ length: 20 }, (_, i) => `"k${i}":${i}`).join(',')},"K19":0}`),
   b(`{${Array.from({ length: 20 }, (_, i) => `"k${i}":${i}`).join(',')}}`),
+  // Past 16 keys in one object (compared by hash), with repeats by case, escape and folding.
+  ...[17, 40].flatMap((n) => {
+    const keys = Array.from({ length: n }, (_, i) => `"key_${i}":${i}`).join(',');
+    return [
+      b(`{${keys}}`), b(`{${keys},"KEY_3":0}`), b(`{${keys},"key_${n - 1}":0}`), b(`{${keys},"key\u005f7":0}`), b(`{${keys},"\u212aey_2":0}`), b(`{${keys},"Key_2":0}`),
+      b(`{"k":0,${keys},"K":0}`), b(`{"é":0,${keys},"É":0}`), b(`{${keys},"é":0,"x":1,"X":2}`), b(`${SP},${keys},"Source_Pop":"x"}`),
+    ];
+  }),
   // The contract fields in every shape.
   b(`${SP},"entries":[]}`), b(`${SP},"entries":[1,[2,3],{"a":[]},"x"]}`), b(`${SP},"entries":{}}`), b(`${SP},"entries":{"a":1,"b":2}}`), b(`${SP},"entries":null}`), b(`${SP},"Entries":[1]}`),
   b('{"source_pop":["calgary-01"]}'), b('{"source_pop":{"a":"b"}}'), b('{"source_pop":null}'), b('{"source_pop":true}'), b('{"source_pop":12}'), b('{"a":{"source_pop":"x"}}'), b('{"a":[{"source_pop":"x","timestamp":1}]}'),
