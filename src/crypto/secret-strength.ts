@@ -33,6 +33,7 @@
  * unit test's sample).
  */
 import { createHash } from 'node:crypto';
+import { clearTimeout, setTimeout } from 'node:timers';
 import { ZxcvbnFactory, type MatchExtended } from '@zxcvbn-ts/core';
 import * as zxcvbnCommon from '@zxcvbn-ts/language-common';
 import * as zxcvbnEn from '@zxcvbn-ts/language-en';
@@ -63,7 +64,16 @@ export interface SecretStrength {
   readonly findings: readonly string[];
 }
 
+/**
+ * How long zxcvbn's ranked dictionaries stay built after the last check, in milliseconds. They
+ * are about 22 MiB resident (Node 20) and are needed only at start-up and when a secret file
+ * changes, so a serving process drops them and builds them again (about 0.2 s) for the next
+ * new secret; the checks of one start-up or one reload run within this time of each other.
+ */
+export const STRENGTH_DICTIONARIES_IDLE_MS = 2000;
+
 let factory: ZxcvbnFactory | undefined;
+let releaseTimer: ReturnType<typeof setTimeout> | undefined;
 function zxcvbn(): ZxcvbnFactory {
   factory ??= new ZxcvbnFactory({
     dictionary: { ...zxcvbnCommon.dictionary, ...zxcvbnEn.dictionary },
@@ -72,7 +82,28 @@ function zxcvbn(): ZxcvbnFactory {
     maxLength: JUDGED_PREFIX_CHARS,
     l33tMaxSubstitutions: L33T_MAX_SUBSTITUTIONS,
   });
+  if (releaseTimer) releaseTimer.refresh();
+  else {
+    // unref: a pending release never keeps a finished command (check-config, gen-token) alive.
+    releaseTimer = setTimeout(releaseStrengthDictionaries, STRENGTH_DICTIONARIES_IDLE_MS).unref();
+  }
   return factory;
+}
+
+/**
+ * Drops zxcvbn's ranked dictionaries, so that the garbage collector frees them; the next check
+ * builds them again. (The word lists of the imported language packages stay: a module cannot be
+ * unloaded.)
+ */
+export function releaseStrengthDictionaries(): void {
+  factory = undefined;
+  if (releaseTimer) clearTimeout(releaseTimer);
+  releaseTimer = undefined;
+}
+
+/** Whether the ranked dictionaries are built now (tests, the bench). */
+export function strengthDictionariesBuilt(): boolean {
+  return factory !== undefined;
 }
 
 const cache = new Map<string, SecretStrength>();

@@ -10,28 +10,33 @@
  * after unescaping and case folding is refused at any depth, a lone surrogate is refused
  * anywhere, and the top-level fields are looked up case-insensitively.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../pipeline/context.ts';
-import { Rejection, type Reason } from '../pipeline/reasons.ts';
+import { Rejection } from '../pipeline/reasons.ts';
 import { need, type Stage } from '../pipeline/stage.ts';
-import { JSON_SCAN_SLICE_BYTES, nextTurn, scanJsonStructure, scanJsonStructureSync, type JsonBounds, type JsonScanOptions } from './json-structure.ts';
+import { type ContractField, foldKey, type JsonContainerSummary, JsonContractScanner, type JsonValueSummary } from './json-contract-scan.ts';
+import { JSON_SCAN_SLICE_BYTES, nextTurn, scanJsonStructure, scanJsonStructureSync, type JsonBounds, type JsonScanOptions, type JsonStructureProblem } from './json-structure.ts';
 
-/** The parsed body's top-level fields that the contract reads, looked up case-insensitively. */
+export { foldKey, type JsonValueSummary } from './json-contract-scan.ts';
+
+/**
+ * The body's top-level fields that the contract reads, looked up case-insensitively: a string,
+ * number, boolean or null as JSON.parse would hold it; an object or an array by kind and size.
+ */
 export interface ReplicationBody {
-  readonly sourcePop: unknown;
-  readonly timestamp: unknown;
-  readonly nonce: unknown;
-  readonly entries: unknown;
+  readonly sourcePop: JsonValueSummary | undefined;
+  readonly timestamp: JsonValueSummary | undefined;
+  readonly nonce: JsonValueSummary | undefined;
+  readonly entries: JsonValueSummary | undefined;
   readonly has: { readonly timestamp: boolean; readonly nonce: boolean; readonly entries: boolean; readonly sourcePop: boolean };
 }
 
-// fatal: invalid UTF-8 throws instead of becoming U+FFFD; ignoreBOM: a BOM stays in the text,
-// where JSON.parse refuses it (RFC 8259 section 8.1: senders MUST NOT add one).
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-/** Keys that are their own case fold (foldKey's fast path). */
-const LOWER_ASCII_KEY = /^[a-z0-9_.-]*$/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** Whether a top-level value is an array (its `length` is the element count). */
+export function isJsonArray(value: JsonValueSummary | undefined): value is JsonContainerSummary {
+  return typeof value === 'object' && value !== null && value.kind === 'array';
+}
 
 /** Checks the content type: `application/json`, optionally with `charset=utf-8`, nothing else. */
 export function checkContentType(value: string | undefined): void {
@@ -51,86 +56,79 @@ export function jsonBounds(limits: Pick<Config['limits'], 'max_json_depth' | 'ma
 }
 
 /**
- * Checks the structure bounds, decodes and parses the body, all at once; throws a Rejection
- * unless it is a strict JSON object within the bounds. For bodies of one slice (and tests);
- * the stage scans larger ones in slices (parseReplicationBodyInSlices).
+ * Checks the body in one pass over its bytes (json-contract-scan.ts): UTF-8, strict JSON, the
+ * structure bounds, repeated keys and lone surrogate escapes; throws a Rejection unless it is a
+ * strict JSON object within the bounds. For bodies of one slice (and tests); the stage checks
+ * larger ones in slices (parseReplicationBodyInSlices).
  */
 export function parseReplicationBody(body: Buffer, bounds: JsonBounds): ReplicationBody {
-  const { problem } = scanJsonStructureSync(body, bounds);
-  if (problem) throw new Rejection(problem.reason, problem.detail);
-  const { text, value } = decodeAndParse(body);
-  const keyProblem = findKeyProblem(text);
-  if (keyProblem) throw new Rejection(keyProblem.reason, keyProblem.detail);
-  return topLevelFields(value);
+  const scanner = new JsonContractScanner(body, bounds);
+  scanner.scan(body.length);
+  return verdictOf(scanner, body, () => scanJsonStructureSync(body, bounds).problem);
 }
 
-/** The work a sliced parse did, for tests and the bench. */
+/** The work a sliced check did, for tests and the bench. */
 export interface SlicedParseStats {
-  /** Slices of the structure scan (bytes). */
-  structureSlices: number;
-  /** Slices of the key scan (characters), 0 when the structure scan refused the body. */
-  keySlices: number;
+  /** Slices of the one pass. */
+  slices: number;
+  /** Slices of the structure count run again over a body found not UTF-8 or not JSON (0 otherwise). */
+  recountSlices: number;
 }
 
 /**
- * parseReplicationBody for a large body: the structure scan and the key scan run in slices of
- * `sliceBytes` with the event loop given back in between (`pause`), so that other connections
- * wait for one slice at most; in between, the decoding and JSON.parse run at once (no
- * incremental parser is at hand), their cost bounded by the size limit and the structure bounds.
+ * parseReplicationBody for a large body: the pass runs in slices of `sliceBytes` with the event
+ * loop given back in between (`pause`), so that other connections wait for one slice at most.
  */
 export async function parseReplicationBodyInSlices(
   body: Buffer,
   bounds: JsonBounds,
   options: JsonScanOptions = {},
-  stats: SlicedParseStats = { structureSlices: 0, keySlices: 0 },
+  stats: SlicedParseStats = { slices: 0, recountSlices: 0 },
 ): Promise<ReplicationBody> {
   const sliceBytes = options.sliceBytes ?? JSON_SCAN_SLICE_BYTES;
   const pause = options.pause ?? nextTurn;
-  const scanned = await scanJsonStructure(body, bounds, { sliceBytes, pause });
-  stats.structureSlices = scanned.slices;
-  if (scanned.problem) throw new Rejection(scanned.problem.reason, scanned.problem.detail);
-  await pause();
-  const { text, value } = decodeAndParse(body);
-  const keys = new KeyScanner(text);
+  const scanner = new JsonContractScanner(body, bounds);
   for (;;) {
+    scanner.scan(scanner.position + sliceBytes);
+    stats.slices += 1;
+    if (scanner.done) break;
     await pause();
-    const problem = keys.scan(keys.position + sliceBytes);
-    stats.keySlices += 1;
-    if (problem) throw new Rejection(problem.reason, problem.detail);
-    if (keys.done) break;
   }
-  return topLevelFields(value);
+  let recount: JsonStructureProblem | undefined;
+  if (scanner.malformed !== undefined) {
+    await pause();
+    const scanned = await scanJsonStructure(body, bounds, { sliceBytes, pause });
+    stats.recountSlices = scanned.slices;
+    recount = scanned.problem;
+  }
+  return verdictOf(scanner, body, () => recount);
 }
 
-function decodeAndParse(body: Buffer): { text: string; value: object } {
-  let text: string;
-  try {
-    text = UTF8.decode(body);
-  } catch {
-    throw new Rejection('BODY_NOT_UTF8', 'the body is not valid UTF-8');
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
+/**
+ * The reason, in today's order: a structure bound (counted over the bytes whether or not they
+ * are JSON), BODY_NOT_UTF8, BODY_NOT_JSON, BODY_NOT_OBJECT, the first key problem. `recount`
+ * runs the structure count of json-structure.ts, needed only when the pass found the bytes
+ * malformed (until then its counts are exactly the pass's own).
+ */
+function verdictOf(scanner: JsonContractScanner, body: Buffer, recount: () => JsonStructureProblem | undefined): ReplicationBody {
+  if (scanner.bound) throw new Rejection(scanner.bound.reason, scanner.bound.detail);
+  if (scanner.malformed !== undefined) {
+    const bound = recount();
+    if (bound) throw new Rejection(bound.reason, bound.detail);
+    if (scanner.malformed === 'utf8' || !isUtf8(body)) throw new Rejection('BODY_NOT_UTF8', 'the body is not valid UTF-8');
     throw new Rejection('BODY_NOT_JSON', 'the body is not JSON');
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new Rejection('BODY_NOT_OBJECT', `the JSON body is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`);
-  }
-  return { text, value };
-}
-
-function topLevelFields(value: object): ReplicationBody {
-  // Top-level lookups by folded name: after the key scan, at most one key folds to each.
-  const folded = new Map<string, unknown>();
-  for (const [key, v] of Object.entries(value)) folded.set(foldKey(key), v);
+  const kind = scanner.topKind;
+  if (kind !== 'object') throw new Rejection('BODY_NOT_OBJECT', `the JSON body is ${kind === 'null' ? 'null' : kind === 'array' ? 'an array' : `a ${kind}`}`);
+  if (scanner.keyProblem) throw new Rejection(scanner.keyProblem.reason, scanner.keyProblem.detail);
+  const fields = scanner.fields;
+  const has = (f: ContractField) => fields.has(f);
   return {
-    sourcePop: folded.get('source_pop'),
-    timestamp: folded.get('timestamp'),
-    nonce: folded.get('nonce'),
-    entries: folded.get('entries'),
-    has: { sourcePop: folded.has('source_pop'), timestamp: folded.has('timestamp'), nonce: folded.has('nonce'), entries: folded.has('entries') },
+    sourcePop: fields.get('source_pop'),
+    timestamp: fields.get('timestamp'),
+    nonce: fields.get('nonce'),
+    entries: fields.get('entries'),
+    has: { sourcePop: has('source_pop'), timestamp: has('timestamp'), nonce: has('nonce'), entries: has('entries') },
   };
 }
 
@@ -159,7 +157,7 @@ export function checkReplicationBody(body: ReplicationBody, facts: BodyFacts): n
     throw new Rejection('BODY_NONCE_MISMATCH', 'the body nonce is not webhook-id');
   }
   if (!body.has.entries) return undefined;
-  if (!Array.isArray(body.entries)) throw new Rejection('BODY_ENTRIES_INVALID', 'entries is not an array');
+  if (!isJsonArray(body.entries)) throw new Rejection('BODY_ENTRIES_INVALID', 'entries is not an array');
   return body.entries.length;
 }
 
@@ -168,8 +166,9 @@ export function checkReplicationBody(body: ReplicationBody, facts: BodyFacts): n
  * webhook-id and timestamp are verified facts on the context); without signatures the body's
  * own timestamp and nonce are not compared with anything, since unsigned headers prove nothing.
  * The structure bounds (`limits.max_json_depth`, `max_json_keys_per_object`, `max_json_values`)
- * are checked over the bytes before anything is decoded or parsed; a body larger than one slice
- * (64 KiB) is checked in slices, the event loop given back in between.
+ * are checked in the same pass over the bytes as the rest, nothing decoded but keys and the
+ * fields read; a body larger than one slice (64 KiB) is checked in slices, the event loop given
+ * back in between.
  */
 export function createBodyContractStage(
   config: {
@@ -214,126 +213,6 @@ export function createBodyContractStage(
       });
     },
   };
-}
-
-/**
- * Go's strings.EqualFold-style comparison key. Upper then lower case maps the Unicode letters
- * that fold onto ASCII (U+017F long s to "s", U+212A Kelvin sign to "k") onto their ASCII form.
- * It also folds a few pairs EqualFold does not ("ß"/"ss"): that only refuses more.
- */
-export function foldKey(key: string): string {
-  // Plain lower-case ASCII (nearly every key) is its own fold.
-  return LOWER_ASCII_KEY.test(key) ? key : key.toUpperCase().toLowerCase();
-}
-
-/**
- * Finds a repeated key (after unescaping and folding) in any object, or a lone surrogate in
- * any string. Hand-written because JSON.parse keeps only the last of repeated keys and offers
- * no hook that sees the others (a reviver runs after they are merged), and no JSON library in
- * the project's dependencies reports them. `text` has already been accepted by JSON.parse, so
- * this scanner only tracks structure: it needs no error handling, and it is iterative (an
- * explicit stack), so nesting depth cannot overflow the call stack.
- */
-export function findKeyProblem(text: string): KeyProblem | undefined {
-  const scanner = new KeyScanner(text);
-  return scanner.scan(text.length);
-}
-
-export interface KeyProblem {
-  readonly reason: Reason;
-  readonly detail: string;
-}
-
-/**
- * findKeyProblem as a pass that can stop and go on: `scan(until)` reads on to the character
- * index `until` (or a little past it, to the end of the string it is in) and returns the
- * problem found so far. The body contract stage scans a large body in slices this way, giving
- * the event loop back in between. Linear: every character is passed once, by indexOf or by
- * the loop; an object's key set is made at its first key (an empty object costs none).
- */
-export class KeyScanner {
-  /** Where the scan has got to (a character index). */
-  position = 0;
-  private readonly text: string;
-  // One entry per open container: the folded keys seen so far for an object (0 before its
-  // first key), null for an array.
-  private readonly stack: Array<Set<string> | 0 | null> = [];
-  private expectKey = false;
-  private depth = 0;
-  // Where the next backslash is (text.length when there is none left): looked up again only
-  // once the scan has passed it, so finding escapes stays linear in the body's length.
-  private nextEscape = -1;
-  private problem: KeyProblem | undefined;
-
-  constructor(text: string) {
-    this.text = text;
-  }
-
-  get done(): boolean {
-    return this.problem !== undefined || this.position >= this.text.length;
-  }
-
-  scan(until: number): KeyProblem | undefined {
-    if (this.problem) return this.problem;
-    const { text, stack } = this;
-    const n = Math.min(until, text.length);
-    let { expectKey, depth, nextEscape, position: i } = this;
-    let problem: KeyProblem | undefined;
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c === 0x22 /* " */) {
-        const end = stringEnd(text, i);
-        if (nextEscape < i) {
-          nextEscape = text.indexOf('\\', i + 1);
-          if (nextEscape === -1) nextEscape = text.length;
-        }
-        const hasEscape = nextEscape < end;
-        // Only an escape can spell a lone surrogate (JSON.parse accepted the text, and a JS string
-        // decoded from valid UTF-8 holds none): unescaped strings cost no copy.
-        let value: string | undefined;
-        if (hasEscape) {
-          value = JSON.parse(text.slice(i, end + 1)) as string;
-          if (LONE_SURROGATE.test(value)) {
-            problem = { reason: 'BODY_NOT_UTF8', detail: 'a JSON string escapes a lone surrogate' };
-            break;
-          }
-        }
-        const top = stack[depth - 1];
-        if (expectKey && top !== null && top !== undefined) {
-          value ??= text.slice(i + 1, end);
-          const key = foldKey(value);
-          let keys = top;
-          if (keys === 0) {
-            keys = new Set();
-            stack[depth - 1] = keys;
-          }
-          if (keys.has(key)) {
-            problem = { reason: 'BODY_DUPLICATE_KEY', detail: `a key repeats at depth ${depth}${key === value ? '' : ' (after case folding)'}` };
-            break;
-          }
-          keys.add(key);
-          expectKey = false;
-        }
-        i = end + 1;
-        continue;
-      }
-      if (c === 0x7b /* { */) {
-        stack[depth++] = 0;
-        expectKey = true;
-      } else if (c === 0x5b /* [ */) {
-        stack[depth++] = null;
-        expectKey = false;
-      } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-        stack[--depth] = null;
-        expectKey = false;
-      } else if (c === 0x2c /* , */) {
-        expectKey = stack[depth - 1] != null;
-      }
-      i += 1;
-    }
-    Object.assign(this, { expectKey, depth, nextEscape, position: i, problem });
-    return problem;
-  }
 }
 
 /** Index of the quote closing the string that opens at `start` (skips escaped quotes). */

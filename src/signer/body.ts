@@ -13,7 +13,7 @@
  * (number forms, integers above 2^53, escapes, member order). Only the spans named above are
  * replaced, found by a scan of the top-level members of the already-validated text.
  */
-import { parseReplicationBody, topLevelMembers } from '../replay/body-contract.ts';
+import { isJsonArray, parseReplicationBody, topLevelMembers } from '../replay/body-contract.ts';
 import type { JsonBounds } from '../replay/json-structure.ts';
 import { Rejection } from '../pipeline/reasons.ts';
 
@@ -37,7 +37,7 @@ export function prepareBody(raw: Buffer, pop: string, bounds: JsonBounds): Prepa
   if (typeof body.sourcePop === 'string' && body.sourcePop !== pop) {
     throw new Rejection('BODY_SOURCE_POP_MISMATCH', `source_pop ${JSON.stringify(body.sourcePop.slice(0, 64))} is not this POP (${pop})`);
   }
-  if (body.has.entries && !Array.isArray(body.entries)) throw new Rejection('BODY_ENTRIES_INVALID', 'entries is not an array');
+  if (body.has.entries && !isJsonArray(body.entries)) throw new Rejection('BODY_ENTRIES_INVALID', 'entries is not an array');
 
   // parseReplicationBody accepted the text as UTF-8, so decoding and re-encoding is lossless.
   const text = raw.toString('utf8');
@@ -59,7 +59,7 @@ export function prepareBody(raw: Buffer, pop: string, bounds: JsonBounds): Prepa
   parts.push({ literal: text.slice(cursor) });
 
   return {
-    entries: Array.isArray(body.entries) ? body.entries.length : undefined,
+    entries: isJsonArray(body.entries) ? body.entries.length : undefined,
     sourcePopInserted: !body.has.sourcePop,
     render(webhookId, timestampSeconds) {
       let out = '';

@@ -32,10 +32,10 @@ test('a large body: ceil(n / slice) slices, and other callbacks run between them
 });
 
 test('the sliced parse passes an honest batch and refuses the pathological ones with their codes', async () => {
-  const stats: SlicedParseStats = { structureSlices: 0, keySlices: 0 };
+  const stats: SlicedParseStats = { slices: 0, recountSlices: 0 };
   const body = await parseReplicationBodyInSlices(honest, BOUNDS, {}, stats);
-  assert.equal((body.entries as unknown[]).length, 8000);
-  assert.equal(stats.structureSlices, Math.ceil(honest.length / JSON_SCAN_SLICE_BYTES));
+  assert.deepEqual(body.entries, { kind: 'array', length: 8000 });
+  assert.deepEqual(stats, { slices: Math.ceil(honest.length / JSON_SCAN_SLICE_BYTES), recountSlices: 0 });
   const cases: Array<[string, string]> = [
     [`${HEAD}${'['.repeat(400_000)}${']'.repeat(400_000)}}`, 'BODY_JSON_TOO_DEEP'],
     [`{${Array.from({ length: 40_000 }, (_, i) => `"k${i}":0`).join(',')}}`, 'BODY_JSON_TOO_MANY_KEYS'],

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import {
-  estimateSecretStrength, JUDGED_PREFIX_CHARS, MIN_SECRET_BITS, secretWeakness,
+  estimateSecretStrength, JUDGED_PREFIX_CHARS, MIN_SECRET_BITS, releaseStrengthDictionaries, secretWeakness, strengthDictionariesBuilt,
 } from '../../../src/crypto/secret-strength.ts';
 import { generateToken } from '../../../src/cli/gen-token.ts';
 
@@ -123,4 +123,20 @@ t.test('gen-token output passes, across many draws', async (t) => {
   t.equal(secretWeakness(token), undefined, 'gen-token output');
   t.equal(token.length, 43, '32 bytes as base64url');
   t.ok(bits(token) >= MIN_SECRET_BITS);
+});
+
+t.test('the ranked dictionaries are dropped when idle and built again for the next check, with the same verdicts', async (t) => {
+  const weak = 'CorrectHorseBatteryStapleForReplicationX';
+  const strong = generateToken();
+  const before = [estimateSecretStrength(weak), estimateSecretStrength(strong)];
+  t.ok(strengthDictionariesBuilt(), 'built by a check');
+  releaseStrengthDictionaries();
+  t.notOk(strengthDictionariesBuilt(), 'dropped');
+  // New texts (the verdict cache would answer for the same ones): built again, same judgement.
+  const again = [estimateSecretStrength(`${weak}Y`), estimateSecretStrength(`${strong}Z`)];
+  t.ok(strengthDictionariesBuilt(), 'built again by the next check');
+  t.ok(again[0]!.bits < MIN_SECRET_BITS && before[0]!.bits < MIN_SECRET_BITS, 'the weak secret is still refused');
+  t.match(again[0]!.findings.join('; '), /dictionary words/);
+  t.ok(again[1]!.bits >= MIN_SECRET_BITS && before[1]!.bits >= MIN_SECRET_BITS, 'the generated one still passes');
+  releaseStrengthDictionaries();
 });

@@ -2,7 +2,7 @@
 // authenticated POP as source, timestamp and nonce agreeing with the signed headers.
 import t from 'tap';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
-import { checkContentType, checkReplicationBody, findKeyProblem, parseReplicationBody } from '../../../src/replay/body-contract.ts';
+import { checkContentType, checkReplicationBody, parseReplicationBody } from '../../../src/replay/body-contract.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { jsonBounds } from '../../../src/replay/body-contract.ts';
 
@@ -10,6 +10,17 @@ import { jsonBounds } from '../../../src/replay/body-contract.ts';
 const BOUNDS = jsonBounds(configSchema.shape.limits.parse({}));
 
 const facts = { pop: 'calgary-01', timestampSeconds: 1763800000, webhookId: 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W' };
+
+/** The parse alone (no field checks): the reason it refuses with, or undefined. */
+function parseProblem(text: string, bounds = BOUNDS): string | undefined {
+  try {
+    parseReplicationBody(Buffer.from(text), bounds);
+    return undefined;
+  } catch (err) {
+    if (err instanceof Rejection) return err.reason;
+    throw err;
+  }
+}
 
 function outcome(body: string | Buffer, f: typeof facts | { pop: string; timestampSeconds: undefined; webhookId: undefined } = facts): string | number | undefined {
   try {
@@ -68,11 +79,12 @@ t.test('refusals, each with its own reason', async (t) => {
   for (const [name, body, reason] of cases) t.equal(outcome(body), reason, name);
 });
 
-t.test('the key scanner is iterative: deep nesting is fine', async (t) => {
+t.test('the pass is iterative: deep nesting, where the bounds allow it, is fine', async (t) => {
   const depth = 100_000;
+  const deepBounds = { maxDepth: 2 * depth, maxKeysPerObject: 1000, maxValues: 1_000_000 };
   const text = `{"source_pop":"calgary-01","deep":${'['.repeat(depth)}${']'.repeat(depth)},"d2":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`;
-  t.equal(findKeyProblem(text), undefined);
-  t.equal(findKeyProblem(`{"a":${'{"a":'.repeat(5000)}{"b":1,"b":2}${'}'.repeat(5000)}}`)?.reason, 'BODY_DUPLICATE_KEY');
+  t.equal(parseProblem(text, deepBounds), undefined);
+  t.equal(parseProblem(`{"a":${'{"a":'.repeat(5000)}{"b":1,"b":2}${'}'.repeat(5000)}}`, deepBounds), 'BODY_DUPLICATE_KEY');
 });
 
 t.test('content type', async (t) => {
@@ -94,8 +106,8 @@ t.test('content type', async (t) => {
 
 t.test('escapes are found wherever they sit: before, between and after plain strings', async (t) => {
   const plain = Array.from({ length: 50 }, (_, i) => `"k${i}":"v${i}"`).join(',');
-  t.equal(findKeyProblem(`{${plain},"d\\u0041":1,"dA":2}`)?.reason, 'BODY_DUPLICATE_KEY', 'an escaped key after many plain strings');
-  t.equal(findKeyProblem(`{"x":"a\\"b",${plain},"k1":3}`)?.reason, 'BODY_DUPLICATE_KEY', 'a plain repeat after an escaped value');
-  t.equal(findKeyProblem(`{${plain},"s":"\\ud800"}`)?.reason, 'BODY_NOT_UTF8', 'a lone surrogate escape at the end');
-  t.equal(findKeyProblem(`{"e":"\\\\",${plain},"f":"\\n"}`), undefined, 'escapes that hide nothing');
+  t.equal(parseProblem(`{${plain},"d\\u0041":1,"dA":2}`), 'BODY_DUPLICATE_KEY', 'an escaped key after many plain strings');
+  t.equal(parseProblem(`{"x":"a\\"b",${plain},"k1":3}`), 'BODY_DUPLICATE_KEY', 'a plain repeat after an escaped value');
+  t.equal(parseProblem(`{${plain},"s":"\\ud800"}`), 'BODY_NOT_UTF8', 'a lone surrogate escape at the end');
+  t.equal(parseProblem(`{"e":"\\\\",${plain},"f":"\\n"}`), undefined, 'escapes that hide nothing');
 });

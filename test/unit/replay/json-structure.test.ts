@@ -4,7 +4,8 @@
 // body that passes costs one step per byte, in ceil(n / slice) slices.
 import t from 'tap';
 import { configSchema } from '../../../src/config/schema.ts';
-import { findKeyProblem, jsonBounds, KeyScanner, parseReplicationBodyInSlices, type SlicedParseStats } from '../../../src/replay/body-contract.ts';
+import { jsonBounds, parseReplicationBody, parseReplicationBodyInSlices, type SlicedParseStats } from '../../../src/replay/body-contract.ts';
+import { JsonContractScanner } from '../../../src/replay/json-contract-scan.ts';
 import { JsonStructureScanner, scanJsonStructure, scanJsonStructureSync, type JsonBounds } from '../../../src/replay/json-structure.ts';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 
@@ -134,21 +135,28 @@ t.test('slice boundaries change nothing (inside escapes, strings, numbers, liter
   }
 });
 
-t.test('the key scan in slices finds what the one-pass scan finds', async (t) => {
+t.test('the contract pass in slices finds what it finds at once', async (t) => {
   const texts = [
     '{"a":1,"b":{"a":1,"b":[{"x":"\\"","y":1}]},"c":[{},{}]}',
     '{"a":1,"b":{"a":1,"b":[{"x":"\\"","x":1}]},"c":[{},{}]}',
     '{"source_pop":"calgary-01","\\u017fource_pop":1}',
     '{"a":"\\ud800"}',
-    `{"e":[${Array(200).fill('{"id":1,"v":"\\u00e9"}').join(',')}],"e":1}`,
+    '{"a":"\\ud83d\\ude00","b":"\\ud83d"}',
+    `{"e":[${Array(200).fill('{"id":1,"v":"\\u00e9","n":-12.5e+3,"t":true,"f":false,"z":null}').join(',')}],"e":1}`,
+    `{"source_pop":"calgary-01","timestamp":1763800000,"nonce":"${'n'.repeat(70)}","entries":[1,[2],{"3":3}]}`,
+    `{"s":"${'\u00e9'.repeat(40)}","k":"${'x'.repeat(100)}\\n${'y'.repeat(100)}"}`,
+    '{"a":1,"b":tru}',
+    '{"a":1,"b":"\\x"}',
   ];
+  const seen = (s: JsonContractScanner) => ({ malformed: s.malformed, bound: s.bound, keyProblem: s.keyProblem, topKind: s.topKind, fields: [...s.fields] });
   for (const text of texts) {
-    const expected = findKeyProblem(text);
-    for (const slice of [1, 5, 64]) {
-      const scanner = new KeyScanner(text);
-      let problem: ReturnType<KeyScanner['scan']> | undefined;
-      while (!scanner.done) problem = scanner.scan(scanner.position + slice);
-      t.same(problem, expected, `${text.slice(0, 24)}… in slices of ${slice}`);
+    const body = bytes(text);
+    const whole = new JsonContractScanner(body, DEFAULTS);
+    whole.scan(body.length);
+    for (const slice of [1, 2, 5, 64]) {
+      const scanner = new JsonContractScanner(body, DEFAULTS);
+      while (!scanner.done) scanner.scan(scanner.position + slice);
+      t.same(seen(scanner), seen(whole), `${text.slice(0, 24)}… in slices of ${slice}`);
     }
   }
 });
@@ -165,17 +173,21 @@ t.test('parseReplicationBodyInSlices: the same outcomes, the work counted', asyn
   };
   const entries = Array(100).fill('{"id":1,"op":"set","v":"x"}').join(',');
   const good = `{"source_pop":"calgary-01","entries":[${entries}]}`;
-  const stats: SlicedParseStats = { structureSlices: 0, keySlices: 0 };
+  const stats: SlicedParseStats = { slices: 0, recountSlices: 0 };
   t.equal(await outcome(good, stats), 'calgary-01');
-  t.equal(stats.structureSlices, Math.ceil(good.length / 256));
-  t.ok(stats.keySlices >= 1 && stats.keySlices <= Math.ceil(good.length / 256), `key scan in ${stats.keySlices} slices`);
+  t.same(stats, { slices: Math.ceil(good.length / 256), recountSlices: 0 }, 'one pass, ceil(n / slice) slices');
   t.equal(await outcome(`{"source_pop":"calgary-01","entries":[${entries}],"entries":[]}`), 'BODY_DUPLICATE_KEY');
   t.equal(await outcome(`{"source_pop":"calgary-01","entries":[${entries}],"x":"\\udc00"}`), 'BODY_NOT_UTF8');
-  t.equal(await outcome(`{"source_pop":"calgary-01","entries":[${entries}]`), 'BODY_NOT_JSON');
+  const broken: SlicedParseStats = { slices: 0, recountSlices: 0 };
+  const unterminated = `{"source_pop":"calgary-01","entries":[${entries}]`;
+  t.equal(await outcome(unterminated, broken), 'BODY_NOT_JSON');
+  t.equal(broken.recountSlices, Math.ceil(unterminated.length / 256), 'a body that is not JSON: the structure count runs again, to find a bound before the syntax error');
   t.equal(await outcome(`[${entries}]`), 'BODY_NOT_OBJECT');
-  const deep: SlicedParseStats = { structureSlices: 0, keySlices: 0 };
+  t.equal(await outcome(`{"a":1 ${'['.repeat(40)}`), 'BODY_JSON_TOO_DEEP', 'a bound past the syntax error comes first, as before');
+  const deep: SlicedParseStats = { slices: 0, recountSlices: 0 };
   t.equal(await outcome(pathological.nestedArrays(100_000), deep), 'BODY_JSON_TOO_DEEP');
-  t.same(deep, { structureSlices: 1, keySlices: 0 }, 'refused in the first slice; nothing decoded, parsed or key-scanned');
+  t.same(deep, { slices: 1, recountSlices: 0 }, 'refused in the first slice; nothing decoded');
+  t.equal(parseReplicationBody(bytes(good), DEFAULTS).sourcePop, 'calgary-01', 'the same at once');
 });
 
 t.test('with the default pause, other callbacks run between two slices', async (t) => {
