@@ -2,8 +2,9 @@
 // a small HQ (test/helpers/hq.ts): HQ down at start-up, the cached copy serves (and HQ, back,
 // takes over); an older document from HQ or from a file after a restart is a rollback, even when
 // the cached newer one has expired (then the guard does not start); a cache that does not verify
-// is refused, audited and never used.
-import { mkdtempSync, readFileSync } from 'node:fs';
+// is refused, audited and never used; a cache that cannot be written is an alert, the new
+// registry in force regardless.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -127,4 +128,37 @@ t.test('a cache that does not verify is refused and never used', async (t) => {
   t.same(events(again, 'REGISTRY_REFUSED').map((e) => e.replguard.registry.refusal), ['REGISTRY_MALFORMED'], 'garbage is refused');
   t.same([inForce(again).serial, inForce(again).source], [20, 'url'], 'HQ serves; the cache is rewritten');
   t.match(readFileSync(cacheFile, 'utf8'), /"replguard_registry_cache":1/);
+});
+
+t.test('a cache that cannot be written: an alert, the new registry in force all the same, and the cache written again once it can be', async (t) => {
+  const backup = await startBackup();
+  t.teardown(() => backup.stop());
+  const cacheFile = freshCache();
+  const file = join(dir, 'file-source-unwritable.jws');
+  const config = baseConfig(pki, backup.url, { control_plane: { keys: [hqPublic], registry_file: file, cache_file: cacheFile, poll_interval: '1s' } });
+  atomicWrite(file, await signRegistry(registry(6), hqKey), 0o644);
+  const guard = await started(await startGuard(config));
+  t.teardown(() => guard.stop());
+  // A folder where the cache file was: the atomic rename over it fails (root or not).
+  rmSync(cacheFile);
+  mkdirSync(cacheFile);
+  writeFileSync(join(cacheFile, 'in-the-way'), 'x');
+  atomicWrite(file, await signRegistry(registry(7), hqKey), 0o644);
+  t.ok(await waitFor(() => events(guard, 'REGISTRY_CACHE_WRITE_FAILED').length === 1, 20_000), 'REGISTRY_CACHE_WRITE_FAILED written');
+  const failed = events(guard, 'REGISTRY_CACHE_WRITE_FAILED')[0]!;
+  t.equal(failed.event.kind, 'alert');
+  t.equal(failed.replguard.registry.serial, 7, 'the new registry is the one in force');
+  t.match(failed.replguard.detail, /registry\.cache: E[A-Z]+/, 'the file and the error code');
+  t.equal(inForce(guard).serial, 7);
+  t.equal(await forwarded(guard), 200, 'serving goes on');
+  rmSync(cacheFile, { recursive: true });
+  const cached = () => {
+    try {
+      return typeof JSON.parse(readFileSync(cacheFile, 'utf8')).registry === 'string';
+    } catch {
+      return false;
+    }
+  };
+  t.ok(await waitFor(cached, 20_000), 'the cache is written again at a later poll');
+  t.equal(events(guard, 'REGISTRY_CACHE_WRITE_FAILED').length, 1, 'one alert for the outage, not one per poll');
 });
