@@ -20,6 +20,7 @@ import { primaryPost } from '../helpers/primary.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { startScriptedBackup } from '../helpers/scripted-upstream.ts';
 import { makeHmacKey, writeKeyFile } from '../helpers/signing.ts';
+import { signerConfig as sharedSignerConfig } from '../helpers/signer-config.ts';
 
 const pki = makePki([]);
 const cert = pki.client('calgary-01');
@@ -165,20 +166,8 @@ t.test('unsigned requests: the batch is its body digest', async (t) => {
 
 // --- the signer (role: primary) in front of the guard -------------------------------------
 
-function signerConfig(guardUrl: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    pop_id: 'calgary-01',
-    role: 'primary',
-    listen: { host: '127.0.0.1', port: 0 },
-    backup: { id: 'zurich-01', url: guardUrl, ca_file: pki.caFile, server_name: 'localhost', timeout: '10s' },
-    client_tls: { cert_file: cert.cert, key_file: cert.key },
-    signing_keys: [signerKeyFile],
-    admin: { host: '127.0.0.1', port: 0 },
-    retry: { max_retries: 2 },
-    shutdown_timeout: '5s',
-    ...overrides,
-  };
-}
+const signerConfig = (guardUrl: string, overrides: Record<string, unknown> = {}) =>
+  sharedSignerConfig(pki, guardUrl, cert, { backup: { id: 'zurich-01', url: guardUrl, ca_file: pki.caFile, server_name: 'localhost', timeout: '10s' }, signing_keys: [signerKeyFile], retry: { max_retries: 2 }, shutdown_timeout: '5s', ...overrides });
 
 const attemptsOf = async (signer: GuardProcess, requestId: string | string[] | undefined) => {
   const [last] = await signer.waitForEvents((e) => e.event.action === 'replication-send' && e.replguard.request_id === requestId && e.replguard.final, 1, 15_000);

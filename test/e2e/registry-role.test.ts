@@ -17,6 +17,7 @@ import { call } from '../helpers/client.ts';
 import { baseConfig, runCli, startGuard, writeConfig, type AuditRecord, type GuardProcess } from '../helpers/guard.ts';
 import { makePki } from '../helpers/pki.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus.ts';
+import { nowS, registryPayload } from '../helpers/registry.ts';
 import { atomicWrite, waitFor } from '../helpers/reload.ts';
 import { startBackup } from '../helpers/upstream.ts';
 
@@ -28,18 +29,7 @@ const hqKey = parseRegistrySigningKey(hq.privatePem);
 const hqPublic = atomicWrite(join(dir, 'hq.pub'), hq.publicPem, 0o644);
 const stranger = parseRegistrySigningKey(generateRegistryKeyPair('ES256').privatePem);
 
-const nowS = () => Math.floor(Date.now() / 1000);
-const registry = (serial: number, over: Partial<RegistryPayloadInput> = {}): RegistryPayloadInput => ({
-  format: 1,
-  serial,
-  iat: nowS() - 5,
-  exp: nowS() + 3600,
-  pops: [
-    { id: 'calgary-01', role: 'primary', replicates_to: ['zurich-01'], cert: { cn: 'calgary-01' } },
-    { id: 'zurich-01', role: 'backup', cert: { cn: 'zurich-01' } },
-  ],
-  ...over,
-});
+const registry = registryPayload;
 const asPrimary = (serial: number) => registry(serial, { pops: [{ id: 'zurich-01', role: 'primary', cert: { cn: 'zurich-01' } }] });
 
 async function writeRegistry(file: string, payload: RegistryPayloadInput, key = hqKey): Promise<void> {

@@ -18,6 +18,7 @@ import { primaryPost } from '../helpers/primary.ts';
 import { atomicWrite, waitFor } from '../helpers/reload.ts';
 import { makeEd25519Key, writeKeyFile } from '../helpers/signing.ts';
 import { startBackup } from '../helpers/upstream.ts';
+import { signerConfig as sharedSignerConfig } from '../helpers/signer-config.ts';
 
 const pki = makePki([]);
 const calgaryCert = pki.client('calgary-01');
@@ -45,20 +46,8 @@ const registry = (serial: number, calgary: Partial<RegistryPayloadInput['pops'][
 const writeRegistry = async (payload: RegistryPayloadInput) => atomicWrite(registryFile, await signRegistry(payload, hqKey), 0o644);
 const controlPlane = { keys: [hqPublic], registry_file: registryFile, poll_interval: '1s' };
 
-function signerConfig(backupUrl: string): Record<string, unknown> {
-  return {
-    pop_id: 'calgary-01',
-    role: 'primary',
-    listen: { host: '127.0.0.1', port: 0 },
-    backup: { id: 'zurich-01', url: backupUrl, ca_file: pki.caFile, server_name: 'localhost', timeout: '5s' },
-    client_tls: { cert_file: calgaryCert.cert, key_file: calgaryCert.key },
-    signing_keys: [signKeyFile],
-    retry: { max_retries: 0 },
-    admin: { host: '127.0.0.1', port: 0 },
-    shutdown_timeout: '5s',
-    control_plane: controlPlane,
-  };
-}
+const signerConfig = (backupUrl: string) =>
+  sharedSignerConfig(pki, backupUrl, calgaryCert, { signing_keys: [signKeyFile], retry: { max_retries: 0 }, shutdown_timeout: '5s', control_plane: controlPlane });
 
 const batch = () => JSON.stringify({ source_pop: 'calgary-01', entries: [{ id: 1 }] });
 const events = (p: GuardProcess, reason: string): AuditRecord[] => p.audit().filter((e) => e.event.reason === reason);
