@@ -149,7 +149,8 @@ t.test('a cache that cannot be written: an alert, the new registry in force all 
   t.equal(failed.event.kind, 'alert');
   t.equal(failed.replguard.registry.serial, 7, 'the new registry is the one in force');
   t.match(failed.replguard.detail, /registry\.cache: E[A-Z]+/, 'the file and the error code');
-  t.equal(inForce(guard).serial, 7);
+  // The cache is written before REGISTRY_UPDATED is: wait for that event rather than race it.
+  t.ok(await waitFor(() => inForce(guard).serial === 7, 20_000), 'REGISTRY_UPDATED names serial 7');
   t.equal(await forwarded(guard), 200, 'serving goes on');
   rmSync(cacheFile, { recursive: true });
   const cached = () => {

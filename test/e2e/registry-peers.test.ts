@@ -61,8 +61,11 @@ interface Answer {
 
 /** One signed request of `p` (a fresh nonce), on `agent` or a connection of its own. */
 function send(port: number, p: Pop, agent?: Agent): Promise<Answer> {
-  const body = Buffer.from(wireBody(p.cert));
-  const headers = signatureHeaders([p.sign], body, newWebhookId(), String(nowS()));
+  // One clock reading for the body and the header: two would differ across a second boundary
+  // (BODY_TIMESTAMP_MISMATCH), a fault of the test, not of the guard.
+  const timestamp = nowS();
+  const body = Buffer.from(wireBody(p.cert, { timestamp }));
+  const headers = signatureHeaders([p.sign], body, newWebhookId(), String(timestamp));
   return new Promise((resolve, reject) => {
     const req = request({
       host: '127.0.0.1', port, method: 'POST', path: '/api/replication/apply', ...clientTls(pki.caFile, p.cert), agent: agent ?? false, timeout: 10_000,
