@@ -71,5 +71,3 @@ export function prepareBody(raw: Buffer, pop: string, bounds: JsonBounds): Prepa
     },
   };
 }
-
-export { topLevelMembers };

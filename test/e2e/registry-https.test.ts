@@ -49,6 +49,24 @@ t.test('HQ requires this POP\'s client certificate: one it does not trust gets n
   t.same([failed[0]?.event.kind, failed[0]?.replguard.registry.refusal], ['alert', 'REGISTRY_SOURCE_TLS']);
 });
 
+t.test('an HQ this POP must not trust (another name, another CA): no registry is taken from it, on either runtime', async (t) => {
+  const { hq, backup } = await startHqAndBackup(t, pki);
+  hq.publish(await signRegistry(registry(1), hqKey));
+  const otherCa = makePki([]).caFile;
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['a certificate that does not name control_plane.tls.server_name', { server_name: 'hq.invalid' }],
+    ['a certificate of another CA than control_plane.tls.ca_file', { ca_file: otherCa }],
+  ];
+  for (const [name, tls] of cases) {
+    const controlPlane = hqControlPlane(pki, hq.url, hqPublic, zurich);
+    const config = baseConfig(pki, backup.url, { control_plane: { ...controlPlane, tls: { ...(controlPlane.tls as Record<string, unknown>), ...tls } } });
+    const result = await runCli(['serve', '-c', writeConfig(config)]);
+    t.equal(result.code, 2, `${name}: exit 2`);
+    t.match(result.stderr, /REGISTRY_SOURCE_TLS/, `${name}: refused at TLS`);
+  }
+  t.same(hq.requests(), [], 'HQ was never asked: no request went over an unverified connection');
+});
+
 t.test('polled with conditional requests: 304 keeps the copy, refused documents and HQ errors are audited and change nothing, HQ down serves until expiry', async (t) => {
   const { hq, backup } = await startHqAndBackup(t, pki);
   hq.publish(await signRegistry(registry(5), hqKey));

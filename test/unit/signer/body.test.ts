@@ -4,7 +4,8 @@
 import t from 'tap';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 import { checkReplicationBody, parseReplicationBody } from '../../../src/replay/body-contract.ts';
-import { prepareBody, topLevelMembers } from '../../../src/signer/body.ts';
+import { topLevelMembers } from '../../../src/replay/body-contract.ts';
+import { prepareBody } from '../../../src/signer/body.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { jsonBounds } from '../../../src/replay/body-contract.ts';
 
