@@ -150,3 +150,30 @@ export function registryEvent(reason: RegistryEventReason, registry: RegistryFie
     replguard: { registry: fields, ...(detail !== undefined ? { detail: clip(detail) } : {}) },
   };
 }
+
+/** What the batch-number tracking found (replay/sequence-stage.ts), not tied to one request's outcome. */
+export interface SequenceFinding {
+  readonly reason: 'SEQUENCE_NEW_EPOCH' | 'SEQUENCE_GAP' | 'SEQUENCE_DUPLICATE' | 'SEQUENCE_BELOW_LOWEST';
+  readonly pop: string;
+  readonly epoch: string;
+  /** The number that arrived (all but SEQUENCE_GAP). */
+  readonly sequence?: number;
+  /** SEQUENCE_GAP: the missing numbers, inclusive. */
+  readonly gap?: readonly [number, number];
+  /** The request that revealed it, when one did (a gap is found by a sweep or a later batch). */
+  readonly requestId?: string;
+}
+
+/** A SEQUENCE_* event: the POP, the epoch and the number or the missing range. */
+export function sequenceEvent(finding: SequenceFinding): AuditEvent {
+  const { reason } = finding;
+  const r: ReplguardFields = { pop: clip(finding.pop)!, epoch: finding.epoch };
+  if (finding.sequence !== undefined) r.sequence = finding.sequence;
+  if (finding.gap !== undefined) r.gap = { from: finding.gap[0], to: finding.gap[1], count: finding.gap[1] - finding.gap[0] + 1 };
+  if (finding.requestId !== undefined) r.request_id = finding.requestId;
+  return {
+    ecs: { version: ECS_VERSION },
+    event: baseEvent(reason, REASONS[reason].alert, reason === 'SEQUENCE_NEW_EPOCH' ? 'success' : 'failure', 'batch-sequence', ['network'], reason === 'SEQUENCE_NEW_EPOCH' ? ['start'] : ['info']),
+    replguard: r,
+  };
+}

@@ -134,6 +134,14 @@ export interface AuditEvent {
      * REGISTRY_PEERS_*, `added`, `removed` and `changed` are the guard's peer ids.
      */
     registry?: RegistryFields;
+    /**
+     * The signer's epoch and the batch's number (replay.sequence; the signer's events carry the
+     * same two fields): on a request whose webhook-id carries them, and on SEQUENCE_* events.
+     */
+    epoch?: string;
+    sequence?: number;
+    /** On SEQUENCE_GAP: the missing numbers, from and to (inclusive), and how many. */
+    gap?: { from: number; to: number; count: number };
   };
 }
 
@@ -303,6 +311,10 @@ export function requestEvent(
       r.webhook_id = fields.client('replguard.webhook_id', ctx.webhookId);
       r.webhook_id_fingerprint = credentialFingerprint(ctx.webhookId);
     }
+  }
+  if (ctx.batch !== undefined) {
+    r.epoch = ctx.batch.epoch;
+    r.sequence = ctx.batch.sequence;
   }
   if (ctx.jti) r.jti = clip(ctx.jti);
   if (ctx.tokenFingerprint) r.token_fingerprint = clip(ctx.tokenFingerprint);

@@ -84,6 +84,32 @@ const replaySchema = z.strictObject({
    * signs with one key. (8 is MAX_SIGNATURE_ENTRIES of src/replay/signature.ts; a test keeps them equal.)
    */
   max_signature_entries: z.number().int().min(1).max(8).default(8),
+  /**
+   * Batch numbers (docs/replay.md#batch-sequence): the replguard signer carries its epoch (random
+   * at each start) and each batch's number in the signed webhook-id (`rs1_<epoch>_<n>`). The
+   * guard tracks, per POP and epoch, which numbers it forwarded, in the shared store (`store:`,
+   * so replicas agree), and writes SEQUENCE_GAP, SEQUENCE_DUPLICATE, SEQUENCE_BELOW_LOWEST and
+   * SEQUENCE_NEW_EPOCH events. Left out: not tracked.
+   */
+  sequence: z
+    .strictObject({
+      /**
+       * `report` (default): every batch that passed the checks is forwarded, findings are only
+       * reported. `refuse`: a batch is forwarded only once every lower number of its epoch was
+       * (503 SEQUENCE_OUT_OF_ORDER otherwise, which the signer retries), and a number forwarded
+       * before, or below the lowest tracked, is refused (409 SEQUENCE_REFUSED).
+       */
+      order: z.enum(['report', 'refuse']).default('report'),
+      /** A missing number is reported as a gap when it has not arrived this long after a higher one (default 30s, 1s to 1h). */
+      gap_window: duration('30s').default(30_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'gap_window must be between 1s and 1h'),
+      /** Numbers tracked per epoch below its highest (default 4096, 16 to 100000); older ones are forgotten (a missing one is reported as a gap then). */
+      max_tracked: z.number().int().min(16).max(100_000).default(4096),
+      /** How long an epoch is remembered after its last batch (default 24h, 1m to 30d). */
+      retention: duration('24h').default(86_400_000).refine((ms) => ms >= 60_000 && ms <= 30 * 86_400_000, 'retention must be between 1m and 30d'),
+      /** Refuse (400 SEQUENCE_MISSING) a signed request whose webhook-id carries no batch number (another Standard Webhooks signer). Default false. */
+      required: z.boolean().default(false),
+    })
+    .optional(),
 });
 
 export const AUTH_METHODS = ['mtls', 'bearer', 'jwt', 'signature'] as const;

@@ -8,13 +8,14 @@ import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { registryEvent, reloadEvent } from '../audit/control-events.ts';
+import { registryEvent, reloadEvent, sequenceEvent } from '../audit/control-events.ts';
 import type { AuditEvent } from '../audit/event.ts';
 import type { Config } from '../config/schema.ts';
 import { Bans } from '../limits/bans.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { createMetrics, type Metrics } from '../metrics/metrics.ts';
 import { createRepeatAggregator } from '../audit/repeats.ts';
+import { createSequenceTracker } from '../replay/sequence-stage.ts';
 import { createSharedState, loadRedisDriver } from '../store/create.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { createReloadableSource, type ReloadableSource, type ReloadListener, type ReloadTrigger } from '../reload/source.ts';
@@ -102,16 +103,20 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     deps.onReload?.(report);
   };
 
+  // Batch numbers of each signer epoch (replay.sequence): the epochs swept for gaps outlive a reload.
+  const sequences = createSequenceTracker({ store: state.sequences, now, log, onFinding: (finding) => record(sequenceEvent(finding)) });
+
   let retryPeers: ((trigger: string) => void) | undefined;
   // Config, TLS context and pipeline in force; they change on reload (guard/reload.ts).
   try {
     live = createLiveGuard(config, {
       log, now, source: deps.source, onReload,
-      shared: { nonceStore, deliveries: state.deliveries, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) },
+      shared: { nonceStore, deliveries: state.deliveries, sequences, bans, limiters: state.limiters, ...(registry ? { registry: () => registry.state() } : {}) },
       ...(registry ? { registry: () => registry.current() } : {}),
     });
   } catch (err) {
     registry?.close();
+    sequences.close();
     bans.stop();
     await state.close();
     throw err;
@@ -239,6 +244,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
     server.close();
     live.close();
     registry?.close();
+    sequences.close();
     bans.stop();
     await state.close();
     throw err;
@@ -278,6 +284,7 @@ export async function startGuard(config: Readonly<Config>, deps: GuardDeps): Pro
         gate.close();
         repeats.flush();
         repeats.close();
+        sequences.close();
         bans.stop();
         await state.close();
         await new Promise<void>((resolve) => admin.close(() => resolve()));

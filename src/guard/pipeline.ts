@@ -6,6 +6,7 @@
 import { createAuthorizationStage } from '../auth/authorization.ts';
 import { createBearerVerifier, type BearerExpiry, type BearerVerifier } from '../auth/bearer.ts';
 import type { CredentialStage } from '../pipeline/credential-stage.ts';
+import type { RequestContext } from '../pipeline/context.ts';
 import { createJwtCredential } from '../auth/jwt.ts';
 import { createMtlsStage } from '../auth/mtls.ts';
 import { createUrlTokenStage } from '../auth/url-token.ts';
@@ -30,6 +31,7 @@ import type { ClientTrust } from '../tls/client-trust.ts';
 import { createConnectionTrustStage } from '../tls/connection-stage.ts';
 import { createBodyContractStage } from '../replay/body-contract.ts';
 import { SIGNATURE_HEADERS } from '../replay/signature.ts';
+import { createSequenceStage, type SequenceTracker } from '../replay/sequence-stage.ts';
 import { createSignatureStage } from '../replay/signature-stage.ts';
 import type { DeliveryStore, NonceStore } from '../store/store.ts';
 
@@ -41,6 +43,8 @@ export interface PipelineDeps {
   readonly nonceStore?: NonceStore;
   /** What was forwarded and answered per batch; required when upstream.deduplicate is set. */
   readonly deliveries?: DeliveryStore;
+  /** Each signer epoch's batch numbers (replay/sequence-stage.ts); required when replay.sequence is set. */
+  readonly sequences?: SequenceTracker;
   /** Failure counting and bans (limits/bans.ts), built by the guard over the shared state. */
   readonly bans: Bans;
   /** The shared state's rate limiters (store/create.ts). */
@@ -66,6 +70,8 @@ export interface GuardPipeline {
   readonly stages: readonly Stage[];
   /** Re-reads the stages' file-backed material (SIGHUP); invalid material keeps the old. */
   reload(trigger: ReloadTrigger): ReloadResult[];
+  /** The request's answer went out with `status` (after its pipeline ended): stages that hold a claim settle it. */
+  settled(ctx: RequestContext, status: number): void;
   /** The bearer secrets in force and their not_after (for the expiry metric); empty without bearer. */
   bearerExpiries(): readonly BearerExpiry[];
   /** Releases what the stages hold (upstream connections, timers, file watchers). */
@@ -100,6 +106,8 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     throw err;
   }
   const bans = createBanStages(deps.bans);
+  if (config.replay?.sequence !== undefined && !deps.sequences) throw new Error('replay.sequence is set but no sequence tracker was given to buildPipeline');
+  const sequence = deps.sequences ? createSequenceStage(config, deps.sequences) : undefined;
   const forward = createForwardStage(config, { strippedHeaders: CREDENTIAL_HEADERS, ...(deps.deliveries ? { deliveries: deps.deliveries } : {}), log: deps.log });
   const stages: Stage[] = [
     // 0. The control plane confirms this guard's role (registry/): otherwise nothing is served.
@@ -133,12 +141,15 @@ export function buildPipeline(config: Readonly<Config>, deps: PipelineDeps): Gua
     // 7. Freshness, replay, integrity.
     ...(signature ? [signature] : []),
     createBodyContractStage(config),
+    //    The batch's number in its signer's epoch (replay.sequence): claimed, gaps reported.
+    ...(sequence ? [sequence] : []),
     // 8. Proxy.
     forward,
   ];
   return {
     run: compose(stages),
     stages,
+    settled: (ctx, status) => sequence?.settled(ctx, status),
     bearerExpiries: () => bearer?.expiries() ?? [],
     reload: (trigger) => [...credentials, ...(signature ? [signature] : [])].flatMap((c) => c.reload(trigger)),
     close: () => {

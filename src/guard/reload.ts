@@ -54,7 +54,7 @@ export const RESTART_ONLY = ['role', 'pop_id', 'listen', 'admin', 'store', 'cont
 // upstream.deduplicate too (restartOnlyChanges, keepRestartOnly): its records are shared state.
 
 /** State made once per process and shared by every pipeline generation (a reload keeps it). */
-export type SharedPipelineDeps = Pick<PipelineDeps, 'nonceStore' | 'deliveries' | 'bans' | 'limiters' | 'registry'>;
+export type SharedPipelineDeps = Pick<PipelineDeps, 'nonceStore' | 'deliveries' | 'sequences' | 'bans' | 'limiters' | 'registry'>;
 
 /** What a new registry did to the peers (`applyRegistry`). */
 export type RegistryPeersResult =

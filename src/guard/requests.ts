@@ -129,10 +129,11 @@ function handle(req: IncomingMessage, res: ServerResponse, refusal?: Rejection):
     recorded = true;
     unrecorded.delete(forceFinish);
     clearTimeout(watchdog); // it would otherwise hold the request (and its body) until it fires
-    lease.release();
     const reason = ctx.interruptedBy ?? outcome.reason;
     const detail = interruptions.get(ctx) ?? outcome.detail;
     const status = res.headersSent ? res.statusCode : 0;
+    lease.pipeline.settled(ctx, status);
+    lease.release();
     record(requestEvent(ctx, reason, status, responseBytes, performance.now() - ctx.startedAt, detail));
     bans.recordOutcome(reason, conn, ctx.pop);
     // A credential of this request verified (ctx.pop is only ever set by one that did): the

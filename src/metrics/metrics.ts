@@ -67,7 +67,7 @@ export interface Metrics {
 /** Seconds; from 1 ms (a refusal) to the longest upstream timeout worth distinguishing. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-export function createMetrics(config: Pick<Config, 'peers'>, now: () => number = Date.now): Metrics {
+export function createMetrics(config: Pick<Config, 'peers'> & Partial<Pick<Config, 'replay'>>, now: () => number = Date.now): Metrics {
   const registry = new Registry();
   registerProcessMetrics(registry, 'backup');
   const registers = [registry];
@@ -130,6 +130,21 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
     labelNames: ['change'] as const,
     registers,
   });
+  // Batch numbers (replay.sequence): every SEQUENCE_* finding per POP, and the batch numbers
+  // reported missing. Bounded: 4 codes x the configured peers (others count as "unknown").
+  const sequenceEvents = new Counter({
+    name: 'replguard_sequence_events_total',
+    help: 'Batch-number findings by reason code (SEQUENCE_NEW_EPOCH, SEQUENCE_GAP, SEQUENCE_DUPLICATE, SEQUENCE_BELOW_LOWEST) and POP.',
+    labelNames: ['reason', 'pop'] as const,
+    registers,
+  });
+  const sequenceMissing = new Counter({
+    name: 'replguard_sequence_missing_batches_total',
+    help: 'Batch numbers reported missing (SEQUENCE_GAP: not forwarded within replay.sequence.gap_window after a higher one), by POP.',
+    labelNames: ['pop'] as const,
+    registers,
+  });
+  if (config.replay?.sequence !== undefined) for (const pop of peerIds) sequenceMissing.inc({ pop }, 0);
   let registryPeers: () => number | undefined = () => undefined;
   new Gauge({
     name: 'replguard_registry_peers',
@@ -287,6 +302,13 @@ export function createMetrics(config: Pick<Config, 'peers'>, now: () => number =
         if (reason === 'REGISTRY_PEERS_CHANGED') {
           for (const change of ['added', 'removed', 'changed'] as const) registryPeerChanges.inc({ change }, event.replguard?.registry?.[change]?.length ?? 0);
         }
+        return;
+      }
+      if (action === 'batch-sequence') {
+        const pop = popLabel(event.replguard?.pop);
+        sequenceEvents.inc({ reason, pop });
+        const gap = event.replguard?.gap;
+        if (gap !== undefined) sequenceMissing.inc({ pop }, gap.count);
         return;
       }
       if (action !== 'replication-request') return;

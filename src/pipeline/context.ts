@@ -96,6 +96,8 @@ export interface RequestContext {
   batchDigest: string | undefined;
   /** Set when the pipeline answered without forwarding (DELIVERY_DUPLICATE): the audit event's reason. */
   answeredAs: Reason | undefined;
+  /** The signer's epoch and batch number from a verified webhook-id (replay.sequence), once tracked. */
+  batch: { readonly epoch: string; readonly sequence: number } | undefined;
 }
 
 /** A connection's info with nothing known yet beyond what is given (one factory for the guard, the signer and the tests). */
@@ -141,5 +143,6 @@ export function newRequestContext(fields: Pick<RequestContext, 'id' | 'req' | 'r
     nonceReused: false,
     batchDigest: undefined,
     answeredAs: undefined,
+    batch: undefined,
   };
 }

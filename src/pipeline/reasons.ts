@@ -147,6 +147,17 @@ export const REASONS = {
   DELIVERY_STORE_FULL: { kind: 'request', status: 503, alert: true, bans: false, description: 'the memory store holds upstream.deduplicate.max_batches live batches; refused rather than forgetting one' },
   DELIVERY_STORE_UNAVAILABLE: { kind: 'request', status: 503, alert: true, bans: false, description: 'the delivery store did not answer (e.g. Redis down); refused, never forwarded unrecorded' },
 
+  // Batch numbers (replay.sequence, replay/sequence-stage.ts): the signer's epoch and each
+  // batch's number, signed in the webhook-id; what the guard forwarded of each epoch.
+  SEQUENCE_MISSING: { kind: 'request', status: 400, alert: false, bans: false, description: 'replay.sequence.required is set and the signed webhook-id carries no batch number (rs1_<epoch>_<n>): the sender is not a replguard signer' },
+  SEQUENCE_OUT_OF_ORDER: { kind: 'request', status: 503, alert: false, bans: false, description: 'replay.sequence.order is refuse and a lower number of this batch\'s epoch has not been forwarded yet: refused with Retry-After (the signer retries), never forwarded ahead of it' },
+  SEQUENCE_REFUSED: { kind: 'request', status: 409, alert: true, bans: false, description: 'replay.sequence.order is refuse and this batch number was forwarded before (SEQUENCE_DUPLICATE) or is below the lowest tracked (SEQUENCE_BELOW_LOWEST): never forwarded again' },
+  SEQUENCE_STORE_UNAVAILABLE: { kind: 'request', status: 503, alert: true, bans: false, description: 'the store of batch numbers did not answer (e.g. Redis down), or kept changing under concurrent updates: refused, never forwarded untracked' },
+  SEQUENCE_NEW_EPOCH: { kind: 'event', alert: false, bans: false, description: 'the first batch of a signer epoch (a signer start): replguard.sequence names the epoch and the first number seen, which is 1 unless batches before it never reached this guard or the guard forgot the epoch' },
+  SEQUENCE_GAP: { kind: 'event', alert: true, bans: false, description: 'batch numbers of an epoch were not forwarded within replay.sequence.gap_window after a higher one (replguard.sequence.gap_from to gap_to): the signer\'s audit explains them (it failed to deliver) or something between the two dropped them' },
+  SEQUENCE_DUPLICATE: { kind: 'event', alert: true, bans: false, description: 'a batch number already forwarded arrived again under another webhook-id (replguard.sequence.number); forwarded with order: report, refused (SEQUENCE_REFUSED) with refuse' },
+  SEQUENCE_BELOW_LOWEST: { kind: 'event', alert: true, bans: false, description: 'a batch number more than replay.sequence.max_tracked below the epoch\'s highest arrived: the guard no longer knows whether it was forwarded; forwarded with order: report, refused with refuse' },
+
   SHUTTING_DOWN: { kind: 'signer', status: 503, alert: false, bans: false, description: 'the signer is draining: a new request from the primary is refused (the guard finishes in-flight work instead)' },
   // Reloads of certificates, keys and tokens (reload/source.ts, audit/event.ts reloadEvent).
   CONFIG_RELOADED: { kind: 'event', alert: false, bans: false, description: 'new credential material was loaded and is in force' },

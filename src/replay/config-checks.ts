@@ -20,6 +20,10 @@ export function checkSignatureConfig(config: Readonly<Config>): Validation {
   if (config.replay !== undefined && !signed) {
     problems.push({ path: 'replay', message: 'replay protection needs signatures (an unsigned timestamp or nonce can be forged); add signature to auth.methods or remove replay' });
   }
+  const sequence = config.replay?.sequence;
+  if (sequence !== undefined && sequence.retention <= sequence.gap_window) {
+    problems.push({ path: 'replay.sequence.retention', message: 'retention must be longer than gap_window, or an epoch would be forgotten before its gaps are reported' });
+  }
   if (signed) problems.push(...readPeerSigningKeys(config.peers).problems);
   return { problems, warnings: [] };
 }

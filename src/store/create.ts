@@ -17,8 +17,9 @@ import { MemoryNonceStore } from './memory.ts';
 import { RateLimiterLru } from './lru-limiter.ts';
 import { MemoryBanStore } from './memory-bans.ts';
 import { MemoryDeliveryStore } from './memory-deliveries.ts';
+import { MemorySequenceStore } from './memory-sequences.ts';
 import type { CounterSpec } from './redis.ts';
-import type { DeliveryStore, NonceStore } from './store.ts';
+import type { DeliveryStore, NonceStore, SequenceStore } from './store.ts';
 
 export interface Limiters {
   /** Requests per authenticated POP (rate_per_minute, plus the burst allowance when configured). */
@@ -41,6 +42,11 @@ export interface SharedState {
    * `type: redis`, else bounded by `upstream.deduplicate.max_batches` in memory.
    */
   readonly deliveries: DeliveryStore;
+  /**
+   * Each signer epoch's batch numbers (replay.sequence): in Redis with `type: redis`, else at
+   * most MEMORY_EPOCHS epochs in memory (the least recently written forgotten first).
+   */
+  readonly sequences: SequenceStore;
   /** False while Redis is unreachable (readiness follows it); always true in memory. */
   ready(): boolean;
   close(): Promise<void>;
@@ -96,10 +102,13 @@ function buildLimiters(
 /** Memory bound of the delivery records when upstream.deduplicate is off (nothing is recorded then). */
 const NO_DEDUP_BATCHES = 1;
 
+/** Epochs whose batch numbers the memory store keeps: a signer starts one per start. */
+export const MEMORY_EPOCHS = 10_000;
+
 export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'store' | 'replay'>> & { readonly upstream?: Pick<Config['upstream'], 'deduplicate'> }, deps: SharedStateDeps): SharedState {
   if (config.store.type === 'redis') {
     if (deps.redis === undefined) throw new Error('createSharedState: store.type is redis but the Redis driver was not loaded (await loadRedisDriver() first)');
-    const { connectRedis, RedisBanStore, RedisDeliveryStore, RedisNonceStore, redisLimiter } = deps.redis;
+    const { connectRedis, RedisBanStore, RedisDeliveryStore, RedisNonceStore, RedisSequenceStore, redisLimiter } = deps.redis;
     const client = connectRedis(config.store, deps.log);
     const redis = (spec: CounterSpec) => redisLimiter(client, spec);
     return {
@@ -108,6 +117,7 @@ export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'stor
       limiters: buildLimiters(config.limits, { pop: redis, address: redis }),
       bans: new RedisBanStore(client, deps.now),
       deliveries: new RedisDeliveryStore(client),
+      sequences: new RedisSequenceStore(client),
       ready: () => client.status === 'ready',
       async close() {
         try {
@@ -121,6 +131,7 @@ export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'stor
   const maxKeys = config.limits.max_tracked_addresses;
   const nonces = new MemoryNonceStore({ maxNonces: (config.replay ?? REPLAY_DEFAULTS).max_nonces, now: deps.now });
   const deliveries = new MemoryDeliveryStore(config.upstream?.deduplicate?.max_batches ?? NO_DEDUP_BATCHES, deps.now);
+  const sequences = new MemorySequenceStore(MEMORY_EPOCHS, deps.now);
   return {
     type: 'memory',
     nonces,
@@ -130,10 +141,12 @@ export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'stor
     }),
     bans: new MemoryBanStore(maxKeys),
     deliveries,
+    sequences,
     ready: () => true,
     close: async () => {
       await nonces.close();
       deliveries.close();
+      sequences.close();
     },
   };
 }

@@ -12,7 +12,8 @@
  * Layout: `nonce:<id>`; `ban:<key>` (a JSON record, expiring when the ban ends) with the index
  * `bans` (a sorted set of keys by end time, for listing and for reporting ends);
  * `rate-pop:`, `rate-pop-burst:`, `rate-addr:`, `fail-pop:`, `fail-addr:` (counters);
- * `delivery:<pop>:<batch>` (a JSON delivery record, expiring with upstream.deduplicate.window).
+ * `delivery:<pop>:<batch>` (a JSON delivery record, expiring with upstream.deduplicate.window);
+ * `sequence:<pop>:<epoch>` (an epoch's batch-number state, expiring with replay.sequence.retention).
  */
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
@@ -20,7 +21,7 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
 import { parseBanRecord, type BanRecord, type BanStore } from './ban-store.ts';
-import { decodeDeliveryRecord, encodeDeliveryRecord, StoreUnavailableError, type ClaimResult, type DeliveryRecord, type DeliveryStore, type NonceResult, type NonceStore } from './store.ts';
+import { decodeDeliveryRecord, encodeDeliveryRecord, StoreUnavailableError, type ClaimResult, type DeliveryRecord, type DeliveryStore, type NonceResult, type NonceStore, type SequenceStore } from './store.ts';
 import { readPasswordFile } from '../config/files.ts';
 
 type StoreConfig = Config['store'];
@@ -259,6 +260,48 @@ export class RedisDeliveryStore implements DeliveryStore {
   async settle(key: string, record: DeliveryRecord): Promise<void> {
     try {
       await this.client.replguardSettleDelivery(`delivery:${key}`, encodeDeliveryRecord(record), record.digest);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+}
+
+// Compare-and-set of one epoch's batch-number state (replay/sequence.ts): the logic stays in one
+// place (TypeScript), Redis only makes the write conditional. ARGV: expected ('' with ARGV[4]
+// '0' for absent), next, time to live (ms), whether an entry is expected.
+const SEQUENCE_CAS = `
+local v = redis.call('GET', KEYS[1])
+if ARGV[4] == '0' then
+  if v then return 0 end
+elseif v ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+
+type SequenceClient = Redis & {
+  replguardSequenceCas(key: string, expected: string, next: string, ttlMs: number, present: '0' | '1'): Promise<number>;
+};
+
+export class RedisSequenceStore implements SequenceStore {
+  private readonly client: SequenceClient;
+
+  constructor(client: Redis) {
+    client.defineCommand('replguardSequenceCas', { numberOfKeys: 1, lua: SEQUENCE_CAS });
+    this.client = client as SequenceClient;
+  }
+
+  async read(key: string): Promise<string | undefined> {
+    try {
+      return (await this.client.get(`sequence:${key}`)) ?? undefined;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async compareAndSet(key: string, expected: string | undefined, next: string, ttlMs: number): Promise<boolean> {
+    try {
+      return (await this.client.replguardSequenceCas(`sequence:${key}`, expected ?? '', next, Math.max(1, Math.ceil(ttlMs)), expected === undefined ? '0' : '1')) === 1;
     } catch (err) {
       throw unavailable(err);
     }

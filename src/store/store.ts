@@ -81,3 +81,15 @@ export function decodeDeliveryRecord(text: string | null | undefined): DeliveryR
     return undefined;
   }
 }
+
+/**
+ * The batch-number state of each signer epoch (replay/sequence.ts), as opaque text: the caller
+ * reads it, computes the next state, and writes it only if no one (another request, another
+ * replica) changed it meanwhile. Keys are `<pop>:<epoch>`; every write restarts the entry's time
+ * to live (replay.sequence.retention).
+ */
+export interface SequenceStore {
+  read(key: string): Promise<string | undefined>;
+  /** Writes `next` if the entry is still `expected` (undefined: absent); false if it changed. */
+  compareAndSet(key: string, expected: string | undefined, next: string, ttlMs: number): Promise<boolean>;
+}
