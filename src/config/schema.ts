@@ -100,8 +100,13 @@ const replaySchema = z.strictObject({
        * before, or below the lowest tracked, is refused (409 SEQUENCE_REFUSED).
        */
       order: z.enum(['report', 'refuse']).default('report'),
-      /** A missing number is reported as a gap when it has not arrived this long after a higher one (default 30s, 1s to 1h). */
-      gap_window: duration('30s').default(30_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'gap_window must be between 1s and 1h'),
+      /**
+       * A missing number is reported as a gap when it has not arrived this long after a higher
+       * one, or after its own claim was withdrawn (default 15m, 1s to 1h). Keep it above the
+       * signer's whole retry schedule (781 s with the default retry.max_retries, plus each
+       * attempt's timeout): a batch the signer is still retrying is not lost yet.
+       */
+      gap_window: duration('15m').default(900_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'gap_window must be between 1s and 1h'),
       /** Numbers tracked per epoch below its highest (default 4096, 16 to 100000); older ones are forgotten (a missing one is reported as a gap then). */
       max_tracked: z.number().int().min(16).max(100_000).default(4096),
       /** How long an epoch is remembered after its last batch (default 24h, 1m to 30d). */

@@ -186,7 +186,8 @@ export function createSequenceStage(config: Pick<Config, 'replay' | 'upstream'>,
         const base: EpochState = state ?? { ...EMPTY, floor: n, high: n - 1, reportedBelow: n };
         const seen = see(base, n, at, policy);
         const takes = where === 'new-epoch' || where === 'in-order' || (where === 'ahead' && !refuse);
-        return { state: takes ? claim(seen.state, n) : seen.state, gaps: seen.gaps, result: { where, claimed: takes } };
+        const swept = sweep(takes ? claim(seen.state, n) : seen.state, at, policy);
+        return { state: swept.state, gaps: [...seen.gaps, ...swept.gaps], result: { where, claimed: takes } };
       }, ctx.id));
       const finding = found.where === 'new-epoch' ? 'SEQUENCE_NEW_EPOCH'
         : found.where === 'duplicate' && !ctx.nonceReused ? 'SEQUENCE_DUPLICATE'

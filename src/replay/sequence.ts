@@ -81,7 +81,9 @@ export function firstUnclaimed(state: EpochState): number {
 
 /**
  * `n` was seen at `now` (whether or not it is claimed): the highest number and the gap clocks
- * move, the floor rises past numbers too far below, and the gaps due are returned.
+ * move, and the floor rises past numbers too far below (their missing ones are the gaps
+ * returned). Claim `n` next, if it is taken, and sweep after that: a number arriving just as its
+ * window ends is not reported.
  */
 export function see(state: EpochState, n: number, now: number, policy: SequencePolicy): { state: EpochState; gaps: Gap[] } {
   let { floor, claimed, high, reportedBelow, clocks } = state;
@@ -107,8 +109,7 @@ export function see(state: EpochState, n: number, now: number, policy: SequenceP
     claimed = claimed.flatMap(([a, b]) => (b < lowest ? [] : [[Math.max(a, lowest), b] as const]));
     clocks = clocks.filter(([h]) => h > lowest);
   }
-  const swept = sweep({ floor, claimed, high, reportedBelow, clocks }, now, policy);
-  return { state: swept.state, gaps: [...gaps, ...swept.gaps] };
+  return { state: { floor, claimed, high, reportedBelow, clocks }, gaps };
 }
 
 /** `n` is claimed (it is being forwarded). */

@@ -157,7 +157,8 @@ t.test('order: refuse', async (t) => {
 
 t.test('the real signer: an epoch per start, and a gap its own audit explains', async (t) => {
   const backup = await startScriptedBackup();
-  const guard = await startGuard(guardConfig(backup.url));
+  // Longer than the signer's first retry delay (1 s): a batch being retried is not lost yet.
+  const guard = await startGuard(guardConfig(backup.url, { gap_window: '3s' }));
   const config = sharedSignerConfig(pki, `https://127.0.0.1:${guard.port}`, cert, {
     backup: { id: 'zurich-01', url: `https://127.0.0.1:${guard.port}`, ca_file: pki.caFile, server_name: 'localhost', timeout: '10s' },
     signing_keys: [signerKeyFile], retry: { max_retries: 0 }, shutdown_timeout: '5s',
@@ -188,6 +189,20 @@ t.test('the real signer: an epoch per start, and a gap its own audit explains', 
   const [gap] = await waitFinding(guard, 'SEQUENCE_GAP', epoch);
   t.same(gap!.replguard.gap, { from: 2, to: 2, count: 1 }, 'the guard reports the same number missing: a gap the signer explains');
 
+  // A retry keeps its number: the first attempt's claim is withdrawn (503), the retry claims it.
+  const retrying = await startGuard({ ...config, retry: { max_retries: 1 } });
+  t.teardown(() => retrying.stop());
+  const before = backup.bodies().length;
+  backup.set({ kind: 'status', status: 503 });
+  void backup.arrived(before + 1).then(() => backup.set({ kind: 'answer' }));
+  const retried = await primaryPost(retrying.port, JSON.stringify({ entries: [{ id: 'retried' }] }));
+  t.equal(retried.status, 200, 'delivered by the retry');
+  const attempts = await retrying.waitForEvents((e) => e.event.action === 'replication-send' && e.replguard.request_id === retried.headers['x-replguard-request-id'], 2, 15_000);
+  t.same(attempts.map((e) => [e.replguard.attempt, e.replguard.sequence]), [[1, 1], [2, 1]], 'both attempts carry batch 1 of the epoch');
+  const retriedEpoch: string = attempts[0]!.replguard.epoch;
+  const seen = await guard.waitForEvents((e) => e.replguard?.epoch === retriedEpoch && e.event.action === 'replication-request', 2, 15_000);
+  t.same(seen.map((e) => [e.event.reason, e.replguard.upstream_status, e.replguard.sequence]), [['FORWARDED', 503, 1], ['FORWARDED', 200, 1]], 'the guard saw 1 twice: refused by the backup, then applied');
+
   await signer.stop();
   signer = await startGuard(config);
   const after = await post('four');
@@ -198,8 +213,9 @@ t.test('the real signer: an epoch per start, and a gap its own audit explains', 
   t.equal((await post('five')).status, 200);
   const [start] = await waitFinding(guard, 'SEQUENCE_NEW_EPOCH', sent.replguard.epoch);
   t.equal(start!.replguard.sequence, 1);
-  await sleep(2500);
+  await sleep(4500); // past gap_window and a sweep
   t.same(findings(guard, 'SEQUENCE_GAP', sent.replguard.epoch), [], 'no gap in the new epoch');
+  t.same(findings(guard, 'SEQUENCE_GAP', retriedEpoch), [], 'nor in the retried one');
   t.equal(guard.audit().filter((e) => e.event.action === 'batch-sequence' && e.event.reason === 'SEQUENCE_GAP').length, 1, 'and the restart itself is no gap');
   t.same(guard.audit().filter((e) => e.event.reason === 'SEQUENCE_DUPLICATE'), [], 'nor a duplicate');
 });

@@ -10,8 +10,9 @@ function deliver(state: EpochState, numbers: readonly number[], at: number, p = 
   const gaps: Gap[] = [];
   for (const n of numbers) {
     const seen = see(state, n, at, p);
-    gaps.push(...seen.gaps);
-    state = claim(seen.state, n);
+    const swept = sweep(claim(seen.state, n), at, p);
+    gaps.push(...seen.gaps, ...swept.gaps);
+    state = swept.state;
   }
   return { state, gaps };
 }
@@ -51,6 +52,11 @@ t.test('gap clocks: each jump starts its own window; the earliest missing are re
   t.same(first.gaps, [[2, 2]]);
   const second = sweep(first.state, 50_000, policy);
   t.same(second.gaps, [[4, 5]]);
+});
+
+t.test('a number arriving just as its window ends is not a gap', async (t) => {
+  const { state } = deliver(EMPTY, [1, 3], 0);
+  t.same(deliver(state, [2], policy.gapWindowMs).gaps, []);
 });
 
 t.test('a gap found by a later batch is reported with it', async (t) => {
