@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makePki, makeBody, buildShim } from './lib/fixtures.mjs';
-import { TARGETS, REFERENCE, startUpstream } from './lib/targets.mjs';
+import { TARGETS, REFERENCE, startUpstream, caddyVersion } from './lib/targets.mjs';
 import { preflight } from './lib/preflight.mjs';
 import { measure } from './lib/load.mjs';
 import { aggregate, renderMarkdown } from './lib/report.mjs';
@@ -233,6 +233,7 @@ async function main() {
       node: process.version,
       nginx: firstLine(sh('nginx', ['-v'])).trim(),
       haproxy: firstLine(sh('haproxy', ['-v'])).replace(/ - https.*/, '').trim(),
+      caddy: caddyVersion() ?? 'caddy not installed',
       wrk: firstLine(sh('wrk', ['-v'])).replace(/ Copyright.*/, '').trim(),
       openssl: firstLine(sh('openssl', ['version'])).trim(),
     },

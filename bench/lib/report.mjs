@@ -88,7 +88,7 @@ export function renderMarkdown({ meta, scenarios, targets, unavailable, prefligh
   L.push('```', meta.command, '```', '');
   L.push('## Machine', '');
   L.push(`- CPU: ${meta.cpuModel}, \`nproc\` = ${meta.nproc}; kernel ${meta.kernel}; load average before the run ${meta.loadavg}`);
-  L.push(`- Node ${meta.versions.node}, ${meta.versions.nginx}, ${meta.versions.haproxy}, ${meta.versions.wrk}, ${meta.versions.openssl}`);
+  L.push(`- Node ${meta.versions.node}, ${meta.versions.nginx}, ${meta.versions.haproxy}, caddy ${meta.versions.caddy ?? '?'}, ${meta.versions.wrk}, ${meta.versions.openssl}`);
   if (meta.nodeArgs) L.push(`- Node targets ran with extra flags: \`${meta.nodeArgs}\``);
   L.push(`- Repetitions ${meta.reps}, ${meta.duration} s each (a noisy run is repeated up to ${meta.retryNoisy} times) after a ${meta.warmup} s warm-up (separate wrk process), scenarios interleaved across targets (target order rotated per repetition)`);
   L.push('');

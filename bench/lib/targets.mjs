@@ -3,6 +3,7 @@
 // plus optional `wrkEnv` (extra environment for the load generator, e.g. a pre-signed request file).
 // Adding a target = adding one object to TARGETS.
 import { writeFileSync, mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
@@ -10,6 +11,14 @@ import { startProcess, freePort, waitForPort, waitForHttp200, runBounded } from 
 
 export const ROUTE = '/api/replication/apply';
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
+/** The legitimate POP's certificate CN (the only peer every target admits). */
+export const PEER_CN = 'calgary-01';
+/**
+ * The flood scenario's banned source address (c): refused by a rule of nginx, haproxy and
+ * caddy, banned in replguard by failures sent from it before the flood (lib/flood.mjs). The
+ * legitimate client (wrk) connects from 127.0.0.1.
+ */
+export const FLOOD_BANNED_ADDRESS = '127.0.0.2';
 
 const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -83,7 +92,7 @@ ${nginxTemps(dir)}
 
 const nginx = {
   name: 'nginx',
-  about: 'nginx 1 worker: ssl_verify_client on, TLSv1.3, client_max_body_size 2m (buffered in memory), upstream keepalive 128, JSON access log to a file',
+  about: 'nginx 1 worker: ssl_verify_client on, TLSv1.3, certificate CN must be calgary-01 (403), `deny 127.0.0.2`, client_max_body_size 2m (buffered in memory), upstream keepalive 128, JSON access log to a file',
   tls: true,
   unavailable: () => null,
   async start(ctx) {
@@ -111,8 +120,13 @@ ${nginxTemps(dir)}
     ssl_client_certificate ${pki.caCert};
     ssl_verify_client on;
     ssl_protocols TLSv1.3;
+    # the flood scenario's banned address (c); the legitimate client is 127.0.0.1
+    deny ${FLOOD_BANNED_ADDRESS};
     location = ${ROUTE} {
       limit_except POST { deny all; }
+      # the certificate must name the peer (replguard's mTLS check): the flood's valid
+      # certificate of another name (b) is refused here
+      if ($ssl_client_s_dn != "CN=${PEER_CN}") { return 403; }
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -131,7 +145,7 @@ ${nginxTemps(dir)}
 
 const haproxy = {
   name: 'haproxy',
-  about: 'haproxy nbthread 1: verify required, ssl-min-ver TLSv1.3, 413 on Content-Length > 2 MiB (body streamed), http-reuse always, httplog to a file',
+  about: 'haproxy nbthread 1: verify required, ssl-min-ver TLSv1.3, certificate CN must be calgary-01 (403), 127.0.0.2 rejected at accept, 413 on Content-Length > 2 MiB (body streamed), http-reuse always, httplog to a file',
   tls: true,
   unavailable: () => null,
   async start(ctx) {
@@ -156,6 +170,10 @@ defaults
   timeout http-keep-alive 300s
 frontend fe
   bind 127.0.0.1:${port} ssl crt ${pki.serverPem} ca-file ${pki.caCert} verify required ssl-min-ver TLSv1.3
+  # the flood scenario's banned address (c), cut at accept
+  tcp-request connection reject if { src ${FLOOD_BANNED_ADDRESS} }
+  # the certificate must name the peer (replguard's mTLS check): the flood's other name (b) gets 403
+  http-request deny deny_status 403 unless { ssl_c_s_dn(cn) -m str ${PEER_CN} }
   http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${MAX_BODY_BYTES} }
   http-request deny deny_status 404 unless METH_POST { path ${ROUTE} }
   default_backend be
@@ -167,6 +185,97 @@ backend be
     if (check.code !== 0) throw new Error(`haproxy config check failed: ${check.stdout}${check.stderr}`);
     const child = startProcess('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')],
       { stdoutFile: path.join(dir, 'access.log'), stderrFile: path.join(dir, 'stderr.log') });
+    await waitForPort(port, child);
+    return { child, port };
+  },
+};
+
+/** `caddy version`'s first line, or null when caddy is not on the PATH. */
+export function caddyVersion() {
+  const r = spawnSync('caddy', ['version'], { encoding: 'utf8', timeout: 10000 });
+  return r.status === 0 ? r.stdout.trim().split('\n')[0] : null;
+}
+
+/**
+ * Caddy (Debian's package): the Go reverse proxy many would pick for client-certificate auth.
+ * One process with GOMAXPROCS=1, so that it uses one core like nginx's one worker. `route`
+ * keeps the handlers in the written order (the Caddyfile sorts bare directives otherwise).
+ * With client authentication on, Caddy answers 421 when the Host differs from the TLS server
+ * name (strict_sni_host, kept on): the clients send one that agrees (lib/preflight.mjs).
+ */
+const caddy = {
+  name: 'caddy',
+  about: 'caddy 1 process, GOMAXPROCS=1 (one core, like nginx\'s 1 worker): client_auth require_and_verify against the bench CA, TLS 1.3 only, certificate subject must be CN=calgary-01 (403), 127.0.0.2 refused (403), 413 on Content-Length > 2 MiB, request_body max_size 2 MiB for the streamed body, reverse_proxy with keep-alive (128 idle per host: with the default, one upstream connection was opened per two requests at 16 client connections), JSON access log to a file',
+  tls: true,
+  unavailable: () => (caddyVersion() ? null : 'caddy is not on the PATH (Debian: apt-get install caddy)'),
+  async start(ctx) {
+    const dir = path.join(ctx.runDir, 'caddy');
+    mkdirSync(path.join(dir, 'data'), { recursive: true });
+    const port = await freePort();
+    const { pki } = ctx;
+    const conf = `{
+	admin off
+	auto_https off
+	storage file_system ${dir}/data
+	servers {
+		protocols h1
+	}
+}
+https://:${port} {
+	bind 127.0.0.1
+	tls ${pki.serverCert} ${pki.serverKey} {
+		protocols tls1.3
+		client_auth {
+			mode require_and_verify
+			trusted_ca_cert_file ${pki.caCert}
+		}
+	}
+	log {
+		output file ${dir}/access.log
+		format json
+	}
+	route {
+		@banned remote_ip ${FLOOD_BANNED_ADDRESS}
+		respond @banned 403 {
+			close
+		}
+		@notpeer not vars {http.request.tls.client.subject} CN=${PEER_CN}
+		respond @notpeer 403
+		# request_body alone only cuts a body once it has grown past the limit (while it is
+		# proxied); a declared Content-Length over it is answered at once, like nginx and haproxy
+		@toolarge expression int({http.request.header.Content-Length}) > ${MAX_BODY_BYTES}
+		respond @toolarge 413 {
+			close
+		}
+		request_body {
+			max_size ${MAX_BODY_BYTES}
+		}
+		@route {
+			method POST
+			path ${ROUTE}
+		}
+		handle @route {
+			reverse_proxy 127.0.0.1:${ctx.upstream.port} {
+				transport http {
+					keepalive 300s
+					keepalive_idle_conns 128
+					keepalive_idle_conns_per_host 128
+				}
+			}
+		}
+		handle {
+			respond 404
+		}
+	}
+}
+`;
+    writeFileSync(path.join(dir, 'Caddyfile'), conf);
+    // Caddy keeps its state under XDG folders: point them into the run directory.
+    const env = { PATH: process.env.PATH, HOME: dir, XDG_DATA_HOME: path.join(dir, 'data'), XDG_CONFIG_HOME: path.join(dir, 'config'), GOMAXPROCS: '1' };
+    const check = await runBounded('caddy', ['validate', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], { env, timeoutMs: 20000 });
+    if (check.code !== 0) throw new Error(`caddy validate failed: ${(check.stdout + check.stderr).trim().slice(-400)}`);
+    const child = startProcess('caddy', ['run', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'],
+      { env, stdoutFile: path.join(dir, 'stdout.log'), stderrFile: path.join(dir, 'stderr.log') });
     await waitForPort(port, child);
     return { child, port };
   },
@@ -377,5 +486,5 @@ const replguardFull = {
   },
 };
 
-export const TARGETS = [nginx, haproxy, nodeFloor, direct, undiciMin, httpProxyMin, replguard, replguardDeno, replguardFull];
+export const TARGETS = [nginx, haproxy, caddy, nodeFloor, direct, undiciMin, httpProxyMin, replguard, replguardDeno, replguardFull];
 export const REFERENCE = 'nginx';
