@@ -8,17 +8,12 @@ import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:c
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { startProcess, freePort, waitForPort, waitForHttp200, runBounded } from './proc.mjs';
+import { FLOOD_BANNED_ADDRESS, banAddressByFailures } from './flood.mjs';
 
 export const ROUTE = '/api/replication/apply';
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
 /** The legitimate POP's certificate CN (the only peer every target admits). */
 export const PEER_CN = 'calgary-01';
-/**
- * The flood scenario's banned source address (c): refused by a rule of nginx, haproxy and
- * caddy, banned in replguard by failures sent from it before the flood (lib/flood.mjs). The
- * legitimate client (wrk) connects from 127.0.0.1.
- */
-export const FLOOD_BANNED_ADDRESS = '127.0.0.2';
 
 const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -328,7 +323,18 @@ const direct = {
   },
 };
 
-function replguardYaml(ctx, port, adminPort, { auth = '{ methods: [mtls] }', peer = '', extra = '' } = {}) {
+/**
+ * Failures that ban an address or POP in the replguard targets, and the window they count in.
+ * The flood scenario needs one address banned (replguard has no deny list: bans come from
+ * failures, see lib/flood.mjs banAddressByFailures) while each flood kind, at most
+ * MAX_FLOOD_RATE attempts a second from its own address, stays under the threshold so that it
+ * goes on meeting its own check; and no honest run comes near it (a preflight fails 3 times).
+ */
+export const BAN_AFTER_FAILURES = 1000;
+export const FAILURE_WINDOW_S = 10;
+export const MAX_FLOOD_RATE = Math.floor((0.8 * BAN_AFTER_FAILURES) / FAILURE_WINDOW_S);
+
+function replguardYaml(ctx, port, adminPort, { auth = '{ methods: [mtls] }', peer = '', peers = '', extra = '' } = {}) {
   const { pki } = ctx;
   return `pop_id: zurich-01
 role: backup
@@ -337,11 +343,12 @@ tls: { cert_file: ${pki.serverCert}, key_file: ${pki.serverKey}, client_ca_file:
 upstream: { url: ${ctx.upstream.url}, timeout: 30s }
 routes: [ { method: POST, path: ${ROUTE} } ]
 auth: ${auth}
-peers: [ { id: calgary-01, cert: { cn: calgary-01 }${peer} } ]
+peers: [ { id: calgary-01, cert: { cn: calgary-01 }${peer} }${peers} ]
 admin: { host: 127.0.0.1, port: ${adminPort} }
 # nginx's job has no rate limit: the limits stay on, set far above any offered load here. The ban
-# threshold too: a failed run must not ban the client for the runs after it.
-limits: { max_body_bytes: 2MiB, rate_per_minute: 100000000, address_rate_per_minute: 100000000, ban_after_failures: 1000000 }
+# threshold is out of an honest run's reach, and a ban short, so that a failed run cannot ban the
+# client for long; the flood scenario bans ${FLOOD_BANNED_ADDRESS} on purpose before each run.
+limits: { max_body_bytes: 2MiB, rate_per_minute: 100000000, address_rate_per_minute: 100000000, ban_after_failures: ${BAN_AFTER_FAILURES}, failure_window: ${FAILURE_WINDOW_S}s, ban_duration: 60s }
 ${extra}`;
 }
 
@@ -367,9 +374,15 @@ const replguard = {
       { cwd: ctx.repoRoot, stdoutFile: path.join(dir, 'audit.ndjson'), stderrFile: path.join(dir, 'stderr.log') });
     await waitForHttp200(adminPort, '/readyz', child);
     await waitForPort(port, child);
-    return { child, port, auditFile: path.join(dir, 'audit.ndjson') };
+    return { child, port, adminPort, auditFile: path.join(dir, 'audit.ndjson') };
   },
+  floodPrepare: banForFlood,
 };
+
+/** Before a flood run: ban the flood's banned address (a ban lasts 60 s, a flood run less). */
+function banForFlood(_ctx, started) {
+  return banAddressByFailures({ port: started.port, adminPort: started.adminPort, failures: BAN_AFTER_FAILURES + 50 });
+}
 
 /** The Deno binary the `deno` dev dependency installs (no download at run time). */
 function denoBinary(ctx) {
@@ -400,8 +413,9 @@ const replguardDeno = {
       { cwd: ctx.repoRoot, stdoutFile: path.join(dir, 'audit.ndjson'), stderrFile: path.join(dir, 'stderr.log') });
     await waitForHttp200(adminPort, '/readyz', child);
     await waitForPort(port, child);
-    return { child, port, auditFile: path.join(dir, 'audit.ndjson') };
+    return { child, port, adminPort, auditFile: path.join(dir, 'audit.ndjson') };
   },
+  floodPrepare: banForFlood,
 };
 
 /**
@@ -421,26 +435,34 @@ const replguardFull = {
   async start(ctx) {
     const dir = path.join(ctx.runDir, 'replguard-full');
     mkdirSync(dir, { recursive: true });
-    const jwtKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwtKey = path.join(dir, 'jwt.key');
-    const jwtPub = path.join(dir, 'jwt.pub');
-    writeFileSync(jwtKey, jwtKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    writeFileSync(jwtPub, jwtKeys.publicKey.export({ type: 'spki', format: 'pem' }));
-    const key = randomBytes(32);
-    const secret = `whsec_${key.toString('base64')}`;
-    const secretFile = path.join(dir, 'signing.secret');
-    writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
-    const minted = await runBounded(process.execPath, [path.join(ctx.repoRoot, 'dist', 'main.js'), 'make-jwt', '-k', jwtKey,
-      '--pop', 'calgary-01', '--audience', 'zurich-01', '--route', `POST:${ROUTE}`, '--ttl', '1h', '--alg', 'ES256'],
-    { cwd: ctx.repoRoot, timeoutMs: 20000 });
-    const jwt = minted.stdout.trim();
-    if (minted.code !== 0 || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(jwt)) throw new Error(`make-jwt failed: ${minted.stderr.trim()}`);
+    // calgary-01: the legitimate POP; toronto-02: a second peer, the flood's (b) identity, whose
+    // real token lends its header and claims to the forged ones (a random signature each)
+    const pops = {};
+    for (const pop of ['calgary-01', 'toronto-02']) {
+      const jwtKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const jwtKey = path.join(dir, `jwt-${pop}.key`);
+      const jwtPub = path.join(dir, `jwt-${pop}.pub`);
+      writeFileSync(jwtKey, jwtKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(jwtPub, jwtKeys.publicKey.export({ type: 'spki', format: 'pem' }));
+      const key = randomBytes(32);
+      const secret = `whsec_${key.toString('base64')}`;
+      const secretFile = path.join(dir, `signing-${pop}.secret`);
+      writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+      const minted = await runBounded(process.execPath, [path.join(ctx.repoRoot, 'dist', 'main.js'), 'make-jwt', '-k', jwtKey,
+        '--pop', pop, '--audience', 'zurich-01', '--route', `POST:${ROUTE}`, '--ttl', '1h', '--alg', 'ES256'],
+      { cwd: ctx.repoRoot, timeoutMs: 20000 });
+      const jwt = minted.stdout.trim();
+      if (minted.code !== 0 || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(jwt)) throw new Error(`make-jwt failed: ${minted.stderr.trim()}`);
+      pops[pop] = { jwtPub, key, secret, secretFile, jwt };
+    }
+    const { key, secret, jwt } = pops['calgary-01'];
 
     const port = await freePort();
     const adminPort = await freePort();
     writeFileSync(path.join(dir, 'replguard.yaml'), replguardYaml(ctx, port, adminPort, {
-      auth: `{ methods: [mtls, jwt, signature], jwt: { public_keys: [ { path: ${jwtPub}, alg: ES256, pop: calgary-01 } ] } }`,
-      peer: `, signing_keys: [${secretFile}]`,
+      auth: `{ methods: [mtls, jwt, signature], jwt: { public_keys: [ { path: ${pops['calgary-01'].jwtPub}, alg: ES256, pop: calgary-01 }, { path: ${pops['toronto-02'].jwtPub}, alg: ES256, pop: toronto-02 } ] } }`,
+      peer: `, signing_keys: [${pops['calgary-01'].secretFile}]`,
+      peers: `, { id: toronto-02, cert: { cn: toronto-02 }, signing_keys: [${pops['toronto-02'].secretFile}] }`,
       // Every request carries a fresh nonce: the store must hold a whole run's (max_age x 2). The
       // default max_age leaves room for signing a run's files (1 MiB bodies take seconds).
       extra: 'replay: { max_age: 300s, max_nonces: 3000000 }\n',
@@ -454,8 +476,10 @@ const replguardFull = {
     // "id.timestamp.body"), fast enough for files of 1 MiB bodies; preflight signs with the
     // standardwebhooks library, so a disagreement between the two fails preflight.
     const sign = (id, ts, body) => `v1,${createHmac('sha256', key).update(`${id}.${ts}.`).update(body).digest('base64')}`;
-    return { child, port, auditFile: path.join(dir, 'audit.ndjson'), full: { jwt, webhook: new Webhook(secret), sign, dir } };
+    return { child, port, adminPort, auditFile: path.join(dir, 'audit.ndjson'), full: { jwt, webhook: new Webhook(secret), sign, dir },
+      floodJwt: pops['toronto-02'].jwt };
   },
+  floodPrepare: banForFlood,
   /** Preflight: the JWT and a freshly signed triple for this body. */
   headers(_ctx, started, body) {
     const id = `msg_${randomUUID()}`;
@@ -488,3 +512,5 @@ const replguardFull = {
 
 export const TARGETS = [nginx, haproxy, caddy, nodeFloor, direct, undiciMin, httpProxyMin, replguard, replguardDeno, replguardFull];
 export const REFERENCE = 'nginx';
+/** The runtime's own forwarding floor: issue 22's goals are ratios to it, in the same repetition. */
+export const FLOOR = 'undici-min';
