@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makePki, makeBody, buildShim } from './lib/fixtures.mjs';
 import { TARGETS, REFERENCE, FLOOR, startUpstream, caddyVersion, MAX_FLOOD_RATE } from './lib/targets.mjs';
-import { describeKind } from './lib/flood.mjs';
+import { describeKind, FLOOD_MEANING } from './lib/flood.mjs';
 import { preflight } from './lib/preflight.mjs';
 import { measure } from './lib/load.mjs';
 import { aggregate, renderMarkdown } from './lib/report.mjs';
@@ -281,7 +281,7 @@ async function main() {
   const resultsPath = path.join(outDir, 'RESULTS.md');
   const previous = existsSync(resultsPath) ? readFileSync(resultsPath, 'utf8') : '';
   const appendix = previous.includes(APPENDIX_MARKER) ? previous.slice(previous.indexOf(APPENDIX_MARKER)) : '';
-  writeFileSync(resultsPath, `${renderMarkdown({ ...result, agg, targets: measuredTargets })}${appendix ? `\n${appendix}` : ''}`);
+  writeFileSync(resultsPath, `${renderMarkdown({ ...result, agg, targets: measuredTargets, floodMeaning: FLOOD_MEANING })}${appendix ? `\n${appendix}` : ''}`);
   log(`bench: wrote ${path.relative(repoRoot, path.join(outDir, 'RESULTS.md'))} and results.json`);
 
   for (const sc of scenarios) {
@@ -289,7 +289,7 @@ async function main() {
       const a = agg[sc.name][t.name];
       if (!a) continue;
       log(`summary ${sc.name.padEnd(8)} ${t.name.padEnd(15)} cpu ${a.cpuUsPerReq?.median.toFixed(1) ?? '–'} µs/req` +
-        ` x nginx ${a.cpuRatio?.median.toFixed(2) ?? '–'}  req/s ${a.rps?.median.toFixed(0) ?? '–'}  valid ${a.valid}/${a.runs}`);
+        ` x nginx ${a.cpuRatio?.median.toFixed(2) ?? "–"} x undici-min ${a.cpuFloorRatio?.median.toFixed(2) ?? "–"}  req/s ${a.rps?.median.toFixed(0) ?? '–'}  valid ${a.valid}/${a.runs}`);
     }
   }
 

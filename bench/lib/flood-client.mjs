@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { classifyFloodError } from './flood.mjs';
+import { classifyFloodError } from './flood-stats.mjs';
 
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const ca = readFileSync(cfg.ca);

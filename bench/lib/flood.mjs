@@ -6,14 +6,16 @@
 //       forged JWT (a real token's header and claims, 64 random bytes as its signature) (127.0.0.4);
 //   (c) banned-address: a banned address reconnecting, with a valid certificate that names no
 //       peer (CN intruder-99) (127.0.0.2).
-// What refuses each kind depends on the target: see FLOOD_MEANING. Pure helpers first (unit
-// tested in test/bench/flood.test.ts), then the process plumbing.
+// What refuses each kind depends on the target: see FLOOD_MEANING. The counting is in
+// flood-stats.mjs (no imports, unit tested in test/bench/flood-stats.test.ts).
 import net from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { startProcess, stopProcess } from './proc.mjs';
+
+export { classifyFloodError, floodWindow, legitSuccess, describeKind } from './flood-stats.mjs';
 
 /**
  * The flood scenario's banned source address (c): refused by a rule of nginx, haproxy and
@@ -34,72 +36,6 @@ export const FLOOD_MEANING = {
   'bad-credentials': 'nginx/haproxy/caddy check only the certificate: a rule on its subject (CN must be calgary-01) answers 403; replguard (mTLS only): toronto-02 names no peer (AUTH_PEER_UNKNOWN, 403); replguard-full: toronto-02 is a peer, so the forged JWT is verified and refused (AUTH_JWT_SIGNATURE_INVALID, 401)',
   'banned-address': 'nginx: `deny 127.0.0.2` (403 after the handshake); haproxy: `tcp-request connection reject` (cut at accept); caddy: `remote_ip` matcher (403 after the handshake); replguard: the address banned by failures sent from it before the run (limits.ban_after_failures), cut at accept except one probe handshake a second',
 };
-
-/** How an attempt that ended in a socket error is counted. */
-export function classifyFloodError(err, secured) {
-  const code = err?.code ?? '';
-  if (code.startsWith('ERR_SSL_')) return secured ? 'tls-alert-after-handshake' : 'tls-alert';
-  if (code === 'ECONNRESET' || code === 'EPIPE') return secured ? 'reset-after-handshake' : 'reset-in-handshake';
-  if (code === 'ECONNREFUSED') return 'connect-refused';
-  if (code === 'EADDRNOTAVAIL') return 'no-source-address';
-  return `error-${code || 'other'}`;
-}
-
-/** An outcome that means the flood got through: a 2xx answer. */
-export const isLetThrough = (outcome) => /^http-2\d\d$/.test(outcome);
-/** An outcome that is not a refusal: no answer in time, or the generator could not even connect. */
-const isUnanswered = (outcome) => outcome.startsWith('timeout') || outcome === 'connect-refused' || outcome === 'no-source-address';
-
-/** Counters between two snapshots of flood-client.mjs, as rates over the window. */
-export function floodWindow(before, after) {
-  const seconds = (after.atMs - before.atMs) / 1000;
-  const kinds = {};
-  let refused = 0;
-  let letThrough = 0;
-  for (const [name, a] of Object.entries(after.kinds)) {
-    const b = before.kinds[name] ?? { attempts: 0, skipped: 0, handshakes: 0, outcomes: {} };
-    const outcomes = {};
-    for (const [o, n] of Object.entries(a.outcomes)) {
-      const d = n - (b.outcomes[o] ?? 0);
-      if (d > 0) outcomes[o] = d;
-    }
-    const sum = (pred) => Object.entries(outcomes).filter(([o]) => pred(o)).reduce((s, [, n]) => s + n, 0);
-    const k = {
-      attempts: a.attempts - b.attempts,
-      skipped: a.skipped - b.skipped,
-      handshakes: a.handshakes - b.handshakes,
-      refused: sum((o) => !isLetThrough(o) && !isUnanswered(o)),
-      letThrough: sum(isLetThrough),
-      unanswered: sum(isUnanswered),
-      outcomes,
-    };
-    k.refusedPerS = seconds > 0 ? k.refused / seconds : 0;
-    k.attemptsPerS = seconds > 0 ? k.attempts / seconds : 0;
-    kinds[name] = k;
-    refused += k.refused;
-    letThrough += k.letThrough;
-  }
-  return { seconds, kinds, refused, refusedPerS: seconds > 0 ? refused / seconds : 0, letThrough };
-}
-
-/**
- * The legitimate POP's share of successful requests in a wrk summary: 2xx over every request
- * that got an answer plus every socket error and timeout (each a request that did not succeed).
- */
-export function legitSuccess(stats) {
-  if (!stats) return null;
-  const ok = stats.requests - stats.err_status;
-  const tried = stats.requests + stats.err_connect + stats.err_read + stats.err_write + stats.err_timeout;
-  return tried > 0 ? ok / tried : null;
-}
-
-/** "no-cert 50/s: tls-alert 498" style cell for one kind of a flood window. */
-export function describeKind(k) {
-  const top = Object.entries(k.outcomes).sort((x, y) => y[1] - x[1]).map(([o, n]) => `${o} ${n}`).join(', ');
-  return `${k.refusedPerS.toFixed(0)}/s refused (${top || 'nothing'})${k.letThrough ? `, ${k.letThrough} LET THROUGH` : ''}${k.skipped ? `, ${k.skipped} not sent (cap)` : ''}`;
-}
-
-// ---- process plumbing ----
 
 /** GET a loopback admin path; resolves { status, text } or { error }. */
 function adminGet(port, urlPath) {

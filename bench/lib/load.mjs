@@ -3,6 +3,7 @@ import { CLK_TCK, runBounded, treeTicks, treeMemory, machineStat, parseShellChil
 import http from 'node:http';
 import { rmSync } from 'node:fs';
 import { ROUTE } from './targets.mjs';
+import { NOISE } from './report.mjs';
 import { startFlood, floodWindow, legitSuccess, genericForgedJwt } from './flood.mjs';
 
 /** Connections the upstream nginx has accepted so far (stub_status), or null. */
@@ -28,8 +29,6 @@ function upstreamAccepts(ctx) {
 const WRAPPER = 'if [ -n "$SHIM" ]; then LD_PRELOAD="$SHIM" wrk "$@"; else wrk "$@"; fi; rc=$?; ' +
   'echo "SHSTAT $(cat /proc/$$/stat)"; exit $rc';
 
-/** Thresholds for flagging a run as noisy (measured over the run on the whole machine). */
-export const NOISE = { maxStealPct: 2, maxOtherCores: 0.15 };
 
 async function wrk(target, started, scenario, ctx, seconds, extraEnv = {}) {
   const scheme = target.tls ? 'https' : 'http';
