@@ -169,15 +169,19 @@ async function measureFlood(target, started, scenario, ctx, { duration, warmup }
   let m0;
   let m1;
   let t0;
+  let main0 = 0;
+  let main1 = 0;
   let floodError = null;
   try {
     warm = await wrk(target, started, scenario, ctx, warmup, warmEnv);
     f0 = await flood.mark();
     t0 = process.hrtime.bigint();
     p0 = snapshotProcesses();
+    main0 = mainThreadTicks(processTree(started.child.pid, p0));
     m0 = machineStat();
     w = await wrk(target, started, scenario, ctx, duration, runEnv);
     p1 = snapshotProcesses();
+    main1 = mainThreadTicks(processTree(started.child.pid, p1));
     m1 = machineStat();
     f1 = await flood.mark();
   } catch (err) {
@@ -223,6 +227,7 @@ async function measureFlood(target, started, scenario, ctx, { duration, warmup }
     // the target's CPU covers the legitimate requests and the flood together: per request it means little
     cpuUsPerReq: ok > 0 ? (targetTicks * (1e6 / CLK_TCK)) / ok : null,
     targetCores: perCore(targetTicks),
+    mainThreadShare: targetTicks > 0 ? (main1 - main0) / targetTicks : null,
     floodClientCores: perCore(floodTicks),
     wrkUsPerReq: ok > 0 && w?.wrkTicks != null ? (w.wrkTicks * (1e6 / CLK_TCK)) / ok : null,
     rssKb: mem.rssKb,

@@ -175,8 +175,8 @@ export function renderFlood(sc, targets, agg, meaning = {}) {
   const L = [];
   L.push(`## ${sc.name}: ${sc.about}`, '');
   const kinds = [...new Set(targets.flatMap((t) => Object.keys(agg[sc.name]?.[t.name]?.flood?.kinds ?? {})))];
-  L.push(`| target | legit success % | legit req/s | legit p50 µs | legit p99 µs | p99 × nginx | flood refused /s | ${kinds.map((k) => `${k} refused /s (outcomes, all runs)`).join(' | ')} | flood let through | target cores | flood client cores | RSS MiB | valid/runs | noisy |`);
-  L.push(`|---|---|---|---|---|---|---|${kinds.map(() => '---|').join('')}---|---|---|---|---|---|`);
+  L.push(`| target | legit success % | legit req/s | legit p50 µs | legit p99 µs | p99 × nginx | flood refused /s | ${kinds.map((k) => `${k} refused /s (outcomes, all runs)`).join(' | ')} | flood let through | target cores | main-thread share | flood client cores | RSS MiB | valid/runs | noisy |`);
+  L.push(`|---|---|---|---|---|---|---|${kinds.map(() => '---|').join('')}---|---|---|---|---|---|---|`);
   for (const t of targets) {
     const a = agg[sc.name]?.[t.name];
     if (!a) continue;
@@ -187,7 +187,7 @@ export function renderFlood(sc, targets, agg, meaning = {}) {
       const outcomes = Object.entries(f.outcomes).sort((x, y) => y[1] - x[1]).map(([o, n]) => `${o} ${n}`).join(', ');
       return `${cell(f.refusedPerS)} (${outcomes || '–'}${f.skipped ? `; ${f.skipped} not sent: cap on connections in flight` : ''})`;
     });
-    L.push(`| ${t.name} | ${cell(pct, 2)} | ${cell(a.rps)} | ${cell(a.p50us)} | ${cell(a.p99us)} | ${cell(a.p99Ratio, 2)} | ${cell(a.flood?.refusedPerS)} | ${kindCells.join(' | ')} | ${a.flood ? a.flood.letThrough : '–'} | ${cell(a.targetCores, 2)} | ${cell(a.floodClientCores, 2)} | ${cell(a.rssMiB, 1)} | ${a.valid}/${a.runs} | ${a.noisy} |`);
+    L.push(`| ${t.name} | ${cell(pct, 2)} | ${cell(a.rps)} | ${cell(a.p50us)} | ${cell(a.p99us)} | ${cell(a.p99Ratio, 2)} | ${cell(a.flood?.refusedPerS)} | ${kindCells.join(' | ')} | ${a.flood ? a.flood.letThrough : '–'} | ${cell(a.targetCores, 2)} | ${cell(a.mainThreadShare, 2)} | ${cell(a.floodClientCores, 2)} | ${cell(a.rssMiB, 1)} | ${a.valid}/${a.runs} | ${a.noisy} |`);
   }
   L.push('');
   L.push('- **legit success %**: the legitimate POP\'s 2xx answers over every request it sent (non-2xx answers, socket errors and timeouts all count as failures). A failed legitimate request does not make a flood run invalid: it is the result.');

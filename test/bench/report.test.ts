@@ -90,6 +90,6 @@ t.test('the flood table shows each kind with its outcomes and what got through',
   const rg = table.find((l: string) => l.startsWith('| replguard '));
   t.match(rg, /\| 99\.50 \| 1790 \| 1500 \| 6000 \| 1\.50 \| 120 \|/);
   t.match(rg, /40 \(reset-in-handshake 400, http-200 3; 2 not sent: cap on connections in flight\)/);
-  t.match(rg, /\| 3 \| 0\.60 \| 0\.40 \|/, 'flood let through, then target and client cores');
+  t.match(rg, /\| 3 \| 0\.60 \| – \| 0\.40 \|/, 'flood let through, then target cores, main-thread share (none here) and client cores');
   t.ok(lines.includes('- **no-cert**: all refuse it'));
 });
