@@ -1,7 +1,7 @@
 // bench/lib/report.mjs: ratios paired within a repetition (to nginx and to the undici-min
 // floor), issue 22's goals from them, and the flood table in RESULTS.md.
 import t from 'tap';
-import { aggregate, goals22, renderFlood } from '../../bench/lib/report.mjs';
+import { aggregate, goals22, renderFlood, renderMarkdown } from '../../bench/lib/report.mjs';
 
 const machine = { stealPct: 0, otherCores: 0, irqCores: 0 };
 type Run = Record<string, unknown>;
@@ -92,4 +92,36 @@ t.test('the flood table shows each kind with its outcomes and what got through',
   t.match(rg, /40 \(reset-in-handshake 400, http-200 3; 2 not sent: cap on connections in flight\)/);
   t.match(rg, /\| 3 \| 0\.60 \| – \| 0\.40 \|/, 'flood let through, then target cores, main-thread share (none here) and client cores');
   t.ok(lines.includes('- **no-cert**: all refuse it'));
+});
+
+t.test("RESULTS.md: issue 22's goals first, idle memory, a table per scenario, issue 10's goals marked historical", async (t) => {
+  const runs = [
+    run('nginx', 'fixed-1k', 1, { cpuUsPerReq: 60, p99us: 2000, rps: 1800 }),
+    run('undici-min', 'fixed-1k', 1, { cpuUsPerReq: 200, p99us: 5000, rps: 1800 }),
+    run('replguard', 'fixed-1k', 1, { cpuUsPerReq: 240, p99us: 3000, rps: 1800 }),
+    run('replguard', 'fixed-1k', 2, { valid: false, invalidReason: 'errors: err_status=3' }),
+    run('nginx', 'flood', 1, { p99us: 4000, legitSuccess: 1, flood: { refusedPerS: 150, letThrough: 0, kinds: {} } }),
+  ];
+  const targets = [{ name: 'nginx', about: 'nginx about' }, { name: 'undici-min', about: 'floor' }, { name: 'replguard', about: 'rg' }];
+  const agg = aggregate(runs, scenarios, targets.map((x) => x.name), 'nginx', 'undici-min');
+  const md = renderMarkdown({
+    meta: { date: 'D', command: 'node bench/run.mjs', cpuModel: 'cpu', nproc: 2, kernel: 'k', loadavg: '0', versions: { node: 'v20', nginx: 'n', haproxy: 'h', caddy: 'c', wrk: 'w', openssl: 'o' }, reps: 2, duration: 10, warmup: 1, retryNoisy: 2, notes: ['a note'] },
+    scenarios: [{ name: 'fixed-1k', about: 'fixed' }, { name: 'flood', about: 'flood', flood: {} }],
+    targets,
+    unavailable: [{ name: 'caddy', reason: 'caddy is not on the PATH' }],
+    preflights: [{ target: 'nginx', pass: true, checks: [{ check: '2xx', pass: true, got: { status: 200 } }] }],
+    agg,
+    runs,
+    idle: [{ target: 'replguard', rssKb: 61 * 1024, pssKb: 40 * 1024 }],
+  });
+  const at = (h: string) => md.indexOf(h);
+  t.ok(at('## Goals (issue 22)') > 0 && at('## Goals (issue 22)') < at('## Idle memory'), 'issue 22 goals before the idle memory');
+  t.match(md, /\| fixed-1k CPU\/request ≤ 1\.3x undici-min \| replguard \| 1\.20x \| 1\.3x \| met \|/);
+  t.match(md, /\| idle RSS .* \| replguard \| 61\.0 MiB \| 60 MiB \| NOT met \|/);
+  t.match(md, /\| replguard \| 240\.0 \| 4\.00 \| 1\.20 \| 1800 \|/, 'fixed-1k row: CPU, x nginx, x undici-min, req/s');
+  t.ok(at('## flood: flood') > at('## fixed-1k: fixed'), 'the flood table follows the other scenarios');
+  t.ok(at('## Issue 10 goals (historical') > at('## flood: flood'), 'issue 10 goals after the tables, marked historical');
+  t.match(md, /caddy`: \*\*unavailable — not measured\*\*: caddy is not on the PATH/);
+  t.match(md, /invalid: rep 2 fixed-1k replguard: errors: err_status=3/);
+  t.match(md, /- a note/);
 });
