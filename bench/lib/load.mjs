@@ -63,6 +63,42 @@ function invalidReason(w) {
   return null;
 }
 
+/**
+ * What every measured run reports alike: the load generator's figures (wrk's summary) and the
+ * machine over the run (steal, other processes, kernel threads, irq), and whether it was noisy.
+ */
+function commonFigures({ target, scenario, reason, stats, elapsedS, m0, m1, others }) {
+  const s = stats ?? {};
+  const ok = (s.requests ?? 0) - (s.err_status ?? 0);
+  const durationS = (s.duration_us ?? 0) / 1e6;
+  const perCore = (ticks) => (elapsedS > 0 ? ticks / (elapsedS * CLK_TCK) : 0);
+  const totalJiffies = m0 && m1 ? m1.total - m0.total : 0;
+  const stealPct = totalJiffies > 0 ? (100 * (m1.steal - m0.steal)) / totalJiffies : 0;
+  // this kernel accounts by ticks: irq/softirq ticks are also charged to whichever task was
+  // interrupted, so they are reported for information only, never subtracted
+  const otherCores = perCore(others.user);
+  return {
+    target: target.name,
+    scenario: scenario.name,
+    valid: reason === null,
+    invalidReason: reason,
+    requests: s.requests ?? 0,
+    ok,
+    durationS,
+    rps: durationS > 0 ? ok / durationS : 0,
+    p50us: s.p50_us, p90us: s.p90_us, p99us: s.p99_us, maxUs: s.max_us,
+    uploadMBps: durationS > 0 ? (ok * (s.body_bytes ?? 0)) / durationS / 1e6 : 0,
+    machine: {
+      elapsedS, stealPct, otherCores,
+      otherTop: others.top.map((o) => `${o.comm}[${o.pid}] ${perCore(o.ticks).toFixed(2)}`),
+      kernelThreadCores: perCore(others.kernel),
+      irqCores: m0 && m1 ? perCore(m1.irq - m0.irq) : 0,
+      busyCores: m0 && m1 ? perCore(m1.busy - m0.busy) : 0,
+    },
+    noisy: stealPct > NOISE.maxStealPct || otherCores > NOISE.maxOtherCores,
+  };
+}
+
 export async function measure(target, started, scenario, ctx, { duration, warmup }) {
   if (scenario.flood) return measureFlood(target, started, scenario, ctx, { duration, warmup });
   // A target's per-run load files (replguard-full: pre-signed requests) are written before
@@ -102,29 +138,13 @@ async function measureWith(target, started, scenario, ctx, { duration, warmup, w
   const accepts1 = await upstreamAccepts(ctx);
 
   const reason = warmInvalid ? `warm-up ${warmInvalid}` : invalidReason(w);
-  const s = w.stats ?? {};
-  const ok = (s.requests ?? 0) - (s.err_status ?? 0);
+  const common = commonFigures({ target, scenario, reason, stats: w.stats, elapsedS, m0, m1, others });
+  const { ok } = common;
   const usPerTick = 1e6 / CLK_TCK;
   const targetTicks = tgt[1].ticks - tgt[0].ticks;
   const upstreamTicks = up ? up[1].ticks - up[0].ticks : 0;
-  const perCore = (ticks) => ticks / (elapsedS * CLK_TCK);
-  const totalJiffies = m1.total - m0.total;
-  const stealPct = totalJiffies > 0 ? (100 * (m1.steal - m0.steal)) / totalJiffies : 0;
-  // this kernel accounts by ticks: irq/softirq ticks are also charged to whichever task was
-  // interrupted, so they are reported for information only, never subtracted
-  const otherCores = perCore(others.user);
-  const durationS = (s.duration_us ?? 0) / 1e6;
   return {
-    target: target.name,
-    scenario: scenario.name,
-    valid: reason === null,
-    invalidReason: reason,
-    requests: s.requests ?? 0,
-    ok,
-    durationS,
-    rps: durationS > 0 ? ok / durationS : 0,
-    p50us: s.p50_us, p90us: s.p90_us, p99us: s.p99_us, maxUs: s.max_us,
-    uploadMBps: durationS > 0 ? (ok * (s.body_bytes ?? 0)) / durationS / 1e6 : 0,
+    ...common,
     targetTicks,
     cpuUsPerReq: ok > 0 ? (targetTicks * usPerTick) / ok : null,
     targetCores: targetTicks / (elapsedS * CLK_TCK),
@@ -135,14 +155,6 @@ async function measureWith(target, started, scenario, ctx, { duration, warmup, w
     upstreamConnections: accepts0 !== null && accepts1 !== null ? accepts1 - accepts0 - 1 : null,
     rssKb: mem.rssKb,
     pssKb: mem.pssKb,
-    machine: {
-      elapsedS, stealPct, otherCores,
-      otherTop: others.top.map((o) => `${o.comm}[${o.pid}] ${perCore(o.ticks).toFixed(2)}`),
-      kernelThreadCores: perCore(others.kernel),
-      irqCores: perCore(m1.irq - m0.irq),
-      busyCores: perCore(m1.busy - m0.busy),
-    },
-    noisy: stealPct > NOISE.maxStealPct || otherCores > NOISE.maxOtherCores,
   };
 }
 
@@ -198,26 +210,14 @@ async function measureFlood(target, started, scenario, ctx, { duration, warmup }
   const floodTicks = ticksOf(flood.child.pid);
   const ours = p0 ? new Set([process.pid, ...treeTicks(started.child.pid, p1).pids, ...treeTicks(ctx.upstream.child.pid, p1).pids, ...treeTicks(flood.child.pid, p0).pids]) : new Set();
   const others = p0 ? othersTicks(p0, p1, ours) : { user: 0, kernel: 0, top: [] };
-  const s = w?.stats ?? {};
   const reason = prepareError ?? floodError ?? (!w?.stats ? `wrk: ${invalidReason(w ?? { stderr: 'not run' })}` : null) ??
     (!window ? 'no flood counters' : window.refused === 0 ? 'the flood client had nothing refused (did it run?)' : null);
-  const ok = (s.requests ?? 0) - (s.err_status ?? 0);
-  const durationS = (s.duration_us ?? 0) / 1e6;
+  const common = commonFigures({ target, scenario, reason, stats: w?.stats, elapsedS, m0, m1, others });
+  const { ok } = common;
+  const s = w?.stats ?? {};
   const perCore = (ticks) => (elapsedS > 0 ? ticks / (elapsedS * CLK_TCK) : 0);
-  const totalJiffies = m0 && m1 ? m1.total - m0.total : 0;
-  const stealPct = totalJiffies > 0 ? (100 * (m1.steal - m0.steal)) / totalJiffies : 0;
-  const otherCores = perCore(others.user);
   return {
-    target: target.name,
-    scenario: scenario.name,
-    valid: reason === null,
-    invalidReason: reason,
-    requests: s.requests ?? 0,
-    ok,
-    durationS,
-    rps: durationS > 0 ? ok / durationS : 0,
-    p50us: s.p50_us, p90us: s.p90_us, p99us: s.p99_us, maxUs: s.max_us,
-    uploadMBps: durationS > 0 ? (ok * (s.body_bytes ?? 0)) / durationS / 1e6 : 0,
+    ...common,
     legitSuccess: legitSuccess(w?.stats),
     legitErrors: w?.stats ? { status: s.err_status, connect: s.err_connect, read: s.err_read, write: s.err_write, timeout: s.err_timeout } : null,
     warmupLegitSuccess: legitSuccess(warm?.stats),
@@ -232,13 +232,5 @@ async function measureFlood(target, started, scenario, ctx, { duration, warmup }
     wrkUsPerReq: ok > 0 && w?.wrkTicks != null ? (w.wrkTicks * (1e6 / CLK_TCK)) / ok : null,
     rssKb: mem.rssKb,
     pssKb: mem.pssKb,
-    machine: {
-      elapsedS, stealPct, otherCores,
-      otherTop: others.top.map((o) => `${o.comm}[${o.pid}] ${perCore(o.ticks).toFixed(2)}`),
-      kernelThreadCores: perCore(others.kernel),
-      irqCores: m0 && m1 ? perCore(m1.irq - m0.irq) : 0,
-      busyCores: m0 && m1 ? perCore(m1.busy - m0.busy) : 0,
-    },
-    noisy: stealPct > NOISE.maxStealPct || otherCores > NOISE.maxOtherCores,
   };
 }
