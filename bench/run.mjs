@@ -9,11 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makePki, makeBody, buildShim } from './lib/fixtures.mjs';
-import { TARGETS, REFERENCE, startUpstream } from './lib/targets.mjs';
+import { TARGETS, REFERENCE, FLOOR, startUpstream, caddyVersion, MAX_FLOOD_RATE } from './lib/targets.mjs';
+import { describeKind, FLOOD_MEANING } from './lib/flood.mjs';
 import { preflight } from './lib/preflight.mjs';
 import { measure } from './lib/load.mjs';
 import { aggregate, renderMarkdown } from './lib/report.mjs';
-import { killAll, stopProcess, runBounded } from './lib/proc.mjs';
+import { killAll, stopProcess, runBounded, treeMemory, sleep } from './lib/proc.mjs';
 
 /** Where run.mjs's own report ends in RESULTS.md; what follows is kept on a rerun. */
 const APPENDIX_MARKER = '<!-- appendix: recorded by hand, kept by run.mjs -->';
@@ -32,6 +33,8 @@ const { values: opt } = parseArgs({
     scenarios: { type: 'string' },
     'fixed-connections': { type: 'string', default: '16' },
     'fixed-delay-ms': { type: 'string', default: '8' },
+    'flood-rate': { type: 'string', default: '50' },
+    'flood-concurrency': { type: 'string', default: '16' },
     'retry-noisy': { type: 'string' },
     profile: { type: 'boolean', default: false },
     'node-args': { type: 'string', default: '' },
@@ -42,8 +45,8 @@ const { values: opt } = parseArgs({
 
 if (opt.help) {
   process.stdout.write(`usage: node bench/run.mjs [--smoke] [--targets ${TARGETS.map((t) => t.name).join(',')}]
-  [--duration 10] [--reps 3] [--warmup 1] [--scenarios fixed-1k,sat-1k,sat-1m]
-  [--fixed-connections 16] [--fixed-delay-ms 8] [--retry-noisy 2] [--profile] [--node-args "--flag ..."] [--out DIR]
+  [--duration 10] [--reps 3] [--warmup 1] [--scenarios fixed-1k,sat-1k,sat-1m,flood]
+  [--fixed-connections 16] [--fixed-delay-ms 8] [--flood-rate 50] [--flood-concurrency 16] [--retry-noisy 2] [--profile] [--node-args "--flag ..."] [--out DIR]
 Writes bench/RESULTS.md and bench/results.json (with --smoke or --profile: into bench/.run/ only).
 --profile runs the Node targets under --cpu-prof (their figures are then inflated; the profiles
 land in the run directory; summarise one with node bench/profile-top.mjs FILE.cpuprofile).\n`);
@@ -61,11 +64,27 @@ for (const [k, v] of Object.entries({ duration, reps, warmup, 'retry-noisy': ret
 
 const fixedConns = Number(opt['fixed-connections']);
 const fixedDelay = Number(opt['fixed-delay-ms']);
+const floodRate = Number(opt['flood-rate']);
+const floodConcurrency = Number(opt['flood-concurrency']);
+// Each flood kind must stay under the replguard targets' ban threshold (lib/targets.mjs), or
+// replguard would ban it and the kind would no longer meet its own check.
+if (!Number.isInteger(floodRate) || floodRate < 1 || floodRate > MAX_FLOOD_RATE) { console.error(`--flood-rate must be an integer 1..${MAX_FLOOD_RATE} (attempts a second per flood kind; above it the replguard targets would ban the flood's addresses)`); process.exit(2); }
+// under replguard's default limits.max_unauthenticated_per_address (32)
+if (!Number.isInteger(floodConcurrency) || floodConcurrency < 1 || floodConcurrency > 16) { console.error('--flood-concurrency must be an integer 1..16 (connections in flight per flood kind)'); process.exit(2); }
+/**
+ * The targets the flood scenario runs against: the peers with an address rule and a peer-name
+ * check, and replguard. The smoke run (CI) floods two of them only, to stay short: the flood
+ * code is the same for all, and the others' rules are preflighted and loaded in every scenario.
+ */
+const FLOOD_TARGETS = smoke && !opt.targets ? ['nginx', 'replguard'] : ['nginx', 'haproxy', 'caddy', 'replguard', 'replguard-deno', 'replguard-full'];
 const ALL_SCENARIOS = [
   { name: 'fixed-1k', body: '1k', connections: fixedConns, delayMs: fixedDelay,
     about: `1 KiB POST at a fixed offered load (${fixedConns} connections, each waiting ${fixedDelay} ms between requests: about ${Math.round((fixedConns * 1000) / (fixedDelay + 0.5))} req/s)` },
   { name: 'sat-1k', body: '1k', connections: 64, about: '1 KiB POST at saturation (64 connections, no think time)' },
   { name: 'sat-1m', body: '1m', connections: 8, about: '1 MiB POST at 8 connections, no think time' },
+  { name: 'flood', body: '1k', connections: fixedConns, delayMs: fixedDelay, targets: FLOOD_TARGETS,
+    flood: { rate: floodRate, concurrency: floodConcurrency },
+    about: `the fixed-1k load of the legitimate POP (calgary-01, from 127.0.0.1) while three kinds of client flood the target, each from its own loopback address at ${floodRate} new connections a second (at most ${floodConcurrency} in flight): (a) TLS handshakes without a certificate, (b) a valid certificate of another name (toronto-02) with a forged JWT, (c) a banned address (127.0.0.2) reconnecting with a valid certificate that names no peer` },
 ];
 const scenarios = opt.scenarios
   ? opt.scenarios.split(',').map((n) => ALL_SCENARIOS.find((s) => s.name === n) ?? (() => { console.error(`unknown scenario ${n}`); process.exit(2); })())
@@ -106,6 +125,14 @@ async function installHttpProxy(dir) {
 
 function describeRun(r, retrying) {
   const m = r.machine;
+  if (r.scenario === 'flood') {
+    return `rep ${r.rep} ${r.scenario.padEnd(8)} ${r.target.padEnd(15)} ${r.valid ? 'valid  ' : 'INVALID'} ` +
+      `legit ${r.legitSuccess === null ? '–' : (100 * r.legitSuccess).toFixed(2)}% ok, ${r.rps.toFixed(0)} req/s, p50 ${r.p50us ?? '–'} p99 ${r.p99us ?? '–'} µs; ` +
+      `flood refused ${r.floodRefusedPerS?.toFixed(0) ?? '–'}/s` +
+      `${r.flood ? ` [${Object.entries(r.flood.kinds).map(([n, k]) => `${n}: ${describeKind(k)}`).join('; ')}]` : ''}; ` +
+      `target ${r.targetCores.toFixed(2)} cores, flood client ${r.floodClientCores.toFixed(2)} cores, steal ${m.stealPct.toFixed(1)}% other ${m.otherCores.toFixed(2)} cores` +
+      `${r.noisy ? ` NOISY (${m.otherTop.join(', ')})` : ''}${r.valid ? '' : ` (${r.invalidReason})`}${retrying ? ' -> repeating' : ''}`;
+  }
   return `rep ${r.rep} ${r.scenario.padEnd(8)} ${r.target.padEnd(15)} ${r.valid ? 'valid  ' : 'INVALID'} ` +
     `cpu ${r.cpuUsPerReq?.toFixed(1) ?? '–'} µs/req, ${r.rps.toFixed(0)} req/s, p50 ${r.p50us ?? '–'} p99 ${r.p99us ?? '–'} µs, ` +
     `${r.uploadMBps.toFixed(1)} MB/s, wrk ${r.wrkUsPerReq?.toFixed(1) ?? '–'} µs/req, upstream ${r.upstreamUsPerReq?.toFixed(1) ?? '–'} µs/req ${r.upstreamConnections ?? '–'} conns, ` +
@@ -184,6 +211,7 @@ async function main() {
   const selected = TARGETS.filter((t) => wanted.includes(t.name));
   const unavailable = [];
   const preflights = [];
+  const idle = [];
   const live = [];
   for (const t of selected) {
     const reason = t.unavailable(ctx);
@@ -200,6 +228,12 @@ async function main() {
       log(`bench: target ${t.name}: failed to start, not measured: ${err.message}`);
       continue;
     }
+    // idle memory: after start, before any request (issue 22: a light sidecar)
+    if (!started.shared) {
+      await sleep(1000);
+      const mem = treeMemory(started.child.pid);
+      idle.push({ target: t.name, rssKb: mem.rssKb, pssKb: mem.pssKb });
+    }
     const pf = await preflight(t, started, ctx);
     preflights.push({ target: t.name, ...pf });
     log(`bench: target ${t.name} on 127.0.0.1:${started.port} pid ${started.child.pid}: preflight ${pf.pass ? 'pass' : 'FAIL'}`);
@@ -213,7 +247,10 @@ async function main() {
     for (const sc of scenarios) {
       // rotate the target order per repetition so no target always runs first or last
       const order = live.map((_, i) => live[(i + rep - 1) % live.length]);
-      for (const { target, started } of order) runs.push(...await measureRetryingNoisy(target, started, sc, ctx, rep));
+      for (const { target, started } of order) {
+        if (sc.targets && !sc.targets.includes(target.name)) continue;
+        runs.push(...await measureRetryingNoisy(target, started, sc, ctx, rep));
+      }
     }
   }
 
@@ -221,7 +258,7 @@ async function main() {
   await stopProcess(ctx.upstream.child);
 
   const measuredTargets = live.map((l) => l.target);
-  const agg = aggregate(runs.filter((r) => !r.superseded), scenarios, measuredTargets.map((t) => t.name), REFERENCE);
+  const agg = aggregate(runs.filter((r) => !r.superseded), scenarios, measuredTargets.map((t) => t.name), REFERENCE, FLOOR);
   const meta = {
     date: new Date().toISOString(),
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
@@ -233,6 +270,7 @@ async function main() {
       node: process.version,
       nginx: firstLine(sh('nginx', ['-v'])).trim(),
       haproxy: firstLine(sh('haproxy', ['-v'])).replace(/ - https.*/, '').trim(),
+      caddy: caddyVersion() ?? 'caddy not installed',
       wrk: firstLine(sh('wrk', ['-v'])).replace(/ Copyright.*/, '').trim(),
       openssl: firstLine(sh('openssl', ['version'])).trim(),
     },
@@ -240,14 +278,14 @@ async function main() {
     notes: opt.profile ? ['PROFILING RUN: Node targets ran under --cpu-prof, their CPU figures are inflated; do not compare.'] : [],
   };
   for (const u of unavailable) meta.notes.push(`${u.name} was not measurable in this run: ${u.reason}`);
-  const result = { meta, scenarios, targets: measuredTargets.map(({ name, about }) => ({ name, about })), unavailable, preflights, runs, aggregate: agg };
+  const result = { meta, scenarios, targets: measuredTargets.map(({ name, about }) => ({ name, about })), unavailable, preflights, idle, runs, aggregate: agg };
   writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
   // The figures of the other bench scripts (e.g. json-contract.mjs) live below APPENDIX_MARKER
   // in the same file, recorded by hand with their command: a rerun keeps them.
   const resultsPath = path.join(outDir, 'RESULTS.md');
   const previous = existsSync(resultsPath) ? readFileSync(resultsPath, 'utf8') : '';
   const appendix = previous.includes(APPENDIX_MARKER) ? previous.slice(previous.indexOf(APPENDIX_MARKER)) : '';
-  writeFileSync(resultsPath, `${renderMarkdown({ ...result, agg, targets: measuredTargets })}${appendix ? `\n${appendix}` : ''}`);
+  writeFileSync(resultsPath, `${renderMarkdown({ ...result, agg, targets: measuredTargets, floodMeaning: FLOOD_MEANING })}${appendix ? `\n${appendix}` : ''}`);
   log(`bench: wrote ${path.relative(repoRoot, path.join(outDir, 'RESULTS.md'))} and results.json`);
 
   for (const sc of scenarios) {
@@ -255,7 +293,7 @@ async function main() {
       const a = agg[sc.name][t.name];
       if (!a) continue;
       log(`summary ${sc.name.padEnd(8)} ${t.name.padEnd(15)} cpu ${a.cpuUsPerReq?.median.toFixed(1) ?? '–'} µs/req` +
-        ` x nginx ${a.cpuRatio?.median.toFixed(2) ?? '–'}  req/s ${a.rps?.median.toFixed(0) ?? '–'}  valid ${a.valid}/${a.runs}`);
+        ` x nginx ${a.cpuRatio?.median.toFixed(2) ?? "–"} x undici-min ${a.cpuFloorRatio?.median.toFixed(2) ?? "–"}  req/s ${a.rps?.median.toFixed(0) ?? '–'}  valid ${a.valid}/${a.runs}`);
     }
   }
 
@@ -267,6 +305,7 @@ async function main() {
     for (const p of preflights) if (!p.pass) problems.push(`preflight failed for ${p.target}`);
     for (const sc of scenarios) {
       for (const t of measuredTargets) {
+        if (sc.targets && !sc.targets.includes(t.name)) continue;
         const a = agg[sc.name][t.name];
         if (!a?.valid) problems.push(`${sc.name} ${t.name}: no valid run`);
         else if (wanted.includes(REFERENCE) && !a.cpuRatio) problems.push(`${sc.name} ${t.name}: no ratio to ${REFERENCE}`);

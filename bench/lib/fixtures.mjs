@@ -35,11 +35,16 @@ export function makePki(dir) {
   ca('rogue-ca', 'rogue CA');
   const serverExt = ext('server.ext', 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n' +
     'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  const clientExt = ext('client.ext', 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n' +
-    'extendedKeyUsage=clientAuth\nsubjectAltName=DNS:calgary-01\n');
+  const clientExtText = (name) => 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n' +
+    `extendedKeyUsage=clientAuth\nsubjectAltName=DNS:${name}\n`;
+  const clientExt = ext('client.ext', clientExtText('calgary-01'));
   leaf('server', 'localhost', 'ca', serverExt);
   leaf('client', 'calgary-01', 'ca', clientExt);
   leaf('rogue-client', 'calgary-01', 'rogue-ca', clientExt);
+  // the flood scenario's valid certificates of other names (lib/flood.mjs): toronto-02 (a peer
+  // of replguard-full only) and intruder-99 (a peer nowhere)
+  leaf('flood-peer', 'toronto-02', 'ca', ext('flood-peer.ext', clientExtText('toronto-02')));
+  leaf('intruder', 'intruder-99', 'ca', ext('intruder.ext', clientExtText('intruder-99')));
   // haproxy wants certificate and key in one file
   writeFileSync(path.join(dir, 'server.pem'),
     readFileSync(path.join(dir, 'server.crt'), 'utf8') + readFileSync(path.join(dir, 'server.key'), 'utf8'), { mode: 0o600 });
@@ -48,6 +53,8 @@ export function makePki(dir) {
     dir, caCert: p('ca.crt'), serverCert: p('server.crt'), serverKey: p('server.key'), serverPem: p('server.pem'),
     clientCert: p('client.crt'), clientKey: p('client.key'),
     rogueCert: p('rogue-client.crt'), rogueKey: p('rogue-client.key'),
+    floodPeerCert: p('flood-peer.crt'), floodPeerKey: p('flood-peer.key'),
+    intruderCert: p('intruder.crt'), intruderKey: p('intruder.key'),
   };
 }
 

@@ -14,7 +14,8 @@ function request({ tls, port, cert, key, ca, body, contentLength, headers = {}, 
     const req = mod.request({
       host: '127.0.0.1', port, path: ROUTE, method: 'POST', agent: false,
       ...(tls ? { ca, cert, key, servername: 'localhost', minVersion: 'TLSv1.3' } : {}),
-      headers: { 'content-type': 'application/json', 'content-length': contentLength ?? Buffer.byteLength(body), ...headers },
+      // Host agrees with the TLS server name: caddy (strict_sni_host with client auth) answers 421 otherwise
+      headers: { host: `localhost:${port}`, 'content-type': 'application/json', 'content-length': contentLength ?? Buffer.byteLength(body), ...headers },
     }, (res) => {
       res.resume();
       res.on('end', () => done({ status: res.statusCode }));

@@ -34,11 +34,12 @@ function installHandlers() {
  * Start a long-lived process in its own process group. stdout/stderr go to files
  * (a realistic sink: the audit/access log is part of the target's cost).
  */
-export function startProcess(cmd, args, { cwd, env, stdoutFile, stderrFile } = {}) {
+export function startProcess(cmd, args, { cwd, env, stdoutFile, stderrFile, pipes = false } = {}) {
   installHandlers();
-  const out = stdoutFile ? openSync(stdoutFile, 'a') : 'ignore';
+  // pipes: stdin and stdout are pipes to this process (a generator it talks to, lib/flood.mjs)
+  const out = pipes ? 'pipe' : stdoutFile ? openSync(stdoutFile, 'a') : 'ignore';
   const err = stderrFile ? openSync(stderrFile, 'a') : 'ignore';
-  const child = spawn(cmd, args, { cwd, env: env ?? process.env, detached: true, stdio: ['ignore', out, err] });
+  const child = spawn(cmd, args, { cwd, env: env ?? process.env, detached: true, stdio: [pipes ? 'pipe' : 'ignore', out, err] });
   children.add(child);
   child.on('exit', () => children.delete(child));
   return child;

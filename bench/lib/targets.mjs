@@ -3,13 +3,17 @@
 // plus optional `wrkEnv` (extra environment for the load generator, e.g. a pre-signed request file).
 // Adding a target = adding one object to TARGETS.
 import { writeFileSync, mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { startProcess, freePort, waitForPort, waitForHttp200, runBounded } from './proc.mjs';
+import { FLOOD_BANNED_ADDRESS, banAddressByFailures } from './flood.mjs';
 
 export const ROUTE = '/api/replication/apply';
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
+/** The legitimate POP's certificate CN (the only peer every target admits). */
+export const PEER_CN = 'calgary-01';
 
 const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -83,7 +87,7 @@ ${nginxTemps(dir)}
 
 const nginx = {
   name: 'nginx',
-  about: 'nginx 1 worker: ssl_verify_client on, TLSv1.3, client_max_body_size 2m (buffered in memory), upstream keepalive 128, JSON access log to a file',
+  about: 'nginx 1 worker: ssl_verify_client on, TLSv1.3, certificate CN must be calgary-01 (403), `deny 127.0.0.2`, client_max_body_size 2m (buffered in memory), upstream keepalive 128, JSON access log to a file',
   tls: true,
   unavailable: () => null,
   async start(ctx) {
@@ -111,8 +115,13 @@ ${nginxTemps(dir)}
     ssl_client_certificate ${pki.caCert};
     ssl_verify_client on;
     ssl_protocols TLSv1.3;
+    # the flood scenario's banned address (c); the legitimate client is 127.0.0.1
+    deny ${FLOOD_BANNED_ADDRESS};
     location = ${ROUTE} {
       limit_except POST { deny all; }
+      # the certificate must name the peer (replguard's mTLS check): the flood's valid
+      # certificate of another name (b) is refused here
+      if ($ssl_client_s_dn != "CN=${PEER_CN}") { return 403; }
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -131,7 +140,7 @@ ${nginxTemps(dir)}
 
 const haproxy = {
   name: 'haproxy',
-  about: 'haproxy nbthread 1: verify required, ssl-min-ver TLSv1.3, 413 on Content-Length > 2 MiB (body streamed), http-reuse always, httplog to a file',
+  about: 'haproxy nbthread 1: verify required, ssl-min-ver TLSv1.3, certificate CN must be calgary-01 (403), 127.0.0.2 rejected at accept, 413 on Content-Length > 2 MiB (body streamed), http-reuse always, httplog to a file',
   tls: true,
   unavailable: () => null,
   async start(ctx) {
@@ -156,6 +165,10 @@ defaults
   timeout http-keep-alive 300s
 frontend fe
   bind 127.0.0.1:${port} ssl crt ${pki.serverPem} ca-file ${pki.caCert} verify required ssl-min-ver TLSv1.3
+  # the flood scenario's banned address (c), cut at accept
+  tcp-request connection reject if { src ${FLOOD_BANNED_ADDRESS} }
+  # the certificate must name the peer (replguard's mTLS check): the flood's other name (b) gets 403
+  http-request deny deny_status 403 unless { ssl_c_s_dn(cn) -m str ${PEER_CN} }
   http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${MAX_BODY_BYTES} }
   http-request deny deny_status 404 unless METH_POST { path ${ROUTE} }
   default_backend be
@@ -167,6 +180,97 @@ backend be
     if (check.code !== 0) throw new Error(`haproxy config check failed: ${check.stdout}${check.stderr}`);
     const child = startProcess('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')],
       { stdoutFile: path.join(dir, 'access.log'), stderrFile: path.join(dir, 'stderr.log') });
+    await waitForPort(port, child);
+    return { child, port };
+  },
+};
+
+/** `caddy version`'s first line, or null when caddy is not on the PATH. */
+export function caddyVersion() {
+  const r = spawnSync('caddy', ['version'], { encoding: 'utf8', timeout: 10000 });
+  return r.status === 0 ? r.stdout.trim().split('\n')[0] : null;
+}
+
+/**
+ * Caddy (Debian's package): the Go reverse proxy many would pick for client-certificate auth.
+ * One process with GOMAXPROCS=1, so that it uses one core like nginx's one worker. `route`
+ * keeps the handlers in the written order (the Caddyfile sorts bare directives otherwise).
+ * With client authentication on, Caddy answers 421 when the Host differs from the TLS server
+ * name (strict_sni_host, kept on): the clients send one that agrees (lib/preflight.mjs).
+ */
+const caddy = {
+  name: 'caddy',
+  about: 'caddy 1 process, GOMAXPROCS=1 (one core, like nginx\'s 1 worker): client_auth require_and_verify against the bench CA, TLS 1.3 only, certificate subject must be CN=calgary-01 (403), 127.0.0.2 refused (403), 413 on Content-Length > 2 MiB, request_body max_size 2 MiB for the streamed body, reverse_proxy with keep-alive (128 idle per host: with the default, one upstream connection was opened per two requests at 16 client connections), JSON access log to a file',
+  tls: true,
+  unavailable: () => (caddyVersion() ? null : 'caddy is not on the PATH (Debian: apt-get install caddy)'),
+  async start(ctx) {
+    const dir = path.join(ctx.runDir, 'caddy');
+    mkdirSync(path.join(dir, 'data'), { recursive: true });
+    const port = await freePort();
+    const { pki } = ctx;
+    const conf = `{
+	admin off
+	auto_https off
+	storage file_system ${dir}/data
+	servers {
+		protocols h1
+	}
+}
+https://:${port} {
+	bind 127.0.0.1
+	tls ${pki.serverCert} ${pki.serverKey} {
+		protocols tls1.3
+		client_auth {
+			mode require_and_verify
+			trusted_ca_cert_file ${pki.caCert}
+		}
+	}
+	log {
+		output file ${dir}/access.log
+		format json
+	}
+	route {
+		@banned remote_ip ${FLOOD_BANNED_ADDRESS}
+		respond @banned 403 {
+			close
+		}
+		@notpeer not vars {http.request.tls.client.subject} CN=${PEER_CN}
+		respond @notpeer 403
+		# request_body alone only cuts a body once it has grown past the limit (while it is
+		# proxied); a declared Content-Length over it is answered at once, like nginx and haproxy
+		@toolarge expression int({http.request.header.Content-Length}) > ${MAX_BODY_BYTES}
+		respond @toolarge 413 {
+			close
+		}
+		request_body {
+			max_size ${MAX_BODY_BYTES}
+		}
+		@route {
+			method POST
+			path ${ROUTE}
+		}
+		handle @route {
+			reverse_proxy 127.0.0.1:${ctx.upstream.port} {
+				transport http {
+					keepalive 300s
+					keepalive_idle_conns 128
+					keepalive_idle_conns_per_host 128
+				}
+			}
+		}
+		handle {
+			respond 404
+		}
+	}
+}
+`;
+    writeFileSync(path.join(dir, 'Caddyfile'), conf);
+    // Caddy keeps its state under XDG folders: point them into the run directory.
+    const env = { PATH: process.env.PATH, HOME: dir, XDG_DATA_HOME: path.join(dir, 'data'), XDG_CONFIG_HOME: path.join(dir, 'config'), GOMAXPROCS: '1' };
+    const check = await runBounded('caddy', ['validate', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], { env, timeoutMs: 20000 });
+    if (check.code !== 0) throw new Error(`caddy validate failed: ${(check.stdout + check.stderr).trim().slice(-400)}`);
+    const child = startProcess('caddy', ['run', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'],
+      { env, stdoutFile: path.join(dir, 'stdout.log'), stderrFile: path.join(dir, 'stderr.log') });
     await waitForPort(port, child);
     return { child, port };
   },
@@ -219,7 +323,18 @@ const direct = {
   },
 };
 
-function replguardYaml(ctx, port, adminPort, { auth = '{ methods: [mtls] }', peer = '', extra = '' } = {}) {
+/**
+ * Failures that ban an address or POP in the replguard targets, and the window they count in.
+ * The flood scenario needs one address banned (replguard has no deny list: bans come from
+ * failures, see lib/flood.mjs banAddressByFailures) while each flood kind, at most
+ * MAX_FLOOD_RATE attempts a second from its own address, stays under the threshold so that it
+ * goes on meeting its own check; and no honest run comes near it (a preflight fails 3 times).
+ */
+export const BAN_AFTER_FAILURES = 1000;
+export const FAILURE_WINDOW_S = 10;
+export const MAX_FLOOD_RATE = Math.floor((0.8 * BAN_AFTER_FAILURES) / FAILURE_WINDOW_S);
+
+function replguardYaml(ctx, port, adminPort, { auth = '{ methods: [mtls] }', peer = '', peers = '', extra = '' } = {}) {
   const { pki } = ctx;
   return `pop_id: zurich-01
 role: backup
@@ -228,11 +343,12 @@ tls: { cert_file: ${pki.serverCert}, key_file: ${pki.serverKey}, client_ca_file:
 upstream: { url: ${ctx.upstream.url}, timeout: 30s }
 routes: [ { method: POST, path: ${ROUTE} } ]
 auth: ${auth}
-peers: [ { id: calgary-01, cert: { cn: calgary-01 }${peer} } ]
+peers: [ { id: calgary-01, cert: { cn: calgary-01 }${peer} }${peers} ]
 admin: { host: 127.0.0.1, port: ${adminPort} }
 # nginx's job has no rate limit: the limits stay on, set far above any offered load here. The ban
-# threshold too: a failed run must not ban the client for the runs after it.
-limits: { max_body_bytes: 2MiB, rate_per_minute: 100000000, address_rate_per_minute: 100000000, ban_after_failures: 1000000 }
+# threshold is out of an honest run's reach, and a ban short, so that a failed run cannot ban the
+# client for long; the flood scenario bans ${FLOOD_BANNED_ADDRESS} on purpose before each run.
+limits: { max_body_bytes: 2MiB, rate_per_minute: 100000000, address_rate_per_minute: 100000000, ban_after_failures: ${BAN_AFTER_FAILURES}, failure_window: ${FAILURE_WINDOW_S}s, ban_duration: 60s }
 ${extra}`;
 }
 
@@ -258,9 +374,15 @@ const replguard = {
       { cwd: ctx.repoRoot, stdoutFile: path.join(dir, 'audit.ndjson'), stderrFile: path.join(dir, 'stderr.log') });
     await waitForHttp200(adminPort, '/readyz', child);
     await waitForPort(port, child);
-    return { child, port, auditFile: path.join(dir, 'audit.ndjson') };
+    return { child, port, adminPort, auditFile: path.join(dir, 'audit.ndjson') };
   },
+  floodPrepare: banForFlood,
 };
+
+/** Before a flood run: ban the flood's banned address (a ban lasts 60 s, a flood run less). */
+function banForFlood(_ctx, started) {
+  return banAddressByFailures({ port: started.port, adminPort: started.adminPort, failures: BAN_AFTER_FAILURES + 50 });
+}
 
 /** The Deno binary the `deno` dev dependency installs (no download at run time). */
 function denoBinary(ctx) {
@@ -291,8 +413,9 @@ const replguardDeno = {
       { cwd: ctx.repoRoot, stdoutFile: path.join(dir, 'audit.ndjson'), stderrFile: path.join(dir, 'stderr.log') });
     await waitForHttp200(adminPort, '/readyz', child);
     await waitForPort(port, child);
-    return { child, port, auditFile: path.join(dir, 'audit.ndjson') };
+    return { child, port, adminPort, auditFile: path.join(dir, 'audit.ndjson') };
   },
+  floodPrepare: banForFlood,
 };
 
 /**
@@ -312,26 +435,34 @@ const replguardFull = {
   async start(ctx) {
     const dir = path.join(ctx.runDir, 'replguard-full');
     mkdirSync(dir, { recursive: true });
-    const jwtKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwtKey = path.join(dir, 'jwt.key');
-    const jwtPub = path.join(dir, 'jwt.pub');
-    writeFileSync(jwtKey, jwtKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    writeFileSync(jwtPub, jwtKeys.publicKey.export({ type: 'spki', format: 'pem' }));
-    const key = randomBytes(32);
-    const secret = `whsec_${key.toString('base64')}`;
-    const secretFile = path.join(dir, 'signing.secret');
-    writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
-    const minted = await runBounded(process.execPath, [path.join(ctx.repoRoot, 'dist', 'main.js'), 'make-jwt', '-k', jwtKey,
-      '--pop', 'calgary-01', '--audience', 'zurich-01', '--route', `POST:${ROUTE}`, '--ttl', '1h', '--alg', 'ES256'],
-    { cwd: ctx.repoRoot, timeoutMs: 20000 });
-    const jwt = minted.stdout.trim();
-    if (minted.code !== 0 || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(jwt)) throw new Error(`make-jwt failed: ${minted.stderr.trim()}`);
+    // calgary-01: the legitimate POP; toronto-02: a second peer, the flood's (b) identity, whose
+    // real token lends its header and claims to the forged ones (a random signature each)
+    const pops = {};
+    for (const pop of ['calgary-01', 'toronto-02']) {
+      const jwtKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const jwtKey = path.join(dir, `jwt-${pop}.key`);
+      const jwtPub = path.join(dir, `jwt-${pop}.pub`);
+      writeFileSync(jwtKey, jwtKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(jwtPub, jwtKeys.publicKey.export({ type: 'spki', format: 'pem' }));
+      const key = randomBytes(32);
+      const secret = `whsec_${key.toString('base64')}`;
+      const secretFile = path.join(dir, `signing-${pop}.secret`);
+      writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+      const minted = await runBounded(process.execPath, [path.join(ctx.repoRoot, 'dist', 'main.js'), 'make-jwt', '-k', jwtKey,
+        '--pop', pop, '--audience', 'zurich-01', '--route', `POST:${ROUTE}`, '--ttl', '1h', '--alg', 'ES256'],
+      { cwd: ctx.repoRoot, timeoutMs: 20000 });
+      const jwt = minted.stdout.trim();
+      if (minted.code !== 0 || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(jwt)) throw new Error(`make-jwt failed: ${minted.stderr.trim()}`);
+      pops[pop] = { jwtPub, key, secret, secretFile, jwt };
+    }
+    const { key, secret, jwt } = pops['calgary-01'];
 
     const port = await freePort();
     const adminPort = await freePort();
     writeFileSync(path.join(dir, 'replguard.yaml'), replguardYaml(ctx, port, adminPort, {
-      auth: `{ methods: [mtls, jwt, signature], jwt: { public_keys: [ { path: ${jwtPub}, alg: ES256, pop: calgary-01 } ] } }`,
-      peer: `, signing_keys: [${secretFile}]`,
+      auth: `{ methods: [mtls, jwt, signature], jwt: { public_keys: [ { path: ${pops['calgary-01'].jwtPub}, alg: ES256, pop: calgary-01 }, { path: ${pops['toronto-02'].jwtPub}, alg: ES256, pop: toronto-02 } ] } }`,
+      peer: `, signing_keys: [${pops['calgary-01'].secretFile}]`,
+      peers: `, { id: toronto-02, cert: { cn: toronto-02 }, signing_keys: [${pops['toronto-02'].secretFile}] }`,
       // Every request carries a fresh nonce: the store must hold a whole run's (max_age x 2). The
       // default max_age leaves room for signing a run's files (1 MiB bodies take seconds).
       extra: 'replay: { max_age: 300s, max_nonces: 3000000 }\n',
@@ -345,8 +476,10 @@ const replguardFull = {
     // "id.timestamp.body"), fast enough for files of 1 MiB bodies; preflight signs with the
     // standardwebhooks library, so a disagreement between the two fails preflight.
     const sign = (id, ts, body) => `v1,${createHmac('sha256', key).update(`${id}.${ts}.`).update(body).digest('base64')}`;
-    return { child, port, auditFile: path.join(dir, 'audit.ndjson'), full: { jwt, webhook: new Webhook(secret), sign, dir } };
+    return { child, port, adminPort, auditFile: path.join(dir, 'audit.ndjson'), full: { jwt, webhook: new Webhook(secret), sign, dir },
+      floodJwt: pops['toronto-02'].jwt };
   },
+  floodPrepare: banForFlood,
   /** Preflight: the JWT and a freshly signed triple for this body. */
   headers(_ctx, started, body) {
     const id = `msg_${randomUUID()}`;
@@ -377,5 +510,7 @@ const replguardFull = {
   },
 };
 
-export const TARGETS = [nginx, haproxy, nodeFloor, direct, undiciMin, httpProxyMin, replguard, replguardDeno, replguardFull];
+export const TARGETS = [nginx, haproxy, caddy, nodeFloor, direct, undiciMin, httpProxyMin, replguard, replguardDeno, replguardFull];
 export const REFERENCE = 'nginx';
+/** The runtime's own forwarding floor: issue 22's goals are ratios to it, in the same repetition. */
+export const FLOOR = 'undici-min';
