@@ -4,35 +4,32 @@ import process from 'node:process';
 import { ConfigError } from './config/errors.ts';
 import { suggestKey } from './config/keys.ts';
 import { wantsHelp } from './cli/args.ts';
-import * as checkConfig from './cli/check-config.ts';
-import * as completion from './cli/completion.ts';
-import * as demo from './cli/demo.ts';
-import * as devPki from './cli/dev-pki.ts';
-import * as doctor from './cli/doctor.ts';
-import * as genToken from './cli/gen-token.ts';
 import { renderHelp, renderOverview } from './cli/help.ts';
-import * as makeJwt from './cli/make-jwt.ts';
-import * as migrateConfig from './cli/migrate-config.ts';
-import * as registry from './cli/registry.ts';
-import * as serve from './cli/serve.ts';
-import * as sign from './cli/sign.ts';
 import { COMMANDS, findCommand } from './cli/usage-table.ts';
-import * as version from './cli/version.ts';
 
-/** Each command of the usage table (cli/usage-table.ts) and the module that runs it. */
-const RUN: Record<string, (argv: string[]) => Promise<number>> = {
-  serve: serve.run,
-  'check-config': checkConfig.run,
-  doctor: doctor.run,
-  'migrate-config': migrateConfig.run,
-  'dev-pki': devPki.run,
-  'gen-token': genToken.run,
-  'make-jwt': makeJwt.run,
-  sign: (argv) => sign.run(argv),
-  registry: registry.run,
-  demo: demo.run,
-  completion: completion.run,
-  version: version.run,
+type Command = (argv: string[]) => Promise<number>;
+
+/**
+ * Each command of the usage table (cli/usage-table.ts) and the module that runs it, loaded when
+ * that command runs: `serve` does not keep the other commands' libraries resident (`doctor`'s
+ * ioredis alone is about 20 MiB), nor does a short command pay for the guard's.
+ */
+const RUN: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./cli/serve.ts')).run,
+  'check-config': async () => (await import('./cli/check-config.ts')).run,
+  doctor: async () => (await import('./cli/doctor.ts')).run,
+  'migrate-config': async () => (await import('./cli/migrate-config.ts')).run,
+  'dev-pki': async () => (await import('./cli/dev-pki.ts')).run,
+  'gen-token': async () => (await import('./cli/gen-token.ts')).run,
+  'make-jwt': async () => (await import('./cli/make-jwt.ts')).run,
+  sign: async () => {
+    const { run } = await import('./cli/sign.ts');
+    return (argv) => run(argv);
+  },
+  registry: async () => (await import('./cli/registry.ts')).run,
+  demo: async () => (await import('./cli/demo.ts')).run,
+  completion: async () => (await import('./cli/completion.ts')).run,
+  version: async () => (await import('./cli/version.ts')).run,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -48,7 +45,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (name === '--version' || name === '-V') {
-    process.stdout.write(`${version.versionLine()}\n`);
+    const { versionLine } = await import('./cli/version.ts');
+    process.stdout.write(`${versionLine()}\n`);
     return 0;
   }
   const spec = findCommand(name);
@@ -60,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(renderHelp(spec));
       return 0;
     }
-    return await run(rest);
+    return await (await run())(rest);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`replguard ${name}: configuration error${err.problems.length > 1 ? 's' : ''}:\n`);

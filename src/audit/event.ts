@@ -209,8 +209,37 @@ export function sourceFields(ip: string | undefined, port: number | undefined): 
   return port !== undefined && port > 0 && port <= 65535 ? { ip, port } : { ip };
 }
 
+/**
+ * `tls` of each connection's events, built once: the TLS version and the certificate are read
+ * once per connection and never change, and redacting, clipping and formatting them again for
+ * every request was a measurable part of an event's cost. `subjectCut`: `tls.client.subject`
+ * goes into `replguard.redacted`.
+ */
+const tlsByConnection = new WeakMap<ConnectionInfo, { tls: AuditEvent['tls']; subjectCut: boolean }>();
+
 /** `tls` of an event; undefined when nothing is known (no handshake got as far as a version). */
 function tlsFields(conn: ConnectionInfo, fields: Fields): AuditEvent['tls'] {
+  let known = tlsByConnection.get(conn);
+  if (!known) {
+    const own = new Fields();
+    known = { tls: buildTlsFields(conn, own), subjectCut: own.redacted.length > 0 };
+    tlsByConnection.set(conn, known);
+  }
+  if (known.subjectCut) fields.redacted.push('tls.client.subject');
+  // Each event gets its own copy: an event is the caller's to change (audit/repeats.ts does).
+  return known.tls && copyTls(known.tls);
+}
+
+function copyTls(tls: NonNullable<AuditEvent['tls']>): NonNullable<AuditEvent['tls']> {
+  const copy: NonNullable<AuditEvent['tls']> = { ...tls };
+  if (tls.client) {
+    copy.client = { ...tls.client };
+    if (tls.client.hash) copy.client.hash = { ...tls.client.hash };
+  }
+  return copy;
+}
+
+function buildTlsFields(conn: ConnectionInfo, fields: Fields): AuditEvent['tls'] {
   const tls: NonNullable<AuditEvent['tls']> = {};
   const version = conn.tlsVersion?.startsWith('TLSv') ? conn.tlsVersion.slice(4) : conn.tlsVersion;
   if (version !== undefined) {

@@ -11,6 +11,7 @@
  * aggregated: every HTTP request keeps its own event.
  */
 import { LRUCache } from 'lru-cache';
+import { entryBound } from '../core/lru.ts';
 import type { AuditEvent } from './event.ts';
 
 export interface RepeatSinks {
@@ -58,7 +59,7 @@ export function createRepeatAggregator(windowMs: number, now: () => number, sink
   }
   /** (reason, key) -> when the window of its first written event ends, and what was held since. */
   const windows = new LRUCache<string, { until: number; pending: Pending | undefined }>({
-    max: MAX_KEYS,
+    ...entryBound(MAX_KEYS),
     dispose: (value, _key, reason) => {
       if (reason === 'evict' || reason === 'delete') writeSummary(value.pending);
     },

@@ -1,5 +1,6 @@
 
 import { LRUCache } from 'lru-cache';
+import { entryBound } from '../core/lru.ts';
 import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { OperationalLog } from '../log/operational.ts';
@@ -32,7 +33,7 @@ export function createJwtCredential(config: Pick<Config, 'pop_id' | 'peers' | 'a
   if (!jwt) throw new ConfigError([{ path: 'auth.jwt', message: 'required when auth.methods lists jwt' }]);
   const now = deps.now ?? Date.now;
   const peerIds = new Set(config.peers.map((p) => p.id));
-  const cache = jwt.cache_max_entries > 0 ? new LRUCache<string, VerifiedToken>({ max: jwt.cache_max_entries }) : undefined;
+  const cache = jwt.cache_max_entries > 0 ? new LRUCache<string, VerifiedToken>(entryBound(jwt.cache_max_entries)) : undefined;
   const clear = () => cache?.clear();
 
   // What each entry was (file or folder) at the first load: a reload never reads it as the other.

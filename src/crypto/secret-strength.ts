@@ -33,10 +33,9 @@
  * unit test's sample).
  */
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { clearTimeout, setTimeout } from 'node:timers';
-import { ZxcvbnFactory, type MatchExtended } from '@zxcvbn-ts/core';
-import * as zxcvbnCommon from '@zxcvbn-ts/language-common';
-import * as zxcvbnEn from '@zxcvbn-ts/language-en';
+import type { MatchExtended, ZxcvbnFactory } from '@zxcvbn-ts/core';
 
 /** Shortest acceptable secret, in bytes (of the file's content, after the trailing newline). */
 export const MIN_SECRET_BYTES = 32;
@@ -72,13 +71,39 @@ export interface SecretStrength {
  */
 export const STRENGTH_DICTIONARIES_IDLE_MS = 2000;
 
+/**
+ * zxcvbn's packages, loaded on the first check (synchronously: the checks are). Their word lists
+ * are about 30 MiB resident once loaded and a module cannot be unloaded, so a process that never
+ * judges a secret (a guard authenticating by certificate only) never loads them. All three
+ * packages are CommonJS (`main`): `require` loads the same files an `import` would.
+ */
+interface ZxcvbnPackages {
+  readonly core: typeof import('@zxcvbn-ts/core');
+  readonly common: typeof import('@zxcvbn-ts/language-common');
+  readonly en: typeof import('@zxcvbn-ts/language-en');
+}
+let packages: ZxcvbnPackages | undefined;
+function zxcvbnPackages(): ZxcvbnPackages {
+  if (!packages) {
+    const require = createRequire(import.meta.url);
+    packages = { core: require('@zxcvbn-ts/core'), common: require('@zxcvbn-ts/language-common'), en: require('@zxcvbn-ts/language-en') };
+  }
+  return packages;
+}
+
+/** Whether zxcvbn's packages (and their word lists) are loaded in this process (tests, the bench). */
+export function strengthPackagesLoaded(): boolean {
+  return packages !== undefined;
+}
+
 let factory: ZxcvbnFactory | undefined;
 let releaseTimer: ReturnType<typeof setTimeout> | undefined;
 function zxcvbn(): ZxcvbnFactory {
-  factory ??= new ZxcvbnFactory({
-    dictionary: { ...zxcvbnCommon.dictionary, ...zxcvbnEn.dictionary },
-    graphs: zxcvbnCommon.adjacencyGraphs,
-    translations: zxcvbnEn.translations,
+  const { core, common, en } = zxcvbnPackages();
+  factory ??= new core.ZxcvbnFactory({
+    dictionary: { ...common.dictionary, ...en.dictionary },
+    graphs: common.adjacencyGraphs,
+    translations: en.translations,
     maxLength: JUDGED_PREFIX_CHARS,
     l33tMaxSubstitutions: L33T_MAX_SUBSTITUTIONS,
   });

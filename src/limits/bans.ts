@@ -26,6 +26,7 @@
  * elsewhere, from its first request here (403) on.
  */
 import { LRUCache } from 'lru-cache';
+import { entryBound } from '../core/lru.ts';
 import type { RateLimiterRes } from 'rate-limiter-flexible';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { banEvent } from '../audit/control-events.ts';
@@ -118,9 +119,9 @@ export class Bans {
     this.threshold = config.limits.ban_after_failures;
     this.durationMs = config.limits.ban_duration;
     this.now = deps.now;
-    this.local = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
-    this.verifiedAddresses = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
-    this.probes = new LRUCache<string, number>({ max: config.limits.max_tracked_addresses });
+    this.local = new LRUCache<string, number>(entryBound(config.limits.max_tracked_addresses));
+    this.verifiedAddresses = new LRUCache<string, number>(entryBound(config.limits.max_tracked_addresses));
+    this.probes = new LRUCache<string, number>(entryBound(config.limits.max_tracked_addresses));
     this.peerKeys = config.peers.map((p) => popKey(p.id));
   }
 

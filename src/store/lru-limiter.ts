@@ -10,6 +10,7 @@
  * are counted in a separate, never-evicted limiter, so a flood cannot reset a POP's counters.
  */
 import { LRUCache } from 'lru-cache';
+import { entryBound } from '../core/lru.ts';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import RateLimiterStoreAbstract from 'rate-limiter-flexible/lib/RateLimiterStoreAbstract.js';
 
@@ -32,7 +33,7 @@ export class RateLimiterLru extends RateLimiterStoreAbstract {
   private readonly cache: LRUCache<string, Counter>;
 
   constructor(options: LruLimiterOptions) {
-    const cache = new LRUCache<string, Counter>({ max: options.maxKeys });
+    const cache = new LRUCache<string, Counter>(entryBound(options.maxKeys));
     super({ keyPrefix: options.keyPrefix, points: options.points, duration: options.duration, storeClient: cache });
     this.cache = cache;
   }

@@ -5,6 +5,7 @@
  * distinct addresses cannot grow memory without bound.
  */
 import { LRUCache } from 'lru-cache';
+import { entryBound } from '../core/lru.ts';
 import { isPopKey } from './client-key.ts';
 import type { BanRecord, BanStore } from './ban-store.ts';
 
@@ -13,7 +14,7 @@ export class MemoryBanStore implements BanStore {
   private readonly addresses: LRUCache<string, BanRecord>;
 
   constructor(maxAddresses: number) {
-    this.addresses = new LRUCache<string, BanRecord>({ max: maxAddresses });
+    this.addresses = new LRUCache<string, BanRecord>(entryBound(maxAddresses));
   }
 
   /** Records held now (for tests and metrics). */

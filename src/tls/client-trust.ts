@@ -97,104 +97,141 @@ export function createClientTrust(anchors: readonly ParsedCertificate[], crls: C
 
   const refuse = (reason: Reason, detail: string, leaf: ParsedCertificate | undefined): ClientVerdict => ({ ok: false, reason, detail, leaf });
 
+  const verifyChain = (chain: readonly Uint8Array[], now: number): ClientVerdict => {
+    if (chain.length === 0) return refuse('TLS_CLIENT_CERT_MISSING', 'no client certificate', undefined);
+    let presented: ParsedCertificate[];
+    try {
+      presented = chain.slice(0, MAX_PRESENTED).map((der) => parseCertificate(der));
+    } catch (err) {
+      return refuse('TLS_CLIENT_CERT_INVALID', `a presented certificate cannot be read (${(err as Error).message})`, undefined);
+    }
+    const leaf = presented[0]!;
+
+    if (anchorHashes.has(leaf.sha256)) return refuse('TLS_CLIENT_CERT_INVALID', 'the client presented a CA certificate of tls.client_ca_file itself', leaf);
+
+    // Path building: leaf -> (intermediates the client sent) -> a CA of the bundle -> (the
+    // bundle, up to a self-issued root when it holds one). Every candidate issuer costs a
+    // signature verification, so their number is bounded.
+    const path: ParsedCertificate[] = [leaf];
+    let current = leaf;
+    let anchored = false;
+    let checks = 0;
+    const issuedBy = (candidate: ParsedCertificate) => {
+      if (candidate.subjectKey !== current.issuerKey || path.includes(candidate) || checks >= MAX_SIGNATURE_CHECKS) return false;
+      checks += 1;
+      return safe(() => current.x509.checkIssued(candidate.x509) && current.x509.verify(candidate.x509.publicKey));
+    };
+    for (;;) {
+      if (anchorHashes.has(current.sha256)) anchored = true;
+      if (anchored && current.subjectKey === current.issuerKey) break; // a root of the bundle: the top
+      let next = bySubject.get(current.issuerKey)?.find(issuedBy);
+      // Above a bundle CA only the bundle extends the path; below it, what the client sent.
+      if (!next && !anchored) next = presented.slice(1).filter(cheapToVerifyWith).find(issuedBy);
+      if (!next && checks >= MAX_SIGNATURE_CHECKS) {
+        return refuse('TLS_CLIENT_CERT_INVALID', `more than ${MAX_SIGNATURE_CHECKS} candidate issuers tried`, leaf);
+      }
+      if (!next) {
+        if (anchored) break; // a bundle CA whose issuer the bundle does not hold: the anchor
+        const named = bySubject.has(current.issuerKey) || presented.some((p) => p.subjectKey === current.issuerKey);
+        return refuse('TLS_CLIENT_CERT_UNTRUSTED', current === leaf
+          ? (named ? 'the certificate\'s signature does not verify with its issuer' : 'the certificate does not chain to tls.client_ca_file')
+          : `the chain through ${current.subjectText} does not reach tls.client_ca_file`, leaf);
+      }
+      path.push(next);
+      if (path.length > MAX_PATH) return refuse('TLS_CLIENT_CERT_INVALID', `the chain is longer than ${MAX_PATH} certificates`, leaf);
+      current = next;
+    }
+
+    let notAfterMs = Infinity;
+    for (const cert of path) {
+      const which = cert === leaf ? 'the certificate' : `its issuer ${cert.subjectText}`;
+      if (now < cert.notBeforeMs) return refuse('TLS_CLIENT_CERT_NOT_YET_VALID', `${which} is not valid before ${new Date(cert.notBeforeMs).toISOString()}`, leaf);
+      if (now > cert.notAfterMs) return refuse('TLS_CLIENT_CERT_EXPIRED', `${which} expired at ${new Date(cert.notAfterMs).toISOString()}`, leaf);
+      if (cert.unknownCritical.length > 0) return refuse('TLS_CLIENT_CERT_INVALID', `${which} has a critical extension this guard does not implement (${cert.unknownCritical.join(', ')})`, leaf);
+      notAfterMs = Math.min(notAfterMs, cert.notAfterMs);
+    }
+    for (let i = 1; i < path.length; i++) {
+      const issuer = path[i]!;
+      if (!issuer.isCa) return refuse('TLS_CLIENT_CERT_INVALID', `${issuer.subjectText} is not a CA (basicConstraints)`, leaf);
+      if (issuer.keyUsage !== undefined && (issuer.keyUsage & KeyUsageFlags.keyCertSign) === 0) return refuse('TLS_CLIENT_CERT_INVALID', `${issuer.subjectText} may not sign certificates (key usage)`, leaf);
+      // pathLenConstraint: how many intermediates may follow this CA below it.
+      if (issuer.pathLength !== undefined && i - 1 > issuer.pathLength) return refuse('TLS_CLIENT_CERT_INVALID', `the chain is longer than ${issuer.subjectText} allows`, leaf);
+    }
+    if (leaf.isCa) return refuse('TLS_CLIENT_CERT_INVALID', 'the client certificate is a CA certificate', leaf);
+    if (leaf.extendedKeyUsage !== undefined && !leaf.extendedKeyUsage.includes(EKU_CLIENT_AUTH) && !leaf.extendedKeyUsage.includes(EKU_ANY)) {
+      return refuse('TLS_CLIENT_CERT_INVALID', 'the certificate is not for TLS client authentication (extended key usage)', leaf);
+    }
+    if (leaf.keyUsage !== undefined && (leaf.keyUsage & (KeyUsageFlags.digitalSignature | KeyUsageFlags.keyAgreement)) === 0) {
+      return refuse('TLS_CLIENT_CERT_INVALID', 'the certificate\'s key usage allows no TLS client signature', leaf);
+    }
+
+    let validUntilMs = notAfterMs;
+    if (crls) {
+      // Every certificate below the top of the path, against the CRL its issuer signed. A listed one is named
+      // first (the most precise reason); then the leaf's issuer must have a current CRL.
+      for (let i = 0; i < path.length - 1; i++) {
+        const cert = path[i]!;
+        const revocations = crls.get(path[i + 1]!.sha256);
+        const which = cert === leaf ? 'the certificate' : `its issuer ${cert.subjectText}`;
+        if (revocations?.revoked.has(cert.serial)) return refuse('TLS_CLIENT_CERT_REVOKED', `${which} (serial ${cert.serial}) is listed in the CRL of ${revocations.issuer}`, leaf);
+      }
+      for (let i = 0; i < path.length - 1; i++) {
+        const cert = path[i]!;
+        const revocations = crls.get(path[i + 1]!.sha256);
+        if (!revocations) {
+          if (cert === leaf) return refuse('TLS_CLIENT_CERT_INVALID', 'tls.crl_file has no CRL from the certificate\'s issuer', leaf);
+          continue;
+        }
+        if (now + CRL_CLOCK_SKEW_MS < revocations.thisUpdateMs) return refuse('TLS_CLIENT_CERT_INVALID', `the CRL of ${revocations.issuer} is not valid yet`, leaf);
+        if (revocations.nextUpdateMs !== undefined && now > revocations.nextUpdateMs) {
+          return refuse('TLS_CLIENT_CERT_INVALID', `the CRL of ${revocations.issuer} expired at ${new Date(revocations.nextUpdateMs).toISOString()}; publish a new one`, leaf);
+        }
+        if (revocations.nextUpdateMs !== undefined) validUntilMs = Math.min(validUntilMs, revocations.nextUpdateMs);
+      }
+    }
+    return { ok: true, leaf, path, notAfterMs, validUntilMs };
+  };
+
+  // Chains that verified, by their bytes: each handshake of a POP presents the same chain, and
+  // decoding and checking it again cost more than the rest of the handshake's work in the guard.
+  // A verdict depends only on the chain, this trust (a reload makes a new one) and the time,
+  // and an accepted chain stays accepted from when it was checked until validUntilMs (its
+  // earliest notAfter, a CRL's nextUpdate). Refusals are not kept: a flood of bad chains
+  // cannot fill this.
+  const accepted = new Map<string, { verdict: ClientVerdict & { ok: true }; at: number }>();
+
   return {
     fingerprint,
     checksRevocation: crls !== undefined,
     verify(chain, now) {
-      if (chain.length === 0) return refuse('TLS_CLIENT_CERT_MISSING', 'no client certificate', undefined);
-      let presented: ParsedCertificate[];
-      try {
-        presented = chain.slice(0, MAX_PRESENTED).map((der) => parseCertificate(der));
-      } catch (err) {
-        return refuse('TLS_CLIENT_CERT_INVALID', `a presented certificate cannot be read (${(err as Error).message})`, undefined);
+      if (chain.length === 0) return verifyChain(chain, now);
+      const key = chainKey(chain);
+      const known = accepted.get(key);
+      if (known && now >= known.at && now <= known.verdict.validUntilMs) return known.verdict;
+      const verdict = verifyChain(chain, now);
+      if (verdict.ok) {
+        if (accepted.size >= ACCEPTED_CHAINS_KEPT) accepted.clear();
+        accepted.set(key, { verdict, at: now });
+      } else if (known) {
+        accepted.delete(key);
       }
-      const leaf = presented[0]!;
-
-      if (anchorHashes.has(leaf.sha256)) return refuse('TLS_CLIENT_CERT_INVALID', 'the client presented a CA certificate of tls.client_ca_file itself', leaf);
-
-      // Path building: leaf -> (intermediates the client sent) -> a CA of the bundle -> (the
-      // bundle, up to a self-issued root when it holds one). Every candidate issuer costs a
-      // signature verification, so their number is bounded.
-      const path: ParsedCertificate[] = [leaf];
-      let current = leaf;
-      let anchored = false;
-      let checks = 0;
-      const issuedBy = (candidate: ParsedCertificate) => {
-        if (candidate.subjectKey !== current.issuerKey || path.includes(candidate) || checks >= MAX_SIGNATURE_CHECKS) return false;
-        checks += 1;
-        return safe(() => current.x509.checkIssued(candidate.x509) && current.x509.verify(candidate.x509.publicKey));
-      };
-      for (;;) {
-        if (anchorHashes.has(current.sha256)) anchored = true;
-        if (anchored && current.subjectKey === current.issuerKey) break; // a root of the bundle: the top
-        let next = bySubject.get(current.issuerKey)?.find(issuedBy);
-        // Above a bundle CA only the bundle extends the path; below it, what the client sent.
-        if (!next && !anchored) next = presented.slice(1).filter(cheapToVerifyWith).find(issuedBy);
-        if (!next && checks >= MAX_SIGNATURE_CHECKS) {
-          return refuse('TLS_CLIENT_CERT_INVALID', `more than ${MAX_SIGNATURE_CHECKS} candidate issuers tried`, leaf);
-        }
-        if (!next) {
-          if (anchored) break; // a bundle CA whose issuer the bundle does not hold: the anchor
-          const named = bySubject.has(current.issuerKey) || presented.some((p) => p.subjectKey === current.issuerKey);
-          return refuse('TLS_CLIENT_CERT_UNTRUSTED', current === leaf
-            ? (named ? 'the certificate\'s signature does not verify with its issuer' : 'the certificate does not chain to tls.client_ca_file')
-            : `the chain through ${current.subjectText} does not reach tls.client_ca_file`, leaf);
-        }
-        path.push(next);
-        if (path.length > MAX_PATH) return refuse('TLS_CLIENT_CERT_INVALID', `the chain is longer than ${MAX_PATH} certificates`, leaf);
-        current = next;
-      }
-
-      let notAfterMs = Infinity;
-      for (const cert of path) {
-        const which = cert === leaf ? 'the certificate' : `its issuer ${cert.subjectText}`;
-        if (now < cert.notBeforeMs) return refuse('TLS_CLIENT_CERT_NOT_YET_VALID', `${which} is not valid before ${new Date(cert.notBeforeMs).toISOString()}`, leaf);
-        if (now > cert.notAfterMs) return refuse('TLS_CLIENT_CERT_EXPIRED', `${which} expired at ${new Date(cert.notAfterMs).toISOString()}`, leaf);
-        if (cert.unknownCritical.length > 0) return refuse('TLS_CLIENT_CERT_INVALID', `${which} has a critical extension this guard does not implement (${cert.unknownCritical.join(', ')})`, leaf);
-        notAfterMs = Math.min(notAfterMs, cert.notAfterMs);
-      }
-      for (let i = 1; i < path.length; i++) {
-        const issuer = path[i]!;
-        if (!issuer.isCa) return refuse('TLS_CLIENT_CERT_INVALID', `${issuer.subjectText} is not a CA (basicConstraints)`, leaf);
-        if (issuer.keyUsage !== undefined && (issuer.keyUsage & KeyUsageFlags.keyCertSign) === 0) return refuse('TLS_CLIENT_CERT_INVALID', `${issuer.subjectText} may not sign certificates (key usage)`, leaf);
-        // pathLenConstraint: how many intermediates may follow this CA below it.
-        if (issuer.pathLength !== undefined && i - 1 > issuer.pathLength) return refuse('TLS_CLIENT_CERT_INVALID', `the chain is longer than ${issuer.subjectText} allows`, leaf);
-      }
-      if (leaf.isCa) return refuse('TLS_CLIENT_CERT_INVALID', 'the client certificate is a CA certificate', leaf);
-      if (leaf.extendedKeyUsage !== undefined && !leaf.extendedKeyUsage.includes(EKU_CLIENT_AUTH) && !leaf.extendedKeyUsage.includes(EKU_ANY)) {
-        return refuse('TLS_CLIENT_CERT_INVALID', 'the certificate is not for TLS client authentication (extended key usage)', leaf);
-      }
-      if (leaf.keyUsage !== undefined && (leaf.keyUsage & (KeyUsageFlags.digitalSignature | KeyUsageFlags.keyAgreement)) === 0) {
-        return refuse('TLS_CLIENT_CERT_INVALID', 'the certificate\'s key usage allows no TLS client signature', leaf);
-      }
-
-      let validUntilMs = notAfterMs;
-      if (crls) {
-        // Every certificate below the top of the path, against the CRL its issuer signed. A listed one is named
-        // first (the most precise reason); then the leaf's issuer must have a current CRL.
-        for (let i = 0; i < path.length - 1; i++) {
-          const cert = path[i]!;
-          const revocations = crls.get(path[i + 1]!.sha256);
-          const which = cert === leaf ? 'the certificate' : `its issuer ${cert.subjectText}`;
-          if (revocations?.revoked.has(cert.serial)) return refuse('TLS_CLIENT_CERT_REVOKED', `${which} (serial ${cert.serial}) is listed in the CRL of ${revocations.issuer}`, leaf);
-        }
-        for (let i = 0; i < path.length - 1; i++) {
-          const cert = path[i]!;
-          const revocations = crls.get(path[i + 1]!.sha256);
-          if (!revocations) {
-            if (cert === leaf) return refuse('TLS_CLIENT_CERT_INVALID', 'tls.crl_file has no CRL from the certificate\'s issuer', leaf);
-            continue;
-          }
-          if (now + CRL_CLOCK_SKEW_MS < revocations.thisUpdateMs) return refuse('TLS_CLIENT_CERT_INVALID', `the CRL of ${revocations.issuer} is not valid yet`, leaf);
-          if (revocations.nextUpdateMs !== undefined && now > revocations.nextUpdateMs) {
-            return refuse('TLS_CLIENT_CERT_INVALID', `the CRL of ${revocations.issuer} expired at ${new Date(revocations.nextUpdateMs).toISOString()}; publish a new one`, leaf);
-          }
-          if (revocations.nextUpdateMs !== undefined) validUntilMs = Math.min(validUntilMs, revocations.nextUpdateMs);
-        }
-      }
-      return { ok: true, leaf, path, notAfterMs, validUntilMs };
+      return verdict;
     },
   };
+}
+
+/** Accepted chains kept per trust; the list is emptied when full. */
+const ACCEPTED_CHAINS_KEPT = 1024;
+
+/** SHA-256 over the certificates a verdict reads (the first MAX_PRESENTED), each with its length. */
+function chainKey(chain: readonly Uint8Array[]): string {
+  const hash = createHash('sha256');
+  const length = Buffer.alloc(4);
+  for (const der of chain.slice(0, MAX_PRESENTED)) {
+    length.writeUInt32BE(der.length);
+    hash.update(length).update(der);
+  }
+  return hash.digest('hex');
 }
 
 /**

@@ -288,3 +288,18 @@ t.test('the ECS checker itself: each kind of mistake is named', async (t) => {
   t.match(problems({ event: { ...ok.event, start: '03/12/2026' } }), /^event\.start: a date must be an ISO 8601 string/m);
   t.match(ecsProblems({ ecs: ok.ecs, event: ok.event }).join('\n'), /^@timestamp: missing/m);
 });
+
+t.test('every event of a connection carries the same tls fields, each its own copy (built once per connection)', async (t) => {
+  const secret = generateToken();
+  const first = context({ path: undefined });
+  (first.conn as { peer: unknown }).peer = { ...first.conn.peer!, subject: `CN=calgary-01,OU=token=${secret}` };
+  const second = newRequestContext({ id: '00000000-0000-4000-8000-000000000002', req: first.req, res: first.res, conn: first.conn, startedAt: 0 });
+  const a = requestEvent(first, 'FORWARDED', 200, 12, 1, undefined);
+  a.tls!.client!.subject = 'changed by a consumer';
+  a.tls!.client!.hash!.sha256 = 'changed';
+  const b = requestEvent(second, 'FORWARDED', 200, 12, 1, undefined);
+  t.equal(b.tls!.client!.subject, 'CN=calgary-01,[Redacted]');
+  t.equal(b.tls!.client!.hash!.sha256, 'ab'.repeat(32));
+  t.same(b.tls, { version: '1.3', version_protocol: 'tls', client: { subject: 'CN=calgary-01,[Redacted]', hash: { sha256: 'ab'.repeat(32) }, not_after: '2031-02-03T04:05:06.000Z' } });
+  t.same(b.replguard!.redacted, ['tls.client.subject'], 'the subject is still named as cut');
+});

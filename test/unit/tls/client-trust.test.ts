@@ -156,3 +156,23 @@ t.test('two CAs of one name never share a CRL', async (t) => {
   t.equal(!v.ok && v.reason, 'TLS_CLIENT_CERT_INVALID', "the twin's leaf: the root's CRL is not its issuer's");
   t.match(!v.ok && v.detail, /no CRL/);
 });
+
+t.test('an accepted chain is not decoded again while its verdict holds; time and a new trust still decide', async (t) => {
+  const rootFiles = { cert: file(root.certPem), key: file(root.keyPem) };
+  const later = root.issueClient('calgary-01', { notBefore: new Date(now + DAY), notAfter: new Date(now + 10 * DAY) });
+  const trust = createClientTrust([parsed(root.certPem)], undefined);
+  const first = trust.verify([der(later.certPem)], now + 2 * DAY);
+  t.equal(first.ok, true);
+  t.equal(trust.verify([der(later.certPem)], now + 3 * DAY), first, 'the same verdict, not a new check');
+  t.not(trust.verify([der(later.certPem), der(root.certPem)], now + 3 * DAY), first, 'other bytes are another chain');
+  const early = trust.verify([der(later.certPem)], now);
+  t.equal(!early.ok && early.reason, 'TLS_CLIENT_CERT_NOT_YET_VALID', 'before the time it was accepted at: checked again');
+  const expired = trust.verify([der(later.certPem)], now + 11 * DAY);
+  t.equal(!expired.ok && expired.reason, 'TLS_CLIENT_CERT_EXPIRED', 'past its notAfter: checked again');
+  // A reload builds a new trust: a CRL listing the certificate revokes it at once.
+  const crl = readFileSync(writeCrl(dir, rootFiles, [file(later.certPem)]), 'utf8');
+  const reloaded = createClientTrust([parsed(root.certPem)], loadCrlIndex(crl, [parsed(root.certPem)]));
+  const revoked = reloaded.verify([der(later.certPem)], now + 3 * DAY);
+  t.equal(!revoked.ok && revoked.reason, 'TLS_CLIENT_CERT_REVOKED');
+  t.equal(trust.verify([der(later.certPem)], now + 3 * DAY).ok, true, 'the old trust is unchanged');
+});
