@@ -2,7 +2,8 @@
  * The batch numbers the signer carries inside the Standard Webhooks `webhook-id` (issue 21
  * part 1), so they are covered by the signature and any Standard Webhooks signer can still talk
  * to a guard that does not read them: `rs1_<epoch>_<sequence>`, where the epoch is 16 random
- * bytes in lower-case hex, new at every signer start, and the sequence the batch's number in
+ * bytes in lower-case hex, new at every signer start (and after a batch that ended without the
+ * guard's answer: signer/signer.ts), and the sequence the batch's number in
  * that epoch (1, 2, 3, ...; the retries of a batch keep it). A retry to a guard that does not
  * deduplicate needs a nonce of its own (the first attempt's may be recorded): it appends
  * `_<attempt>` (2, 3, ...). The id stays unique per attempt sent and within the `webhook-id`
@@ -10,7 +11,10 @@
  */
 import { randomBytes } from 'node:crypto';
 
-const PATTERN = /^rs1_([0-9a-f]{32})_([1-9][0-9]{0,15})(?:_([2-9]|[1-9][0-9]{1,2}))?$/;
+const PATTERN = /^rs1_([0-9a-f]{32})_([1-9][0-9]{0,14})(?:_([2-9]|[1-9][0-9]{1,2}))?$/;
+
+/** The highest batch number (15 digits): the guard's arithmetic on it stays within safe integers. */
+export const MAX_SEQUENCE = 999_999_999_999_999;
 
 export interface BatchId {
   readonly epoch: string;
@@ -19,7 +23,7 @@ export interface BatchId {
 
 /** The batch's webhook-id; with `attempt` (2 or more), that retry's own id. */
 export function formatBatchId(id: BatchId, attempt?: number): string {
-  if (!/^[0-9a-f]{32}$/.test(id.epoch) || !Number.isSafeInteger(id.sequence) || id.sequence < 1) throw new RangeError('an epoch is 32 hex digits, a sequence a positive safe integer');
+  if (!/^[0-9a-f]{32}$/.test(id.epoch) || !Number.isSafeInteger(id.sequence) || id.sequence < 1 || id.sequence > MAX_SEQUENCE) throw new RangeError('an epoch is 32 hex digits, a sequence an integer from 1 to MAX_SEQUENCE');
   if (attempt !== undefined && !(Number.isInteger(attempt) && attempt >= 2 && attempt <= 999)) throw new RangeError('a retry\'s attempt is 2 to 999');
   return `rs1_${id.epoch}_${id.sequence}${attempt !== undefined ? `_${attempt}` : ''}`;
 }

@@ -23,14 +23,20 @@ import { Rejection } from '../pipeline/reasons.ts';
 import { need, type Stage } from '../pipeline/stage.ts';
 import { StoreUnavailableError, type SequenceStore } from '../store/store.ts';
 import { parseBatchId } from './batch-id.ts';
-import { claim, decodeEpochState, EMPTY, encodeEpochState, release, see, standing, sweep, type EpochState, type Gap, type SequencePolicy } from './sequence.ts';
+import { claim, decodeEpochState, encodeEpochState, release, see, standing, startAt, sweep, type EpochState, type Gap, type SequencePolicy } from './sequence.ts';
 
 type SequenceConfig = NonNullable<NonNullable<Config['replay']>['sequence']>;
 
-/** Compare-and-set attempts under contention before the request is refused. */
+/**
+ * Compare-and-set attempts before the request is refused. Updates of one epoch are queued
+ * within a process, so only other replicas' writes can make one fail.
+ */
 const MAX_ATTEMPTS = 16;
-/** Epochs a process sweeps for gaps (the most recently touched). */
-const MAX_SWEPT_EPOCHS = 4096;
+/** Epochs a process sweeps for gaps, per POP (its most recently touched): one POP's epochs never push out another's. */
+const MAX_SWEPT_EPOCHS_PER_POP = 256;
+
+/** A stored state that breaks the state's rules (another version's, a corrupted write): refused, never started over. */
+export class UnreadableSequenceError extends StoreUnavailableError {}
 
 export interface SequenceTrackerDeps {
   readonly store: SequenceStore;
@@ -47,12 +53,17 @@ interface Touched {
   config: SequenceConfig;
 }
 
+/** A change of one epoch's state: the next state (undefined: write nothing), the gaps it found, and what the caller learns. */
+type Change<R> = (state: EpochState | undefined, now: number) => { state: EpochState | undefined; gaps: readonly Gap[]; result: R };
+
 export interface SequenceTracker {
   /**
    * Applies `change` to an epoch's state with compare-and-set (a `state` of undefined writes
    * nothing); reports the gaps it found once the write held; returns its result.
    */
-  update<R>(pop: string, epoch: string, config: SequenceConfig, change: (state: EpochState | undefined, now: number) => { state: EpochState | undefined; gaps: readonly Gap[]; result: R }, requestId?: string): Promise<R>;
+  update<R>(pop: string, epoch: string, config: SequenceConfig, change: Change<R>, requestId?: string): Promise<R>;
+  /** Epochs being swept (for tests and metrics). */
+  swept(): number;
   /** Withdraws the claim of `n` (its sender sends it again); a failure is logged, the claim stays. */
   release(pop: string, epoch: string, config: SequenceConfig, n: number): void;
   /** Hands a finding to the sink. */
@@ -64,7 +75,18 @@ export interface SequenceTracker {
 
 export function createSequenceTracker(deps: SequenceTrackerDeps): SequenceTracker {
   const { store, now, log, onFinding } = deps;
-  const touched = new LRUCache<string, Touched>({ max: MAX_SWEPT_EPOCHS });
+  /** Per POP (peers only: every POP here authenticated), its epochs to sweep. */
+  const touched = new Map<string, LRUCache<string, Touched>>();
+  const touchedOf = (pop: string) => {
+    let epochs = touched.get(pop);
+    if (!epochs) {
+      epochs = new LRUCache<string, Touched>({ max: MAX_SWEPT_EPOCHS_PER_POP });
+      touched.set(pop, epochs);
+    }
+    return epochs;
+  };
+  /** The update queued last per epoch: one at a time within this process. */
+  const queues = new Map<string, Promise<unknown>>();
   let timer: NodeJS.Timeout | undefined;
   let timerEvery = Infinity;
   let sweeping = false;
@@ -81,32 +103,26 @@ export function createSequenceTracker(deps: SequenceTrackerDeps): SequenceTracke
   };
 
   const tracker: SequenceTracker = {
-    async update(pop, epoch, config, change, requestId) {
+    update<R>(pop: string, epoch: string, config: SequenceConfig, change: Change<R>, requestId?: string): Promise<R> {
       const key = `${pop}:${epoch}`;
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const text = await store.read(key);
-        const { state, gaps, result } = change(decodeEpochState(text), now());
-        if (state === undefined) {
-          touched.delete(key);
-          return result;
-        }
-        const next = encodeEpochState(state);
-        if (next !== text && !(await store.compareAndSet(key, text, next, config.retention))) continue;
-        const entry = touched.get(key);
-        if (entry) entry.config = config;
-        else touched.set(key, { pop, epoch, config });
-        schedule(config);
-        for (const gap of gaps) onFinding({ reason: 'SEQUENCE_GAP', pop, epoch, gap, ...(requestId !== undefined ? { requestId } : {}) });
-        return result;
-      }
-      throw new StoreUnavailableError(`the batch-number state of ${pop}'s epoch kept changing under ${MAX_ATTEMPTS} concurrent updates`);
+      const before = queues.get(key) ?? Promise.resolve();
+      const attempt = () => attemptUpdate<R>(pop, epoch, config, change, requestId);
+      const run = before.then(attempt, attempt);
+      const settled = run.then(() => undefined, () => undefined);
+      queues.set(key, settled);
+      void settled.then(() => {
+        if (queues.get(key) === settled) queues.delete(key);
+      });
+      return run;
     },
+
+    swept: () => [...touched.values()].reduce((sum, epochs) => sum + epochs.size, 0),
 
     async sweepAll() {
       if (sweeping) return;
       sweeping = true;
       try {
-        for (const entry of [...touched.values()]) {
+        for (const entry of [...touched.values()].flatMap((epochs) => [...epochs.values()])) {
           try {
             // An expired epoch (state undefined) leaves the sweep.
             await tracker.update(entry.pop, entry.epoch, entry.config, (state, at) => (state === undefined ? { state, gaps: [], result: undefined } : { ...sweep(state, at, policyOf(entry.config)), result: undefined }));
@@ -120,7 +136,7 @@ export function createSequenceTracker(deps: SequenceTrackerDeps): SequenceTracke
     },
 
     release(pop, epoch, config, n) {
-      tracker.update(pop, epoch, config, (state, at) => ({ state: state !== undefined ? release(state, n, at) : undefined, gaps: [], result: undefined })).catch((err: unknown) => {
+      tracker.update(pop, epoch, config, (state, at) => (state !== undefined ? { ...release(state, n, at), result: undefined } : { state, gaps: [], result: undefined })).catch((err: unknown) => {
         log.warn({ err, pop, sequence: n }, 'could not withdraw the claim of a batch number its sender retries: the retry will be reported as a duplicate');
       });
     },
@@ -132,6 +148,32 @@ export function createSequenceTracker(deps: SequenceTrackerDeps): SequenceTracke
       timer = undefined;
     },
   };
+
+  async function attemptUpdate<R>(pop: string, epoch: string, config: SequenceConfig, change: Change<R>, requestId: string | undefined): Promise<R> {
+    const key = `${pop}:${epoch}`;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const text = await store.read(key);
+        const stored = text === undefined ? undefined : decodeEpochState(text);
+        if (stored === 'unreadable') {
+          throw new UnreadableSequenceError(`the stored batch-number state of ${pop}'s epoch ${epoch} is unreadable (another replguard version, or a corrupted write): its batches are refused until it expires (replay.sequence.retention) or is deleted`);
+        }
+        const { state, gaps, result } = change(stored, now());
+        if (state === undefined) {
+          touched.get(pop)?.delete(key);
+          return result;
+        }
+        const next = encodeEpochState(state);
+        if (next !== text && !(await store.compareAndSet(key, text, next, config.retention))) continue;
+        const epochs = touchedOf(pop);
+        const entry = epochs.get(key);
+        if (entry) entry.config = config;
+        else epochs.set(key, { pop, epoch, config });
+        schedule(config);
+        for (const gap of gaps) onFinding({ reason: 'SEQUENCE_GAP', pop, epoch, gap, ...(requestId !== undefined ? { requestId } : {}) });
+        return result;
+    }
+    throw new StoreUnavailableError(`the batch-number state of ${pop}'s epoch kept changing under ${MAX_ATTEMPTS} concurrent updates from other replicas`);
+  }
   return tracker;
 }
 
@@ -140,16 +182,15 @@ export interface SequenceStage extends Stage {
   settled(ctx: RequestContext, status: number): void;
 }
 
-/** Answers after which the signer sends the same batch number again (signer/retry.ts). */
+/** Answers after which the sender sends the same batch number again and the backup does not have it (signer/retry.ts). */
 const RETRIED = new Set([429, 503]);
-const RETRIED_WITH_DEDUP = new Set([429, 502, 503, 504]);
 
 export function createSequenceStage(config: Pick<Config, 'replay' | 'upstream'>, tracker: SequenceTracker): SequenceStage | undefined {
   const sequence = config.replay?.sequence;
   if (sequence === undefined) return undefined;
   const policy: SequencePolicy = { gapWindowMs: sequence.gap_window, maxTracked: sequence.max_tracked };
   const refuse = sequence.order === 'refuse';
-  const retried = config.upstream.deduplicate !== undefined ? RETRIED_WITH_DEDUP : RETRIED;
+  const dedup = config.upstream.deduplicate !== undefined;
   /** Requests that claimed a number, until their answer is out. */
   const claims = new WeakMap<RequestContext, { pop: string; epoch: string; n: number }>();
   const storeCall = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -171,6 +212,9 @@ export function createSequenceStage(config: Pick<Config, 'replay' | 'upstream'>,
       need(ctx, 'signature', 'sequence');
       const id = ctx.webhookId !== undefined ? parseBatchId(ctx.webhookId) : undefined;
       if (id === undefined) {
+        // The rs1 form is the replguard signer's: one that does not parse (a number past
+        // MAX_SEQUENCE, a bad epoch) is refused, never forwarded untracked.
+        if (ctx.webhookId?.startsWith('rs1_')) throw new Rejection('SEQUENCE_MISSING', 'the webhook-id has the rs1_ form but no valid epoch and batch number');
         if (sequence.required) throw new Rejection('SEQUENCE_MISSING', 'the webhook-id carries no batch number (rs1_<epoch>_<n>)');
         return;
       }
@@ -183,11 +227,11 @@ export function createSequenceStage(config: Pick<Config, 'replay' | 'upstream'>,
         if (where === 'duplicate' && ctx.nonceReused) return { state: state!, gaps: [], result: { where, claimed: false } };
         // A new epoch starts where this guard first sees it: what came before is unknown to it,
         // not missing (a guard restarted on a memory store, a signer that ran before).
-        const base: EpochState = state ?? { ...EMPTY, floor: n, high: n - 1, reportedBelow: n };
-        const seen = see(base, n, at, policy);
+        const seen = see(state ?? startAt(n), n, at, policy);
         const takes = where === 'new-epoch' || where === 'in-order' || (where === 'ahead' && !refuse);
-        const swept = sweep(takes ? claim(seen.state, n) : seen.state, at, policy);
-        return { state: swept.state, gaps: [...seen.gaps, ...swept.gaps], result: { where, claimed: takes } };
+        const claimed = takes ? claim(seen.state, n) : { state: seen.state, gaps: [] };
+        const swept = sweep(claimed.state, at, policy);
+        return { state: swept.state, gaps: [...seen.gaps, ...claimed.gaps, ...swept.gaps], result: { where, claimed: takes } };
       }, ctx.id));
       const finding = found.where === 'new-epoch' ? 'SEQUENCE_NEW_EPOCH'
         : found.where === 'duplicate' && !ctx.nonceReused ? 'SEQUENCE_DUPLICATE'
@@ -203,7 +247,12 @@ export function createSequenceStage(config: Pick<Config, 'replay' | 'upstream'>,
       const claimed = claims.get(ctx);
       if (claimed === undefined) return;
       claims.delete(ctx);
-      if (retried.has(status)) tracker.release(claimed.pop, claimed.epoch, sequence, claimed.n);
+      // 429 and 503 (the guard's or the backup's own): not applied, and the signer retries them.
+      // A 502 the guard answered itself without reaching the backup (UPSTREAM_UNAVAILABLE) is
+      // retried when the guard deduplicates. Anything else the backup answered, or may have
+      // received (a timeout), keeps its number.
+      const release = RETRIED.has(status) || (dedup && status === 502 && ctx.upstreamStatus === undefined && ctx.interruptedBy === undefined);
+      if (release) tracker.release(claimed.pop, claimed.epoch, sequence, claimed.n);
     },
   };
 }

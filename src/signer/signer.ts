@@ -132,9 +132,14 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
   let guardDedups = false;
   /**
    * This process's epoch and the last batch number given out in it (issue 21 part 1): random
-   * at every start, so numbers never repeat under one epoch even when the signer restarts.
+   * at every start, so numbers never repeat under one epoch even when the signer restarts. A
+   * batch that ends without the guard's answer (the signer gave up, the primary left, the
+   * registry or an expired credential stopped it) starts a new epoch: its number never
+   * reached the backup, so the guard reports it as a gap of the old epoch, and a guard with
+   * replay.sequence.order: refuse forwards the next batches, which a hole in their own epoch
+   * would stop.
    */
-  const epoch = newEpoch();
+  let epoch = newEpoch();
   let lastSequence = 0;
   /** Aborted on shutdown: every retry wait ends at once. */
   const drain = new AbortController();
@@ -229,110 +234,124 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
     // upstream.deduplicate knows a retry by it (each attempt still has its own timestamp,
     // signature and token), and the signature covers the number.
     const batch: BatchId = { epoch, sequence: ++lastSequence };
-    const batchWebhookId = formatBatchId(batch);
-    let webhookId = batchWebhookId;
-    for (let attempt = 1; ; attempt++) {
-      // A retry after the registry stopped confirming this role sends nothing.
-      const registryState = registry?.state();
-      if (registryState && !registryState.serving) {
-        if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(registryState.reason, registryState.detail), true);
-        audit.write(signerEvent({ ...base(ctx), webhookId, batch, reason: registryState.reason, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[registryState.reason].status, detail: registryState.detail }));
-        return;
+    let answered = false;
+    try {
+      await attempts(batch);
+    } finally {
+      if (!answered && batch.epoch === epoch) {
+        epoch = newEpoch();
+        lastSequence = 0;
       }
-      const started = performance.now();
-      const m = material.current();
-      // Finding 5: the secret's own end holds at run time too, not only at load and reload.
-      const notAfter = credentialNotAfter(m.credential);
-      if (notAfter !== undefined && notAfter <= now()) {
-        const detail = `the credential expired at ${new Date(notAfter).toISOString()}; load a new one`;
-        if (!res.destroyed) sendRejection(res, ctx.id, new Rejection('SIGNER_CREDENTIAL_EXPIRED', detail), true);
-        record(signerEvent({ ...base(ctx), webhookId, batch, reason: 'SIGNER_CREDENTIAL_EXPIRED', durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS.SIGNER_CREDENTIAL_EXPIRED.status, detail }));
-        return;
-      }
-      // A guard that deduplicates answers a retry of the batch's id from its record; any other
-      // may have recorded the first attempt's nonce (e.g. its backup answered 503), so a retry
-      // to it gets an id of its own, which still carries the batch's number.
-      if (attempt > 1) webhookId = guardDedups ? batchWebhookId : formatBatchId(batch, attempt);
-      const timestamp = Math.floor(now() / 1000);
-      const body = prepared.render(webhookId, timestamp);
-      const credential = await attemptCredential(m.credential, config, now());
-      // A large batch is signed off the main thread, so it does not hold up other requests.
-      const signature = await signRequest(m.signKeys, body, webhookId, String(timestamp));
-      const headers = {
-        host: target.host,
-        'content-type': 'application/json',
-        'content-length': body.length,
-        ...signature,
-        ...(credential.authorization !== undefined ? { authorization: credential.authorization } : {}),
-      };
-      const outcome: AttemptOutcome = await sendAttempt({ agent: agentFor(m), target, path: SIGNER_ROUTE.path, headers, body, timeoutMs: config.backup.timeout, onSocket: metrics.guardConnection });
-      if (outcome.tls.server) metrics.guardCertificate(outcome.tls.server);
-      const event = (e: Pick<SignerEventInput, 'reason' | 'final'> & Partial<SignerEventInput>, tls: AttemptTls) => {
-        record(signerEvent({
-          ...base(ctx), attempt, durationMs: performance.now() - started, sentBytes: body.length, webhookId, batch,
-          ...(credential.jti !== undefined ? { jti: credential.jti } : {}),
-          ...(credential.fingerprint !== undefined ? { tokenFingerprint: credential.fingerprint } : {}),
-          ...(prepared.entries !== undefined ? { entries: prepared.entries } : {}),
-          tls: { ...(tls.version !== undefined ? { version: tls.version } : {}), ...(tls.server ? { server: tls.server } : {}) },
-          ...e,
-        }));
-      };
+    }
 
-      if (outcome.kind === 'answer') {
-        const upRes = outcome.res;
-        guardDedups = guardDeduplicates(upRes.headers);
-        const status = upRes.statusCode ?? 502;
-        const reason: Reason = status >= 200 && status < 300 ? 'SIGNER_DELIVERED' : 'SIGNER_BACKUP_REFUSED';
-        const backupRequestId = header(upRes, 'x-replguard-request-id');
-        if (res.destroyed) {
-          upRes.resume();
-          event({ reason: 'SIGNER_PRIMARY_GONE', final: true, status: 0, backupStatus: status, detail: `the guard answered ${status} after the primary had gone`, ...(backupRequestId ? { backupRequestId } : {}) }, outcome.tls);
+    async function attempts(batch: BatchId): Promise<void> {
+      const batchWebhookId = formatBatchId(batch);
+      let webhookId = batchWebhookId;
+      for (let attempt = 1; ; attempt++) {
+        // A retry after the registry stopped confirming this role sends nothing.
+        const registryState = registry?.state();
+        if (registryState && !registryState.serving) {
+          if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(registryState.reason, registryState.detail), true);
+          audit.write(signerEvent({ ...base(ctx), webhookId, batch, reason: registryState.reason, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[registryState.reason].status, detail: registryState.detail }));
           return;
         }
-        setSecurityHeaders(res, ctx.id);
-        const relayed = downstreamResponseHeaders(upRes.rawHeaders);
-        res.writeHead(status, { ...relayed, ...(backupRequestId ? { 'x-replguard-backup-request-id': backupRequestId } : {}) });
-        upRes.pipe(res);
-        const end = await outcome.done;
-        if (!end.complete) res.destroy();
-        event({
-          reason, final: true, status, backupStatus: status,
-          ...(backupRequestId ? { backupRequestId } : {}),
-          ...(end.complete ? {} : { detail: end.detail ?? 'the answer was cut off' }),
-        }, outcome.tls);
-        return;
-      }
+        const started = performance.now();
+        const m = material.current();
+        // Finding 5: the secret's own end holds at run time too, not only at load and reload.
+        const notAfter = credentialNotAfter(m.credential);
+        if (notAfter !== undefined && notAfter <= now()) {
+          const detail = `the credential expired at ${new Date(notAfter).toISOString()}; load a new one`;
+          if (!res.destroyed) sendRejection(res, ctx.id, new Rejection('SIGNER_CREDENTIAL_EXPIRED', detail), true);
+          record(signerEvent({ ...base(ctx), webhookId, batch, reason: 'SIGNER_CREDENTIAL_EXPIRED', durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS.SIGNER_CREDENTIAL_EXPIRED.status, detail }));
+          return;
+        }
+        // A guard that deduplicates answers a retry of the batch's id from its record; any other
+        // may have recorded the first attempt's nonce (e.g. its backup answered 503), so a retry
+        // to it gets an id of its own, which still carries the batch's number.
+        if (attempt > 1) webhookId = guardDedups ? batchWebhookId : formatBatchId(batch, attempt);
+        const timestamp = Math.floor(now() / 1000);
+        const body = prepared.render(webhookId, timestamp);
+        const credential = await attemptCredential(m.credential, config, now());
+        // A large batch is signed off the main thread, so it does not hold up other requests.
+        const signature = await signRequest(m.signKeys, body, webhookId, String(timestamp));
+        const headers = {
+          host: target.host,
+          'content-type': 'application/json',
+          'content-length': body.length,
+          ...signature,
+          ...(credential.authorization !== undefined ? { authorization: credential.authorization } : {}),
+        };
+        const outcome: AttemptOutcome = await sendAttempt({ agent: agentFor(m), target, path: SIGNER_ROUTE.path, headers, body, timeoutMs: config.backup.timeout, onSocket: metrics.guardConnection });
+        if (outcome.tls.server) metrics.guardCertificate(outcome.tls.server);
+        const event = (e: Pick<SignerEventInput, 'reason' | 'final'> & Partial<SignerEventInput>, tls: AttemptTls) => {
+          record(signerEvent({
+            ...base(ctx), attempt, durationMs: performance.now() - started, sentBytes: body.length, webhookId, batch,
+            ...(credential.jti !== undefined ? { jti: credential.jti } : {}),
+            ...(credential.fingerprint !== undefined ? { tokenFingerprint: credential.fingerprint } : {}),
+            ...(prepared.entries !== undefined ? { entries: prepared.entries } : {}),
+            tls: { ...(tls.version !== undefined ? { version: tls.version } : {}), ...(tls.server ? { server: tls.server } : {}) },
+            ...e,
+          }));
+        };
 
-      const reason: Reason = outcome.kind === 'retryable' ? 'SIGNER_BACKUP_UNAVAILABLE' : outcome.reason;
-      if (outcome.kind === 'retryable') guardDedups = outcome.dedup;
-      // An attempt the backup may have received is sent again only to a guard that
-      // deduplicates: an unmodified backup cannot be assumed idempotent.
-      const maybeDelivered = outcome.kind === 'retryable' ? MAYBE_DELIVERED_STATUSES.has(outcome.status) : outcome.sent;
-      const unsafe = maybeDelivered && !guardDedups;
-      const retryable = (outcome.kind === 'retryable' || outcome.retryable) && !unsafe;
-      const extra = outcome.kind === 'retryable'
-        ? { backupStatus: outcome.status, detail: `the guard answered ${outcome.status}`, ...(outcome.backupRequestId ? { backupRequestId: outcome.backupRequestId } : {}) }
-        : { detail: outcome.detail };
-      if (!retryable || attempt >= maxAttempts || stop.aborted) {
-        const rejection = new Rejection(reason, extra.detail);
-        if (!res.destroyed) sendRejection(res, ctx.id, rejection, draining);
-        const why = unsafe ? '; not retried: the backup may have the batch and the guard does not deduplicate'
-          : retryable && attempt >= maxAttempts ? '; no retry left' : '';
-        event({ reason, final: true, status: res.destroyed ? 0 : rejection.status, ...extra, detail: `${extra.detail}${why}` }, outcome.tls);
-        return;
-      }
-      const wait = retryDelayMs(attempt, outcome.kind === 'retryable' ? parseRetryAfter(outcome.retryAfter, now()) : undefined);
-      event({ reason, final: false, retryInMs: wait, ...extra }, outcome.tls);
-      try {
-        await sleep(wait, stop);
-      } catch {
-        // Aborted: the primary has gone, or the signer is shutting down.
-      }
-      if (stop.aborted) {
-        const why: Reason = stop.reason === 'SHUTTING_DOWN' ? 'SHUTTING_DOWN' : 'SIGNER_PRIMARY_GONE';
-        if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(why), true);
-        record(signerEvent({ ...base(ctx), webhookId, batch, reason: why, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[why].status, detail: `no attempt after ${attempt}` }));
-        return;
+        if (outcome.kind === 'answer') {
+          // The guard answered: whatever it said, this number reached it and is settled there.
+          answered = true;
+          const upRes = outcome.res;
+          guardDedups = guardDeduplicates(upRes.headers);
+          const status = upRes.statusCode ?? 502;
+          const reason: Reason = status >= 200 && status < 300 ? 'SIGNER_DELIVERED' : 'SIGNER_BACKUP_REFUSED';
+          const backupRequestId = header(upRes, 'x-replguard-request-id');
+          if (res.destroyed) {
+            upRes.resume();
+            event({ reason: 'SIGNER_PRIMARY_GONE', final: true, status: 0, backupStatus: status, detail: `the guard answered ${status} after the primary had gone`, ...(backupRequestId ? { backupRequestId } : {}) }, outcome.tls);
+            return;
+          }
+          setSecurityHeaders(res, ctx.id);
+          const relayed = downstreamResponseHeaders(upRes.rawHeaders);
+          res.writeHead(status, { ...relayed, ...(backupRequestId ? { 'x-replguard-backup-request-id': backupRequestId } : {}) });
+          upRes.pipe(res);
+          const end = await outcome.done;
+          if (!end.complete) res.destroy();
+          event({
+            reason, final: true, status, backupStatus: status,
+            ...(backupRequestId ? { backupRequestId } : {}),
+            ...(end.complete ? {} : { detail: end.detail ?? 'the answer was cut off' }),
+          }, outcome.tls);
+          return;
+        }
+
+        const reason: Reason = outcome.kind === 'retryable' ? 'SIGNER_BACKUP_UNAVAILABLE' : outcome.reason;
+        if (outcome.kind === 'retryable') guardDedups = outcome.dedup;
+        // An attempt the backup may have received is sent again only to a guard that
+        // deduplicates: an unmodified backup cannot be assumed idempotent.
+        const maybeDelivered = outcome.kind === 'retryable' ? MAYBE_DELIVERED_STATUSES.has(outcome.status) : outcome.sent;
+        const unsafe = maybeDelivered && !guardDedups;
+        const retryable = (outcome.kind === 'retryable' || outcome.retryable) && !unsafe;
+        const extra = outcome.kind === 'retryable'
+          ? { backupStatus: outcome.status, detail: `the guard answered ${outcome.status}`, ...(outcome.backupRequestId ? { backupRequestId: outcome.backupRequestId } : {}) }
+          : { detail: outcome.detail };
+        if (!retryable || attempt >= maxAttempts || stop.aborted) {
+          const rejection = new Rejection(reason, extra.detail);
+          if (!res.destroyed) sendRejection(res, ctx.id, rejection, draining);
+          const why = unsafe ? '; not retried: the backup may have the batch and the guard does not deduplicate'
+            : retryable && attempt >= maxAttempts ? '; no retry left' : '';
+          event({ reason, final: true, status: res.destroyed ? 0 : rejection.status, ...extra, detail: `${extra.detail}${why}` }, outcome.tls);
+          return;
+        }
+        const wait = retryDelayMs(attempt, outcome.kind === 'retryable' ? parseRetryAfter(outcome.retryAfter, now()) : undefined);
+        event({ reason, final: false, retryInMs: wait, ...extra }, outcome.tls);
+        try {
+          await sleep(wait, stop);
+        } catch {
+          // Aborted: the primary has gone, or the signer is shutting down.
+        }
+        if (stop.aborted) {
+          const why: Reason = stop.reason === 'SHUTTING_DOWN' ? 'SHUTTING_DOWN' : 'SIGNER_PRIMARY_GONE';
+          if (!res.destroyed) sendRejection(res, ctx.id, new Rejection(why), true);
+          record(signerEvent({ ...base(ctx), webhookId, batch, reason: why, durationMs: 0, attempt, final: true, status: res.destroyed ? 0 : REASONS[why].status, detail: `no attempt after ${attempt}` }));
+          return;
+        }
       }
     }
   }

@@ -44,7 +44,7 @@ export interface SharedState {
   readonly deliveries: DeliveryStore;
   /**
    * Each signer epoch's batch numbers (replay.sequence): in Redis with `type: redis`, else at
-   * most MEMORY_EPOCHS epochs in memory (the least recently written forgotten first).
+   * most MEMORY_EPOCHS_PER_POP epochs per POP in memory (that POP's least recently written forgotten first).
    */
   readonly sequences: SequenceStore;
   /** False while Redis is unreachable (readiness follows it); always true in memory. */
@@ -102,8 +102,8 @@ function buildLimiters(
 /** Memory bound of the delivery records when upstream.deduplicate is off (nothing is recorded then). */
 const NO_DEDUP_BATCHES = 1;
 
-/** Epochs whose batch numbers the memory store keeps: a signer starts one per start. */
-export const MEMORY_EPOCHS = 10_000;
+/** Epochs whose batch numbers the memory store keeps per POP: a signer starts one per start. */
+export const MEMORY_EPOCHS_PER_POP = 1000;
 
 export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'store' | 'replay'>> & { readonly upstream?: Pick<Config['upstream'], 'deduplicate'> }, deps: SharedStateDeps): SharedState {
   if (config.store.type === 'redis') {
@@ -131,7 +131,7 @@ export function createSharedState(config: Readonly<Pick<Config, 'limits' | 'stor
   const maxKeys = config.limits.max_tracked_addresses;
   const nonces = new MemoryNonceStore({ maxNonces: (config.replay ?? REPLAY_DEFAULTS).max_nonces, now: deps.now });
   const deliveries = new MemoryDeliveryStore(config.upstream?.deduplicate?.max_batches ?? NO_DEDUP_BATCHES, deps.now);
-  const sequences = new MemorySequenceStore(MEMORY_EPOCHS, deps.now);
+  const sequences = new MemorySequenceStore(MEMORY_EPOCHS_PER_POP, deps.now);
   return {
     type: 'memory',
     nonces,

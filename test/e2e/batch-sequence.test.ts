@@ -186,6 +186,9 @@ t.test('the real signer: an epoch per start, and a gap its own audit explains', 
   t.not(failed.event.reason, 'SIGNER_DELIVERED');
   const epoch: string = failed.replguard.epoch;
   t.equal(failed.replguard.sequence, 2, 'the signer names the batch it failed to deliver');
+  const thirdSent = await guardEvent(third);
+  t.not(thirdSent.replguard.epoch, epoch, 'a batch the signer gave up on ends its epoch');
+  t.equal(thirdSent.replguard.sequence, 1, 'the next one starts a new epoch at 1');
   const [gap] = await waitFinding(guard, 'SEQUENCE_GAP', epoch);
   t.same(gap!.replguard.gap, { from: 2, to: 2, count: 1 }, 'the guard reports the same number missing: a gap the signer explains');
 

@@ -15,11 +15,11 @@ import type { SequenceStore } from '../../../src/store/store.ts';
 const EPOCH = 'ab'.repeat(16);
 const log = createOperationalLog('silent');
 
-function setup(sequence: Record<string, unknown>, store: SequenceStore = new MemorySequenceStore(100, () => clock.now)) {
+function setup(sequence: Record<string, unknown>, store: SequenceStore = new MemorySequenceStore(100, () => clock.now), upstream: Record<string, unknown> = {}) {
   const config = configSchema.parse({
     pop_id: 'zurich-01', role: 'backup', listen: { host: '127.0.0.1', port: 0 },
     tls: { cert_file: 'c', key_file: 'k', client_ca_file: 'ca' },
-    upstream: { url: 'http://127.0.0.1:1' }, routes: [{ method: 'POST', path: '/a' }],
+    upstream: { url: 'http://127.0.0.1:1', ...upstream }, routes: [{ method: 'POST', path: '/a' }],
     auth: { methods: ['mtls', 'signature'] }, peers: [{ id: 'calgary-01', cert: { cn: 'calgary-01' } }],
     replay: { sequence: { gap_window: '1s', max_tracked: 16, ...sequence } },
   });
@@ -27,8 +27,8 @@ function setup(sequence: Record<string, unknown>, store: SequenceStore = new Mem
   const tracker = createSequenceTracker({ store, now: () => clock.now, log, onFinding: (f) => found.push(f) });
   t.teardown(() => tracker.close());
   const stage = createSequenceStage(config, tracker)!;
-  const run = async (n: number | string, options: { nonceReused?: boolean } = {}) => {
-    const ctx = requestFor(typeof n === 'number' ? `rs1_${EPOCH}_${n}` : n);
+  const run = async (n: number | string, options: { nonceReused?: boolean; pop?: string; epoch?: string } = {}) => {
+    const ctx = requestFor(typeof n === 'number' ? `rs1_${options.epoch ?? EPOCH}_${n}` : n, options.pop);
     if (options.nonceReused) ctx.nonceReused = true;
     try {
       await stage.run(ctx);
@@ -43,10 +43,10 @@ function setup(sequence: Record<string, unknown>, store: SequenceStore = new Mem
 
 const clock = { now: 1_000_000 };
 let ids = 0;
-function requestFor(webhookId: string): RequestContext {
+function requestFor(webhookId: string, pop = 'calgary-01'): RequestContext {
   const ctx = newRequestContext({
     id: `req-${++ids}`, req: {} as IncomingMessage, res: {} as ServerResponse,
-    conn: newConnection({ remoteAddress: '127.0.0.1', remotePort: 1 }), startedAt: 0, pop: 'calgary-01',
+    conn: newConnection({ remoteAddress: '127.0.0.1', remotePort: 1 }), startedAt: 0, pop,
   });
   ctx.webhookId = webhookId;
   ctx.webhookTimestamp = Math.floor(clock.now / 1000);
@@ -113,6 +113,57 @@ t.test('a store that does not answer, or keeps changing: refused, never untracke
   };
   t.equal((await setup({}, contended).run(1)).outcome, 'SEQUENCE_STORE_UNAVAILABLE');
   t.equal(writes, 16, 'bounded attempts');
+});
+
+t.test('concurrent batches of one epoch in one process: queued, none refused', async (t) => {
+  const { run, found } = setup({});
+  const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => run(i + 1)));
+  t.same(outcomes.filter((o) => o.outcome !== 'on').map((o) => o.outcome), []);
+  t.same(found.map((f) => f.reason), ['SEQUENCE_NEW_EPOCH']);
+});
+
+t.test('a stored state this guard cannot read refuses the epoch\'s batches, never starts it over', async (t) => {
+  const store = new MemorySequenceStore(10, () => clock.now);
+  const { run, found } = setup({ order: 'refuse' }, store);
+  t.equal((await run(1)).outcome, 'on');
+  await store.compareAndSet(`calgary-01:${EPOCH}`, await store.read(`calgary-01:${EPOCH}`), '[1,1,1,[[1,1]],[]]', 60_000); // an older format
+  const r = await run(`rs1_${EPOCH}_1_2`);
+  t.equal(r.outcome, 'SEQUENCE_STORE_UNAVAILABLE');
+  t.match(r.rejection?.detail, /unreadable/);
+  t.same(found.map((f) => f.reason), ['SEQUENCE_NEW_EPOCH'], 'no second new epoch');
+});
+
+t.test('an rs1_ webhook-id that does not parse is refused, never forwarded untracked', async (t) => {
+  const { run } = setup({});
+  t.equal((await run(`rs1_${EPOCH}_1000000000000000`)).outcome, 'SEQUENCE_MISSING', '16 digits: past MAX_SEQUENCE');
+  t.equal((await run('rs1_zz_1')).outcome, 'SEQUENCE_MISSING');
+});
+
+t.test('with upstream.deduplicate, a 502 the backup answered keeps its number; the guard\'s own 502 (backup unreachable) is withdrawn', async (t) => {
+  const { run, stage, found, tracker } = setup({}, undefined, { deduplicate: {} });
+  const first = await run(1);
+  first.ctx.upstreamStatus = 502; // the backup's own answer: it has the batch
+  stage.settled(first.ctx, 502);
+  const second = await run(2);
+  stage.settled(second.ctx, 502); // no upstream status: the guard's UPSTREAM_UNAVAILABLE
+  await tracker.sweepAll();
+  t.equal((await run(2, { nonceReused: false })).outcome, 'on', 'the retry of 2 claims it again');
+  t.equal((await run(`rs1_${EPOCH}_1_2`)).outcome, 'on', 'report only');
+  t.same(found.map((f) => f.reason), ['SEQUENCE_NEW_EPOCH', 'SEQUENCE_DUPLICATE'], '1 was kept: its second copy is a duplicate');
+  clock.now += 5000;
+  await tracker.sweepAll();
+  t.same(found.filter((f) => f.reason === 'SEQUENCE_GAP'), [], 'and no gap');
+});
+
+t.test('one POP\'s many epochs do not push another POP\'s out of the sweep', async (t) => {
+  const { run, found, tracker } = setup({});
+  await run(1, { pop: 'calgary-01' });
+  await run(3, { pop: 'calgary-01' });
+  for (let i = 0; i < 300; i++) await run(1, { pop: 'toronto-02', epoch: i.toString(16).padStart(32, '0') });
+  clock.now += 1000;
+  await tracker.sweepAll();
+  t.same(found.filter((f) => f.reason === 'SEQUENCE_GAP').map((f) => [f.pop, f.gap]), [['calgary-01', [2, 2]]]);
+  t.ok(tracker.swept() <= 1 + 256, `${tracker.swept()} epochs swept`);
 });
 
 t.test('the sweep reports a gap with no later batch, once', async (t) => {

@@ -1,7 +1,7 @@
 // The batch-number state of one signer epoch (replay/sequence.ts): standing, claims, gaps after
 // their window, the bounds (max_tracked, the clock list), release, and the text form.
 import t from 'tap';
-import { claim, decodeEpochState, EMPTY, encodeEpochState, MAX_CLOCKS, release, see, standing, sweep, type EpochState, type Gap } from '../../../src/replay/sequence.ts';
+import { claim, decodeEpochState, EMPTY, encodeEpochState, MAX_CLOCKS, MAX_RANGES, MAX_RELEASED, release, see, standing, startAt, sweep, type EpochState, type Gap } from '../../../src/replay/sequence.ts';
 
 const policy = { gapWindowMs: 30_000, maxTracked: 100 };
 
@@ -10,8 +10,9 @@ function deliver(state: EpochState, numbers: readonly number[], at: number, p = 
   const gaps: Gap[] = [];
   for (const n of numbers) {
     const seen = see(state, n, at, p);
-    const swept = sweep(claim(seen.state, n), at, p);
-    gaps.push(...seen.gaps, ...swept.gaps);
+    const claimed = claim(seen.state, n);
+    const swept = sweep(claimed.state, at, p);
+    gaps.push(...seen.gaps, ...claimed.gaps, ...swept.gaps);
     state = swept.state;
   }
   return { state, gaps };
@@ -91,33 +92,109 @@ t.test('the clock list is bounded: the newest two merge keeping the earlier time
   t.equal(all.reduce((sum, [a, b]) => sum + b - a + 1, 0), MAX_CLOCKS + 10, 'every missing number reported');
 });
 
+t.test('bounds: ranges, clocks and released numbers stay bounded whatever a POP sends', async (t) => {
+  const p = { gapWindowMs: 3_600_000, maxTracked: 100_000 };
+  // Every other number: one range per number, until the cap; the floor then rises and the holes below are reported.
+  let state = EMPTY;
+  const gaps: Gap[] = [];
+  for (let n = 1; n <= 2 * (MAX_RANGES + 50); n += 2) {
+    const r = deliver(state, [n], n, p);
+    state = r.state;
+    gaps.push(...r.gaps);
+  }
+  t.ok(state.claimed.length <= MAX_RANGES, `${state.claimed.length} ranges`);
+  t.equal(gaps.length, 50, 'the holes below the risen floor, reported');
+  t.ok(state.clocks.length <= MAX_CLOCKS, `${state.clocks.length} clocks`);
+  t.ok(encodeEpochState(state).length < 16_384, `${encodeEpochState(state).length} bytes`);
+  t.notSame(decodeEpochState(encodeEpochState(state)), 'unreadable', 'a bounded state is readable');
+
+  // Releases of numbers claimed in order (the signer retrying through an outage): clocks stay bounded.
+  let r2 = EMPTY;
+  for (let n = 1; n <= 1000; n++) {
+    r2 = deliver(r2, [n], n, p).state;
+    r2 = release(r2, n, n).state;
+    r2 = claim(r2, n).state;
+  }
+  t.ok(r2.clocks.length <= 1, `${r2.clocks.length} clocks after 1000 released and retried batches`);
+  t.same(sweep(r2, 10 * 3_600_000, p).gaps, [], 'and nothing missing');
+
+  // Released below the reported numbers: timed on their own, bounded; the oldest pushed out is reported at once.
+  const fast = { gapWindowMs: 10, maxTracked: 100_000 };
+  let r3 = deliver(EMPTY, [1, 100], 0, fast).state;
+  for (let n = 2; n < 2 + MAX_RELEASED + 1; n++) r3 = claim(r3, n).state;
+  r3 = sweep(r3, 10, fast).state; // the rest below 100 reported; reportedBelow is 100
+  const pushed: Gap[] = [];
+  for (let n = 2; n < 2 + MAX_RELEASED + 1; n++) {
+    const r = release(r3, n, 30);
+    r3 = r.state;
+    pushed.push(...r.gaps);
+  }
+  t.ok(r3.released.length <= MAX_RELEASED);
+  t.same(pushed, [[2, 2]], 'the oldest released number is reported when pushed out');
+});
+
+t.test('a released number the gap sweep already passed is still reported if it never comes back', async (t) => {
+  const p = { gapWindowMs: 1000, maxTracked: 100 };
+  let state = deliver(EMPTY, [1, 3], 0, p).state; // 2 missing since 0
+  state = claim(see(state, 2, 999, p).state, 2).state; // just in time
+  state = sweep(state, 1000, p).state; // the clock passes 2 while it is claimed
+  state = release(state, 2, 1500).state; // then the backup answers 503 and the signer gives up
+  t.same(sweep(state, 2499, p).gaps, []);
+  t.same(sweep(state, 2500, p).gaps, [[2, 2]]);
+});
+
+t.test('a clock whose numbers were all claimed goes: it times nothing later', async (t) => {
+  const p = { gapWindowMs: 900_000, maxTracked: 10_000 };
+  let state = EMPTY;
+  for (let i = 0; i < MAX_CLOCKS + 10; i++) state = deliver(state, [2 * i + 2, 2 * i + 1], 0, p).state; // reordered pairs
+  t.equal(state.clocks.length, 0, 'every hole filled: no clock left');
+  state = deliver(state, [1000], 1000, p).state;
+  t.same(sweep(state, 1000 + p.gapWindowMs - 1, p).gaps, [], 'a later hole waits its whole window');
+});
+
+t.test('a new epoch starts at the first number seen', async (t) => {
+  const { state, gaps } = deliver(startAt(500), [500, 501], 0);
+  t.same(gaps, []);
+  t.equal(standing(state, 499), 'below-lowest');
+  t.same(sweep(state, 10 * 3_600_000, policy).gaps, []);
+});
+
 t.test('release: a withdrawn claim is missing again, and a gap if it never comes back', async (t) => {
   const { state } = deliver(EMPTY, [1, 2, 3], 0);
-  const released = release(state, 2, 5000);
+  const released = release(state, 2, 5000).state;
   t.same(released.claimed, [[1, 1], [3, 3]]);
   t.equal(standing(released, 2), 'in-order');
-  t.same(release(released, 9, 5000), released, 'not claimed: unchanged');
-  t.same(claim(released, 2).claimed, [[1, 3]], 'claimed again: merged');
+  t.same(release(released, 9, 5000).state, released, 'not claimed: unchanged');
+  t.same(claim(released, 2).state.claimed, [[1, 3]], 'claimed again: merged');
   t.same(sweep(released, 5000 + policy.gapWindowMs - 1, policy).gaps, [], 'its window starts at the release');
   t.same(sweep(released, 5000 + policy.gapWindowMs, policy).gaps, [[2, 2]]);
 
   // The highest number released (its sender gave up), and the next one in order: still a gap.
-  const last = release(deliver(EMPTY, [1, 2], 0).state, 2, 1000);
+  const last = release(deliver(EMPTY, [1, 2], 0).state, 2, 1000).state;
   const next = deliver(last, [3], 2000);
   t.same(next.gaps, []);
   t.same(sweep(next.state, 1000 + policy.gapWindowMs, policy).gaps, [[2, 2]]);
 
   // Covered by an earlier clock: that clock's time stands.
-  const early = deliver(EMPTY, [1, 3, 2, 5], 0).state; // clocks [3, 0] and [5, 0]; 4 missing
-  const covered = release(early, 2, 20_000);
-  t.equal(covered.clocks.length, 2, 'no new clock');
+  const early = deliver(EMPTY, [1, 3, 2, 5], 0).state; // clock [5, 0]: 4 missing ([3, 0] went with 2's claim)
+  const covered = release(early, 2, 20_000).state;
+  t.equal(covered.clocks.length, 1, 'no new clock');
   t.same(sweep(covered, policy.gapWindowMs, policy).gaps, [[2, 2], [4, 4]]);
 });
 
 t.test('text form: round trip, and anything else is no state', async (t) => {
   const { state } = deliver(EMPTY, [1, 2, 5], 7);
   t.same(decodeEpochState(encodeEpochState(state)), state);
-  for (const bad of [undefined, '', 'null', '{}', '[1,2,3]', '[1,2,3,[[1]],[]]', '[-1,0,1,[],[]]', '[1.5,0,1,[],[]]', 'not json']) {
-    t.equal(decodeEpochState(bad), undefined, String(bad));
+  for (const bad of ['', 'null', '{}', '[1,2,3]', '["s1",1,5,1,[[1]],[],[]]', '["s1",-1,0,1,[],[],[]]', '["s1",1.5,0,1,[],[],[]]', 'not json',
+    '[1,5,1,[[1,5]],[]]', // the format before the version tag
+    '["s1",1,10,1,[[5,10],[1,4]],[],[]]', // unsorted
+    '["s1",1,10,1,[[9,2]],[],[]]', // inverted
+    '["s1",1,10,1,[[1,3],[4,5]],[],[]]', // adjacent: not merged
+    '["s1",1,10,1,[[1,11]],[],[]]', // above the highest
+    '["s1",1,10,1,[],[[5,10],[3,20]],[]]', // clocks not increasing
+    '["s1",1,10,1,[],[],[[4,0]]]', // released at or above reportedBelow
+    `["s1",1,10,1,${JSON.stringify(Array.from({ length: MAX_RANGES + 1 }, () => [1, 1]))},[],[]]`, // too many ranges
+    '["s1",1,10,1,[],[],[],7]', '["s2",1,10,1,[],[],[]]']) {
+    t.equal(decodeEpochState(bad), 'unreadable', bad.slice(0, 60));
   }
 });
