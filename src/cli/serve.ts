@@ -44,6 +44,9 @@ export async function run(argv: string[]): Promise<number> {
     ? await startSigner(loaded.config, { audit, log })
     : await startGuard(loaded.config, { audit, log, metrics, source: loaded });
   reload = role.reload;
+  // What start-up audited (the registry in force, a new epoch…) is written before the guard says
+  // it is ready, not up to a batch later.
+  audit.flush();
   // The "ready" line (operational log, stderr) names the bound ports, which matter with port 0.
   log.info({ role: loaded.role, port: role.port, admin_port: role.adminPort, config: loaded.file }, 'ready');
 

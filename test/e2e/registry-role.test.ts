@@ -84,6 +84,8 @@ t.test('run time: a registry that stops confirming the role stops serving, on op
     agent.destroy();
     await guard.stop();
   });
+  // stdout (audit) and stderr (the ready line) are two pipes: the event may be read just after.
+  await guard.waitForEvents((e) => e.event.reason === 'REGISTRY_UPDATED', 1);
   t.equal(registryEvents(guard, 'REGISTRY_UPDATED')[0]?.replguard.registry.serial, 5, 'the start-up registry is audited');
   t.equal((await adminGet(guard.adminPort, '/readyz')).status, 200);
   t.equal(await reasonOf(guard, agent), '200 FORWARDED', 'served on a keep-alive connection');
