@@ -8,8 +8,8 @@
  *   keys are tried: at most entries x keys checks per request, however many POPs and keys are
  *   configured. (Trying the other POPs' keys, to tell a request relayed from another POP, made a
  *   refused request cost entries x every key in the config; a key of another POP is now simply
- *   not a key of this one: SIGNATURE_MISMATCH.) Large bodies are checked off the main thread
- *   (signature.ts).
+ *   not a key of this one: SIGNATURE_MISMATCH.) Large bodies are checked without holding the
+ *   event loop: HMACs in slices, Ed25519 off the main thread (signature.ts).
  * - The nonce (POP, webhook-id) is recorded only after the signature verifies, so nobody can
  *   burn a POP's future ids; it is kept for 2 x max_age (+1 ms), the whole time its timestamp
  *   can be inside the window. A full store or an unavailable one refuses (503), never waves through.
@@ -35,7 +35,7 @@ export interface SignatureStageDeps {
   readonly onReload?: ReloadListener;
   /** Told what each request's verification cost, key by key (tests count the work with it). */
   readonly onWork?: (work: VerificationWork) => void;
-  /** Signed content from this many bytes on is checked off the main thread; default OFF_THREAD_MIN_BYTES. */
+  /** Signed content from this many bytes on is checked in slices (HMAC) or off the main thread (Ed25519); default OFF_THREAD_MIN_BYTES. */
   readonly offThreadMinBytes?: number;
   /**
    * With upstream.deduplicate: a webhook-id this POP already used is not refused here but marked

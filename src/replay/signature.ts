@@ -9,19 +9,25 @@
  *
  * Where the work runs: below OFF_THREAD_MIN_BYTES of signed content every check is done at once
  * with node:crypto, on the event loop (cheap: well under a millisecond each). From that size on,
- * HMACs and Ed25519 operations go to WebCrypto (`crypto.subtle`), which runs them off the event
- * loop (Node: libuv's threadpool; Deno 2: its own worker threads, measured with
- * bench/signature-cpu.mjs), one after another for a request: a 10 MiB body then holds the event
- * loop for the copy of the content WebCrypto takes per check (a few ms), not for the hashing
- * (about 13 ms per Ed25519 check, 6 ms per HMAC).
- * Ed25519 cannot be hashed incrementally (RFC 8032 hashes R || A || M per signature, and the
- * scheme is pure Ed25519, not Ed25519ph), so "hash in slices" would only help HMAC.
+ * no check holds the event loop for the whole content:
+ * - An HMAC is computed on the event loop in slices of HMAC_SLICE_BYTES (node:crypto's Hmac is
+ *   incremental), the loop given back between two: no copy of the body is made. It used to go to
+ *   WebCrypto like Ed25519, which copies the content twice (the prefix joined to the body, then
+ *   WebCrypto's own copy): about 1.05 ms of CPU per MiB against 0.7 ms in slices, and 2 MiB of
+ *   short-lived buffers per request that the garbage collector pays for (issue 22, sat-1m).
+ * - Ed25519 cannot be hashed incrementally (RFC 8032 hashes R || A || M per signature, and the
+ *   scheme is pure Ed25519, not Ed25519ph): it goes to WebCrypto (`crypto.subtle`), which runs it
+ *   off the event loop (Node: libuv's threadpool; Deno 2: its own worker threads, measured with
+ *   bench/signature-cpu.mjs), one check after another for a request: a 10 MiB body then holds
+ *   the event loop for the copy of the content WebCrypto takes per check (a few ms), not for the
+ *   hashing (about 13 ms per Ed25519 check).
  *
  * The signing half (`signatureHeaders`, `signRequest`) is replay/signing.ts.
  */
 import { createHmac, verify, webcrypto, type KeyObject } from 'node:crypto';
 import { macsEqual } from '../crypto/secret-compare.ts';
 import { Rejection } from '../pipeline/reasons.ts';
+import { nextTurn } from './json-structure.ts';
 
 /** The request headers of the scheme, lower-case; consumed here, never forwarded upstream. */
 export const SIGNATURE_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const;
@@ -32,8 +38,8 @@ export const SIGNATURE_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-si
  */
 export const MAX_SIGNATURE_ENTRIES = 8;
 /**
- * Signed content (prefix + body) from this many bytes on is MACed, signed and verified off the
- * main thread. Measured on Node 20 (docs/replay.md, "Costs and limits"): at 64 KiB one check
+ * Signed content (prefix + body) from this many bytes on is not checked at once on the event
+ * loop: HMACs in slices (HMAC_SLICE_BYTES), Ed25519 off the main thread (the signer signs alike). Measured on Node 20 (docs/replay.md, "Costs and limits"): at 64 KiB one check
  * costs 0.04 ms (HMAC) to 0.15 ms (Ed25519) on the event loop, about what a round trip to the
  * threadpool costs, so smaller bodies gain nothing from it; from 1 MiB on a check costs 0.6 to
  * 1.5 ms and grows linearly, which is what must not run on the event loop. The worst small
@@ -41,6 +47,11 @@ export const MAX_SIGNATURE_ENTRIES = 8;
  * what one off-thread check of a 10 MiB body holds it for (WebCrypto's copy of the content).
  */
 export const OFF_THREAD_MIN_BYTES = 64 * 1024;
+/**
+ * Bytes of content an HMAC takes between two turns of the event loop (256 KiB: about 0.15 ms on
+ * the bench's machine, the order of one slice of the body contract; a turn costs a few µs).
+ */
+export const HMAC_SLICE_BYTES = 256 * 1024;
 /** Exact decoded lengths: an HMAC-SHA256 tag (never truncated) and an Ed25519 signature. */
 export const SIGNATURE_BYTES = { v1: 32, v1a: 64 } as const;
 
@@ -148,6 +159,20 @@ export function hmacSha256(key: KeyObject | Buffer, prefix: Buffer, body: Buffer
 }
 
 /**
+ * hmacSha256 for large content: HMAC_SLICE_BYTES of the body at a time, the event loop given
+ * back (`pause`) between two, so that other connections wait for one slice at most. No copy of
+ * the body is made (`subarray` views it).
+ */
+export async function hmacSha256InSlices(key: KeyObject | Buffer, prefix: Buffer, body: Buffer, pause: () => Promise<void> = nextTurn): Promise<Buffer> {
+  const hmac = createHmac('sha256', key).update(prefix);
+  for (let at = 0; at < body.length; at += HMAC_SLICE_BYTES) {
+    if (at > 0) await pause();
+    hmac.update(body.subarray(at, at + HMAC_SLICE_BYTES));
+  }
+  return hmac.digest();
+}
+
+/**
  * Verifies an HMAC-SHA256 tag over `message` in constant time. A tag of any length other than
  * 32 bytes is refused: truncated tags are not part of the scheme.
  */
@@ -175,13 +200,21 @@ export interface VerificationWork {
   readonly pairs: number;
   /** Passes over the signed content: 1 for an HMAC key (one MAC for all v1 entries), one per pair for Ed25519. */
   readonly passes: number;
-  /** Whether the passes ran on WebCrypto (off the main thread) or on node:crypto (on it). */
-  readonly offThread: boolean;
+  /**
+   * Where the passes ran: at once on the event loop (node:crypto), on it in slices with the loop
+   * given back in between (an HMAC of large content), or off the main thread (WebCrypto: Ed25519
+   * of large content).
+   */
+  readonly where: VerificationPath;
 }
 
+export type VerificationPath = 'at once' | 'in slices' | 'off thread';
+
 export interface VerifyOptions {
-  /** Signed content of at least this many bytes is checked off the main thread. Default OFF_THREAD_MIN_BYTES. */
+  /** Signed content of at least this many bytes is not checked at once on the event loop. Default OFF_THREAD_MIN_BYTES. */
   readonly offThreadMinBytes?: number;
+  /** Waits for the next turn of the event loop between two slices of an HMAC (tests count them). */
+  readonly pause?: () => Promise<void>;
   /** Called once per key tried, with what it cost. */
   readonly onWork?: (work: VerificationWork) => void;
 }
@@ -190,10 +223,10 @@ export interface VerifyOptions {
  * The first key that verifies one of the entries over `prefix` + `body`, or undefined. Only the
  * keys given are tried (the caller passes the authenticated POP's): at most `entries` x `keys`
  * pairs. Each HMAC key is computed once and compared (constant time) with every v1 entry; each
- * Ed25519 key is tried against every v1a entry. From `offThreadMinBytes` of signed content the
- * passes run on WebCrypto, one at a time, so that one request keeps at most one worker thread
- * busy and the event loop serves other connections in between; below it they run at once on
- * node:crypto (the promise is then already settled when it is returned).
+ * Ed25519 key is tried against every v1a entry. From `offThreadMinBytes` of signed content an
+ * HMAC runs in slices and Ed25519 on WebCrypto, one pass at a time, so that one request keeps at
+ * most one worker thread busy and the event loop serves other connections in between; below it
+ * they run at once on node:crypto (the promise is then already settled when it is returned).
  */
 export async function findVerifyingKey(
   entries: readonly SignatureEntry[],
@@ -204,21 +237,15 @@ export async function findVerifyingKey(
 ): Promise<VerifyKey | undefined> {
   const macs = entries.filter((e) => e.version === 'v1').map((e) => e.signature);
   const sigs = entries.filter((e) => e.version === 'v1a').map((e) => e.signature);
-  const offThread = prefix.length + body.length >= (options.offThreadMinBytes ?? OFF_THREAD_MIN_BYTES);
+  const large = prefix.length + body.length >= (options.offThreadMinBytes ?? OFF_THREAD_MIN_BYTES);
   let message: Buffer | undefined;
   for (const key of keys) {
     if (key.version === 'v1' && macs.length > 0) {
-      let expected: Buffer;
-      if (offThread) {
-        message ??= Buffer.concat([prefix, body]);
-        expected = await hmacSha256OffThread(key.key, message);
-      } else {
-        expected = hmacSha256(key.key, prefix, body);
-      }
+      const expected = large ? await hmacSha256InSlices(key.key, prefix, body, options.pause) : hmacSha256(key.key, prefix, body);
       let match = false;
       // No early exit between entries: which entry matched is not secret, but keep it uniform.
       for (const mac of macs) match = macsEqual(expected, mac) || match;
-      options.onWork?.({ version: 'v1', keyId: key.id, pairs: macs.length, passes: 1, offThread });
+      options.onWork?.({ version: 'v1', keyId: key.id, pairs: macs.length, passes: 1, where: large ? 'in slices' : 'at once' });
       if (match) return key;
     } else if (key.version === 'v1a' && sigs.length > 0) {
       message ??= Buffer.concat([prefix, body]);
@@ -226,10 +253,10 @@ export async function findVerifyingKey(
       let verified = false;
       for (const sig of sigs) {
         pairs += 1;
-        verified = offThread ? await verifyEd25519OffThread(key.key, message, sig) : verifyEd25519(key.key, message, sig);
+        verified = large ? await verifyEd25519OffThread(key.key, message, sig) : verifyEd25519(key.key, message, sig);
         if (verified) break;
       }
-      options.onWork?.({ version: 'v1a', keyId: key.id, pairs, passes: pairs, offThread });
+      options.onWork?.({ version: 'v1a', keyId: key.id, pairs, passes: pairs, where: large ? 'off thread' : 'at once' });
       if (verified) return key;
     }
   }
@@ -272,16 +299,6 @@ async function importCryptoKey(key: KeyObject): Promise<webcrypto.CryptoKey> {
   } finally {
     pkcs8.fill(0);
   }
-}
-
-/**
- * HMAC-SHA256 of `message`, computed off the main thread (WebCrypto). The MAC is compared by
- * the caller with `macsEqual`, as on the synchronous path: WebCrypto's own HMAC verify would
- * compute the MAC again for every entry.
- */
-export async function hmacSha256OffThread(key: KeyObject, message: Buffer): Promise<Buffer> {
-  const cryptoKey = await cryptoKeyOf(key);
-  return Buffer.from(await subtle.sign('HMAC', cryptoKey, message));
 }
 
 /** verifyEd25519, off the main thread (WebCrypto); false on any verification failure. */

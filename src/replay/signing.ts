@@ -4,7 +4,7 @@
  * replay/signature.ts, over the same signed prefix.
  */
 import { randomBytes, sign } from 'node:crypto';
-import { cryptoKeyOf, hmacSha256, isValidWebhookId, isValidWebhookTimestamp, MAX_SIGNATURE_ENTRIES, OFF_THREAD_MIN_BYTES, type SIGNATURE_HEADERS, signedPrefix, subtle, type SignKey } from './signature.ts';
+import { cryptoKeyOf, hmacSha256, hmacSha256InSlices, isValidWebhookId, isValidWebhookTimestamp, MAX_SIGNATURE_ENTRIES, OFF_THREAD_MIN_BYTES, type SIGNATURE_HEADERS, signedPrefix, subtle, type SignKey } from './signature.ts';
 
 /** One `webhook-signature` entry: `v1,<base64>` or `v1a,<base64>`, computed on the main thread. */
 export function signEntry(key: SignKey, id: string, timestamp: string, body: Buffer): string {
@@ -15,10 +15,10 @@ export function signEntry(key: SignKey, id: string, timestamp: string, body: Buf
   return `${key.version},${signature.toString('base64')}`;
 }
 
-/** The same entry, computed off the main thread (WebCrypto); Ed25519 is deterministic, so it is the same string. */
-export async function signEntryOffThread(key: SignKey, message: Buffer): Promise<string> {
+/** An Ed25519 entry computed off the main thread (WebCrypto); Ed25519 is deterministic, so it is the same string. */
+async function ed25519EntryOffThread(key: SignKey, message: Buffer): Promise<string> {
   const cryptoKey = await cryptoKeyOf(key.key);
-  const signature = await subtle.sign(key.version === 'v1' ? 'HMAC' : 'Ed25519', cryptoKey, message);
+  const signature = await subtle.sign('Ed25519', cryptoKey, message);
   return `${key.version},${Buffer.from(signature).toString('base64')}`;
 }
 
@@ -38,9 +38,10 @@ export function signatureHeaders(keys: readonly SignKey[], body: Buffer, id: str
 }
 
 /**
- * signatureHeaders for a server (the signer role): the same headers, with the signing done off
- * the main thread from `offThreadMinBytes` of signed content on (one key after another), so
- * that a large batch does not hold up the signer's other connections.
+ * signatureHeaders for a server (the signer role): the same headers, from `offThreadMinBytes`
+ * of signed content on computed without holding the event loop (one key after another): an
+ * HMAC in slices on it, Ed25519 off the main thread (replay/signature.ts says why), so that a
+ * large batch does not hold up the signer's other connections.
  */
 export async function signRequest(
   keys: readonly SignKey[],
@@ -52,9 +53,16 @@ export async function signRequest(
   checkSigningInput(keys, id, timestamp);
   const prefix = signedPrefix(id, timestamp);
   if (prefix.length + body.length < offThreadMinBytes) return signatureHeaders(keys, body, id, timestamp);
-  const message = Buffer.concat([prefix, body]);
+  let message: Buffer | undefined;
   const entries: string[] = [];
-  for (const key of keys) entries.push(await signEntryOffThread(key, message));
+  for (const key of keys) {
+    if (key.version === 'v1') {
+      entries.push(`v1,${(await hmacSha256InSlices(key.key, prefix, body)).toString('base64')}`);
+    } else {
+      message ??= Buffer.concat([prefix, body]);
+      entries.push(await ed25519EntryOffThread(key, message));
+    }
+  }
   return { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': entries.join(' ') };
 }
 

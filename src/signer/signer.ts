@@ -272,7 +272,7 @@ export async function startSigner(config: Readonly<PrimaryConfig>, deps: SignerD
         const timestamp = Math.floor(now() / 1000);
         const body = prepared.render(webhookId, timestamp);
         const credential = await attemptCredential(m.credential, config, now());
-        // A large batch is signed off the main thread, so it does not hold up other requests.
+        // A large batch is signed in slices (HMAC) or off the main thread (Ed25519), so it does not hold up other requests.
         const signature = await signRequest(m.signKeys, body, webhookId, String(timestamp));
         const headers = {
           host: target.host,

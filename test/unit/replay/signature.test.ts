@@ -4,7 +4,7 @@ import t from 'tap';
 import { Webhook } from 'standardwebhooks';
 import { Rejection } from '../../../src/pipeline/reasons.ts';
 import { parseVerifyKey, parseSignKey } from '../../../src/replay/keys.ts';
-import { decodeCanonicalBase64, findVerifyingKey, MAX_SIGNATURE_ENTRIES, OFF_THREAD_MIN_BYTES, parseSignatureHeaders, signedPrefix, type SignatureEntry, type VerificationWork, type VerifyKey } from '../../../src/replay/signature.ts';
+import { decodeCanonicalBase64, findVerifyingKey, HMAC_SLICE_BYTES, hmacSha256, hmacSha256InSlices, MAX_SIGNATURE_ENTRIES, OFF_THREAD_MIN_BYTES, parseSignatureHeaders, signedPrefix, type SignatureEntry, type VerificationWork, type VerifyKey } from '../../../src/replay/signature.ts';
 import { signatureHeaders, signRequest, newWebhookId } from '../../../src/replay/signing.ts';
 import { REPLAY_DEFAULTS } from '../../../src/config/schema.ts';
 import { makeEd25519Key, makeHmacKey } from '../../helpers/signing.ts';
@@ -193,10 +193,10 @@ t.test('work: one HMAC per v1 key, one Ed25519 check per (v1a entry, key), and w
   const v1aJunk = eds.map((k) => `v1a,${edSign(null, other, k.privateKey).toString('base64')}`);
   const header = [V1, `v1,${Buffer.alloc(32, 1).toString('base64')}`, ...v1aJunk, V1A].join(' ');
   const entries = parseSignatureHeaders(raw({ ...good, 'webhook-signature': header })).entries;
-  for (const [name, size, offThreadMinBytes, offThread] of [
+  for (const [name, size, offThreadMinBytes, large] of [
     ['small body, default threshold', 100, undefined, false],
     ['body at the default threshold', OFF_THREAD_MIN_BYTES, undefined, true],
-    ['forced off the main thread', 100, 0, true],
+    ['forced onto the large-content path', 100, 0, true],
   ] as const) {
     const work: VerificationWork[] = [];
     const found = await findVerifyingKey(entries, signedPrefix(ID, TS), Buffer.alloc(size, 0x20), keys, { offThreadMinBytes, onWork: (w) => work.push(w) });
@@ -205,7 +205,8 @@ t.test('work: one HMAC per v1 key, one Ed25519 check per (v1a entry, key), and w
       ...hmacs.map((k) => ['v1', k.id, 2, 1]),
       ...keys.slice(2).map((k) => ['v1a', k.id, 4, 4]),
     ], `${name}: every key once, entries of its version each`);
-    t.ok(work.every((w) => w.offThread === offThread), `${name}: offThread ${offThread}`);
+    t.same(work.map((w) => w.where), [...hmacs.map(() => (large ? 'in slices' : 'at once')), ...eds.map(() => (large ? 'off thread' : 'at once'))],
+      `${name}: ${large ? 'HMACs in slices, Ed25519 off the main thread' : 'all at once on the event loop'}`);
   }
   // A match stops the search: later keys are not tried, later entries of that key neither.
   const signed = signatureHeaders([parseSignKey(eds[1]!.privatePem)], Buffer.from('{}'), ID, TS)['webhook-signature'];
@@ -213,6 +214,21 @@ t.test('work: one HMAC per v1 key, one Ed25519 check per (v1a entry, key), and w
   const work: VerificationWork[] = [];
   t.equal(await findVerifyingKey(withMatch, signedPrefix(ID, TS), Buffer.from('{}'), keys, { onWork: (w) => work.push(w) }), keys[3]);
   t.same(work.map((w) => [w.keyId, w.pairs]), [[keys[2]!.id, 3], [keys[3]!.id, 2]], 'no HMAC work without v1 entries; stops at the match');
+});
+
+t.test('an HMAC in slices is the HMAC at once, the event loop given back between two slices', async (t) => {
+  const key = parseVerifyKey(makeHmacKey().text).key;
+  const prefix = signedPrefix(ID, TS);
+  for (const size of [0, 1, HMAC_SLICE_BYTES - 1, HMAC_SLICE_BYTES, HMAC_SLICE_BYTES + 1, 3 * HMAC_SLICE_BYTES + 7]) {
+    const body = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) body[i] = (i * 31 + 7) & 0xff;
+    let pauses = 0;
+    const sliced = await hmacSha256InSlices(key, prefix, body, async () => {
+      pauses += 1;
+    });
+    t.same(sliced, hmacSha256(key, prefix, body), `${size} bytes: the same MAC`);
+    t.equal(pauses, Math.max(0, Math.ceil(size / HMAC_SLICE_BYTES) - 1), `${size} bytes: one pause between two slices`);
+  }
 });
 
 t.test('signRequest: the same headers as signatureHeaders, on both paths', async (t) => {
@@ -225,7 +241,7 @@ t.test('signRequest: the same headers as signatureHeaders, on both paths', async
     const body = Buffer.from(JSON.stringify({ pad: 'x'.repeat(size) }));
     const onLoop = signatureHeaders(keys, body, ID, now);
     t.same(await signRequest(keys, body, ID, now), onLoop, `${size} bytes, default threshold`);
-    t.same(await signRequest(keys, body, ID, now, 0), onLoop, `${size} bytes, off the main thread`);
+    t.same(await signRequest(keys, body, ID, now, 0), onLoop, `${size} bytes, on the large-content path`);
     t.ok(lib.verify(body.toString(), onLoop), 'the reference library verifies it (its v1 entry)');
   }
   await t.rejects(signRequest([], Buffer.alloc(1), ID, TS, 0), RangeError);
