@@ -39,10 +39,11 @@ export const SIGNATURE_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-si
 export const MAX_SIGNATURE_ENTRIES = 8;
 /**
  * Signed content (prefix + body) from this many bytes on is not checked at once on the event
- * loop: HMACs in slices (HMAC_SLICE_BYTES), Ed25519 off the main thread (the signer signs alike). Measured on Node 20 (docs/replay.md, "Costs and limits"): at 64 KiB one check
+ * loop: HMACs in slices (HMAC_SLICE_BYTES), Ed25519 off the main thread (the signer signs
+ * alike). Measured on Node 20 (docs/replay.md, "Costs and limits"): at 64 KiB one check
  * costs 0.04 ms (HMAC) to 0.15 ms (Ed25519) on the event loop, about what a round trip to the
  * threadpool costs, so smaller bodies gain nothing from it; from 1 MiB on a check costs 0.6 to
- * 1.5 ms and grows linearly, which is what must not run on the event loop. The worst small
+ * 1.5 ms and grows linearly, which must not hold the event loop in one block. The worst small
  * request (8 entries x 2 Ed25519 keys just under 64 KiB) then holds the loop under 3 ms, about
  * what one off-thread check of a 10 MiB body holds it for (WebCrypto's copy of the content).
  */
@@ -263,7 +264,7 @@ export async function findVerifyingKey(
   return undefined;
 }
 
-// --- Off the main thread: WebCrypto ------------------------------------------------------
+// --- Off the main thread: WebCrypto, for Ed25519 ------------------------------------------
 // node:crypto's KeyObject has no CryptoKey form before Node 23 (`toCryptoKey`), so each key is
 // imported into WebCrypto once, on first use, from its exported material, as a non-extractable
 // key for the one usage it has here. Keyed by the KeyObject: a reload makes new KeyObjects,
@@ -282,16 +283,10 @@ export function cryptoKeyOf(key: KeyObject): Promise<webcrypto.CryptoKey> {
   return imported;
 }
 
+// Ed25519 keys only: HMACs run in slices on node:crypto (hmacSha256InSlices), so an HMAC secret
+// is never exported into WebCrypto.
 async function importCryptoKey(key: KeyObject): Promise<webcrypto.CryptoKey> {
-  if (key.type === 'secret') {
-    const secret = key.export();
-    try {
-      return await subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-    } finally {
-      secret.fill(0);
-    }
-  }
-  if (key.asymmetricKeyType !== 'ed25519') throw new TypeError(`not an HMAC or Ed25519 key: ${key.asymmetricKeyType ?? key.type}`);
+  if (key.asymmetricKeyType !== 'ed25519') throw new TypeError(`not an Ed25519 key: ${key.asymmetricKeyType ?? key.type}`);
   if (key.type === 'public') return subtle.importKey('spki', key.export({ format: 'der', type: 'spki' }), { name: 'Ed25519' }, false, ['verify']);
   const pkcs8 = key.export({ format: 'der', type: 'pkcs8' });
   try {
