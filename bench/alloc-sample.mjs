@@ -29,15 +29,19 @@ session.post('HeapProfiler.startSampling', {
 }, (err) => {
   if (err) process.stderr.write(`alloc-sample: could not start sampling: ${err.message}\n`);
 });
-process.on('SIGTERM', () => {
+function onTerm() {
   // The in-process session answers synchronously: the file is written before the target's own
   // SIGTERM handler has finished draining.
   session.post('HeapProfiler.stopSampling', (err, result) => {
-    if (err) {
-      process.stderr.write(`alloc-sample: could not stop sampling: ${err.message}\n`);
-      return;
+    if (err) process.stderr.write(`alloc-sample: could not stop sampling: ${err.message}\n`);
+    else {
+      mkdirSync(out, { recursive: true });
+      writeFileSync(join(out, `alloc-${process.pid}.heapprofile`), JSON.stringify(result.profile));
     }
-    mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, `alloc-${process.pid}.heapprofile`), JSON.stringify(result.profile));
   });
-});
+  // A listener takes SIGTERM's default (exit) away: a target with no handler of its own (the
+  // bench's servers) would then wait for the harness's SIGKILL. Give it the default back.
+  process.off('SIGTERM', onTerm);
+  if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
+}
+process.on('SIGTERM', onTerm);
