@@ -113,13 +113,41 @@ export function createAuditLog(settings: Readonly<Pick<Config['audit'], 'stdout'
   // test's stream gets each line as it is written.
   let queued: string[] = [];
   let batchTimer: ReturnType<typeof setTimeout> | undefined;
-  const writeQueued = () => {
+  const takeQueued = (): string | undefined => {
     if (batchTimer !== undefined) clearTimeout(batchTimer);
     batchTimer = undefined;
-    if (queued.length === 0) return;
+    if (queued.length === 0) return undefined;
     const chunk = queued.length === 1 ? queued[0]! : queued.join('');
     queued = [];
-    for (const s of sonics) s.write(chunk);
+    return chunk;
+  };
+  const writeQueued = () => {
+    const chunk = takeQueued();
+    if (chunk !== undefined) for (const s of sonics) s.write(chunk);
+  };
+  /**
+   * The queued batch, and what each destination still buffers, written before returning (flush()
+   * and exit). A SonicBoom opened `sync: false` hands whatever it is given to the thread pool at
+   * once, where flushSync() no longer reaches it: the batch would be written after flush()
+   * returned, or lost at exit. So the destination writes in its synchronous mode for this one
+   * batch (its `sync` option, read at each write). A write already in the thread pool from an
+   * earlier batch is not waited for.
+   */
+  const writeQueuedNow = () => {
+    const chunk = takeQueued();
+    for (const s of sonics) {
+      const mode = s as unknown as { sync: boolean };
+      const wasSync = mode.sync;
+      mode.sync = true;
+      try {
+        if (chunk !== undefined) s.write(chunk);
+        s.flushSync();
+      } catch {
+        // Not open yet (the batch stays in its buffer until it is) or already closed.
+      } finally {
+        mode.sync = wasSync;
+      }
+    }
   };
   const batched: DestinationStream = {
     write(line: string) {
@@ -129,22 +157,10 @@ export function createAuditLog(settings: Readonly<Pick<Config['audit'], 'stdout'
     },
   };
   // pino flushes its SonicBoom destinations on exit; the batch still queued goes out first.
-  const writeAllAtExit = () => {
-    writeQueued();
-    flushSonics();
-  };
+  const writeAllAtExit = writeQueuedNow;
   if (sonics.length > 0) atExit(writeAllAtExit);
   const destination = options.stream ?? batched;
   const logger: Logger = createJsonLogger({ type: 'audit' }, destination);
-  function flushSonics(): void {
-    for (const s of sonics) {
-      try {
-        s.flushSync();
-      } catch {
-        // Not open yet (nothing written) or already closed: nothing to flush.
-      }
-    }
-  }
   const opened = Promise.all(sonics.map((s) => (isOpen(s) ? undefined : new Promise<void>((resolve, reject) => {
     s.once('ready', () => resolve());
     s.once('error', reject);
@@ -181,8 +197,7 @@ export function createAuditLog(settings: Readonly<Pick<Config['audit'], 'stdout'
       })));
     },
     flush() {
-      writeQueued();
-      flushSonics();
+      writeQueuedNow();
     },
     async reopen() {
       const target = file;
